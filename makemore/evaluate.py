@@ -1,0 +1,64 @@
+"""Evaluation: mean negative log-likelihood of whole splits, in nats per character.
+
+NLL = −(1/N) Σ ln p(y_i | context_i) over every window of the split. Perplexity is exp(NLL);
+bits per character is NLL / ln 2.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from makemore.errors import MakemoreError
+
+#: Rows evaluated at once: bounds memory whatever the split's size.
+EVAL_CHUNK = 65_536
+
+
+def mean_nll(model: torch.nn.Module, X: np.ndarray, Y: np.ndarray, device: str | torch.device = "cpu", chunk: int = EVAL_CHUNK) -> float:
+    """Mean NLL (nats/char) of `model` on X (N, block_size), Y (N,), in evaluation mode.
+
+    Runs without autograd, `chunk` rows at a time, so memory is bounded for any N; the
+    model is put back in training mode if it was in it.
+    """
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    with torch.inference_mode():
+        for start in range(0, len(Y), chunk):
+            xb = torch.from_numpy(X[start : start + chunk]).to(device)  # (b, block_size)
+            yb = torch.from_numpy(Y[start : start + chunk]).to(device)  # (b,)
+            logits, _ = model(xb)  # (b, vocab_size)
+            total += F.cross_entropy(logits.float(), yb, reduction="sum").item()
+    model.train(was_training)
+    return total / max(len(Y), 1)
+
+
+def describe(nll: float) -> dict[str, float]:
+    """NLL (nats/char) → {"nll", "perplexity", "bits_per_char"}."""
+    return {"nll": nll, "perplexity": math.exp(nll), "bits_per_char": nll / math.log(2)}
+
+
+def evaluate_run(run_dir: str | Path, splits: list[str]) -> dict[str, float]:
+    """Mean NLL (nats/char) of a run's checkpoint on each of `splits` ("train", "dev", "test").
+
+    The data is re-read from the run's data.path and split with its data.seed.
+
+    Raises:
+        MakemoreError: unreadable checkpoint, or data that no longer fits the run's vocabulary.
+    """
+    from makemore.runs import load_run
+
+    run = load_run(run_dir)
+    out: dict[str, Any] = {}
+    for split in splits:
+        if split not in run.dataset.splits:
+            raise MakemoreError(f"unknown split {split!r}: choose train, dev or test")
+        X, Y = run.dataset.windows(split)
+        out[split] = mean_nll(run.model, X, Y)
+    return out

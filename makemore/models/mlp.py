@@ -1,0 +1,111 @@
+"""The multilayer perceptron language model of Bengio et al. (2003), as built in "makemore part 2".
+
+    idx (B, block_size) ──C[idx]──▶ emb (B, block_size, n_embd) ──view──▶ (B, block_size·n_embd)
+        ──@ W1 + b1, tanh──▶ h (B, n_hidden) ──@ W2 + b2──▶ logits (B, vocab_size)
+
+Parameter names are the lecture's: C, W1, b1, W2, b2. With model.n_layers = L > 1 the hidden
+layers are W1..WL, b1..bL and the output layer is W{L+1}, b{L+1}; with L = 1 that is exactly the
+lecture's W2, b2. Options beyond the lecture (its sequels, parts 3 and 5): a normalisation after
+each hidden linear layer (BatchNorm with running statistics, or LayerNorm), relu/gelu instead of
+tanh, and dropout after each activation.
+
+Source: Y. Bengio, R. Ducharme, P. Vincent, C. Jauvin, "A Neural Probabilistic Language Model",
+JMLR 3 (2003); A. Karpathy, "Building makemore Part 2: MLP" (2022).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from makemore.config import ModelConfig
+
+#: Gain of the Kaiming initialisation for each activation (torch.nn.init.calculate_gain).
+GAINS = {"tanh": 5.0 / 3.0, "relu": math.sqrt(2.0), "gelu": math.sqrt(2.0)}
+
+#: Scale of the output layer's weights under the "kaiming" init, so the initial logits are
+#: nearly equal and the initial loss is close to ln(vocab_size) (lecture part 3).
+OUTPUT_SCALE = 0.01
+
+
+def activate(x: torch.Tensor, activation: str) -> torch.Tensor:
+    """The hidden non-linearity, elementwise: tanh, relu, or gelu (tanh approximation)."""
+    if activation == "tanh":
+        return torch.tanh(x)
+    if activation == "relu":
+        return torch.relu(x)
+    return F.gelu(x, approximate="tanh")
+
+
+class MLP(nn.Module):
+    """Bengio et al. 2003 MLP: embedding table, concatenated context, tanh hidden layer(s), logits.
+
+    Args:
+        cfg: model options (n_embd, n_hidden, n_layers, activation, norm, dropout, init).
+        vocab_size: number of tokens, boundary included.
+        block_size: characters of context.
+        generator: seeded torch.Generator for the initialisation (the lecture's `g`).
+
+    Shapes: C (vocab_size, n_embd); W1 (block_size·n_embd, n_hidden); b1 (n_hidden,);
+    W2 (n_hidden, vocab_size); b2 (vocab_size,).
+    """
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None):
+        super().__init__()
+        self.vocab_size, self.block_size = vocab_size, block_size
+        self.n_layers, self.activation, self.norm = cfg.n_layers, cfg.activation, cfg.norm
+        self.dropout = cfg.dropout
+        g = generator
+        lecture = cfg.init == "lecture"
+        self.C = nn.Parameter(torch.randn(vocab_size, cfg.n_embd, generator=g))  # (vocab_size, n_embd)
+        fan_in = block_size * cfg.n_embd
+        for i in range(1, cfg.n_layers + 1):
+            W = torch.randn(fan_in, cfg.n_hidden, generator=g)  # (fan_in, n_hidden)
+            b = torch.randn(cfg.n_hidden, generator=g)  # (n_hidden,)
+            if not lecture:
+                W *= GAINS[cfg.activation] / math.sqrt(fan_in)  # Kaiming: unit-variance pre-activations
+                b *= 0.01
+            self.register_parameter(f"W{i}", nn.Parameter(W))
+            self.register_parameter(f"b{i}", nn.Parameter(b))
+            if cfg.norm == "batchnorm":
+                self.add_module(f"norm{i}", nn.BatchNorm1d(cfg.n_hidden))
+            elif cfg.norm == "layernorm":
+                self.add_module(f"norm{i}", nn.LayerNorm(cfg.n_hidden))
+            fan_in = cfg.n_hidden
+        out = cfg.n_layers + 1
+        W = torch.randn(fan_in, vocab_size, generator=g)  # (n_hidden, vocab_size)
+        b = torch.randn(vocab_size, generator=g)  # (vocab_size,)
+        if not lecture:
+            W *= OUTPUT_SCALE
+            b *= 0.0
+        self.register_parameter(f"W{out}", nn.Parameter(W))
+        self.register_parameter(f"b{out}", nn.Parameter(b))
+        self.drop_generator: torch.Generator | None = None  # set by the training backend, on the model's device
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits for the next character of each context, and the mean cross-entropy if targets are given.
+
+        Args:
+            idx: int64 (B, block_size) context ids.
+            targets: int64 (B,) next-character ids, or None.
+
+        Returns:
+            logits (B, vocab_size); loss: mean NLL in nats per character (scalar), or None.
+        """
+        emb = self.C[idx]  # (B, block_size, n_embd)
+        x = emb.view(emb.shape[0], -1)  # (B, block_size·n_embd): the context concatenated
+        for i in range(1, self.n_layers + 1):
+            x = torch.addmm(getattr(self, f"b{i}"), x, getattr(self, f"W{i}"))  # (B, n_hidden) = x @ Wi + bi
+            if self.norm != "none":
+                x = getattr(self, f"norm{i}")(x)  # (B, n_hidden)
+            x = activate(x, self.activation)  # (B, n_hidden): h
+            if self.dropout > 0 and self.training:
+                keep = torch.rand(x.shape, generator=self.drop_generator, device=x.device) >= self.dropout  # (B, n_hidden)
+                x = x * keep / (1.0 - self.dropout)  # (B, n_hidden) inverted dropout
+        out = self.n_layers + 1
+        logits = torch.addmm(getattr(self, f"b{out}"), x, getattr(self, f"W{out}"))  # (B, vocab_size) = h @ W2 + b2
+        loss = F.cross_entropy(logits, targets) if targets is not None else None
+        return logits, loss

@@ -1,0 +1,227 @@
+"""The run directory: the one thing that crosses from training to every other command.
+
+    runs/<config>-<YYYYmmdd-HHMMSS>/
+        config.toml      the resolved config (file + --set overrides)
+        vocab.json       the vocabulary, itos order (index 0 = boundary)
+        metrics.jsonl    one JSON object per logged step: step, train_loss, dev_loss, lr, elapsed_s
+        checkpoint.pt    model state_dict, config, vocab, step, optimizer and generator state
+        summary.json     final whole-split train/dev loss and timings, written when training ends
+        loss.png         the loss curves
+
+Checkpoints are written atomically (temporary file in the same folder, flush, fsync, os.replace),
+so a crash at any moment leaves the previous good checkpoint, and are read only with
+torch.load(weights_only=True), so a checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from makemore.errors import MakemoreError
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.toml"
+VOCAB = "vocab.json"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+LOSS_PNG = "loss.png"
+FORMAT = "makemore-checkpoint-1"
+DEFAULT_ROOT = Path("runs")
+
+
+def new_run_dir(name: str, root: str | Path = DEFAULT_ROOT) -> Path:
+    """A fresh, not yet existing path root/<name>-<timestamp>[-k] (the caller creates it)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / f"{name}-{stamp}"
+    k = 1
+    while path.exists():
+        k += 1
+        path = Path(root) / f"{name}-{stamp}-{k}"
+    return path
+
+
+def latest_run(root: str | Path = DEFAULT_ROOT) -> Path:
+    """The run under `root` that was started most recently (by its config.toml).
+
+    Raises:
+        MakemoreError: no run under root.
+    """
+    candidates = [p.parent for p in Path(root).glob(f"*/{CONFIG}")]
+    if not candidates:
+        raise MakemoreError(f"no runs under {root}/: train one first, e.g. makemore train --config configs/names.toml")
+    return max(candidates, key=lambda p: ((p / CONFIG).stat().st_mtime, p.name))
+
+
+def resolve_run(run_dir: str | Path | None, root: str | Path = DEFAULT_ROOT) -> Path:
+    """`run_dir` checked to exist, or the latest run when None.
+
+    Raises:
+        MakemoreError: the directory does not exist or holds no checkpoint.
+    """
+    path = latest_run(root) if run_dir is None else Path(run_dir)
+    if not path.is_dir():
+        raise MakemoreError(f"{path}: no such run directory")
+    if not (path / CHECKPOINT).is_file():
+        raise MakemoreError(f"{path}: no {CHECKPOINT} in this run directory (did its training start?)")
+    return path
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, write: Any) -> None:
+    """Write a file atomically: `write(f)` fills a temporary file in the same folder, which is
+    flushed, fsynced and renamed over `path`. Readers see the old file or the new one, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """`atomic_write_bytes` for UTF-8 text."""
+    atomic_write_bytes(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def to_torch(obj: Any) -> Any:
+    """NumPy arrays (nested in dicts, lists, tuples) → torch tensors, for a weights_only checkpoint."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, dict):
+        return {k: to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_torch(v) for v in obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def save_checkpoint(run_dir: Path, checkpoint: dict[str, Any]) -> None:
+    """Atomically write run_dir/checkpoint.pt: a dict of tensors and plain values only."""
+    payload = {"format": FORMAT, **to_torch(checkpoint)}
+    atomic_write_bytes(Path(run_dir) / CHECKPOINT, lambda f: torch.save(payload, f))
+
+
+def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
+    """Read run_dir/checkpoint.pt with torch.load(weights_only=True), on the CPU.
+
+    Raises:
+        MakemoreError: missing, truncated or corrupted file; a pickle that asks to build objects
+            or call functions (refused without running anything); not a makemore checkpoint.
+    """
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise MakemoreError(f"{path}: no checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
+        raise MakemoreError(f"{path}: refused to load: the checkpoint holds objects other than tensors and plain values ({first})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MakemoreError(f"{path}: the checkpoint is unreadable (truncated or corrupted): {first}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise MakemoreError(f"{path}: not a makemore checkpoint")
+    return ckpt
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomically write pretty JSON."""
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of run_dir/metrics.jsonl (an empty list if there are none); a torn last line is skipped."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+class Run:
+    """A trained run loaded for evaluation, sampling or plotting: config, vocabulary and the torch
+    model (in evaluation mode, on the CPU), whatever backend trained it. The data is read only
+    when `dataset` is first used.
+
+    Raises (from `load_run`):
+        MakemoreError: missing directory or checkpoint, unreadable checkpoint.
+    """
+
+    def __init__(self, path: Path, checkpoint: dict[str, Any]):
+        from makemore.config import Config
+        from makemore.data import Vocab
+        from makemore.models import build_model
+
+        self.path = path
+        self.checkpoint = checkpoint
+        self.config = Config.from_dict(checkpoint["config"], source=str(path / CHECKPOINT))
+        self.vocab = Vocab(tuple(checkpoint["vocab"]))
+        self.model = build_model(self.config.model, self.vocab.vocab_size, self.config.data.block_size)
+        try:
+            self.model.load_state_dict(checkpoint["model"])
+        except (RuntimeError, KeyError) as e:
+            raise MakemoreError(f"{path / CHECKPOINT}: parameters do not match the model in its config: {str(e).splitlines()[0]}") from None
+        self.model.eval()
+        self._dataset: Any = None
+
+    @property
+    def dataset(self) -> Any:
+        """The run's data (makemore.data.Dataset), re-read from data.path and split with data.seed.
+
+        Raises:
+            MakemoreError: the file is gone, unreadable, or has characters outside the run's vocabulary.
+        """
+        if self._dataset is None:
+            from makemore.data import load_dataset
+
+            d = self.config.data
+            self._dataset = load_dataset(d.path, d.block_size, d.seed, d.boundary, self.vocab)
+        return self._dataset
+
+    @property
+    def data_changed(self) -> bool:
+        """True when data.path no longer has the bytes the run was trained on."""
+        from makemore.data import file_digest
+
+        recorded = self.checkpoint.get("data_sha256")
+        return bool(recorded) and Path(self.config.data.path).is_file() and file_digest(self.config.data.path) != recorded
+
+
+def load_run(run_dir: str | Path | None, root: str | Path = DEFAULT_ROOT) -> Run:
+    """Load `run_dir` (or the latest run under `root` when None) for evaluate, sample and plots."""
+    path = resolve_run(run_dir, root)
+    return Run(path, load_checkpoint(path))

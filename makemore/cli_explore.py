@@ -1,1 +1,167 @@
-"""Exploration commands (lr-find, plot-emb, plot-loss), registered on makemore.cli.app."""
+"""Exploration commands (lr-find, plot-emb, plot-loss), registered on makemore.cli.app.
+
+Each command writes PNG files through matplotlib's Agg backend and prints the paths it wrote.
+The work is done in makemore.lr_find and makemore.plots; this module parses options only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from makemore.cli import RunDirArgument, SetOption, app, console, fail, user_errors
+from makemore.errors import MakemoreError
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+@app.command("lr-find")
+@user_errors
+def lr_find(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config of the model and data to sweep (e.g. configs/names.toml)."),
+    set_: Optional[list[str]] = SetOption,
+    min_exp: float = typer.Option(-3.0, "--min-exp", help="Smallest rate as a base-10 exponent: 10**min-exp."),
+    max_exp: float = typer.Option(0.0, "--max-exp", help="Largest rate as a base-10 exponent: 10**max-exp."),
+    steps: int = typer.Option(1000, "--steps", help="sweep: rates tried, one minibatch step each; grid: steps of each run."),
+    mode: str = typer.Option("sweep", "--mode", help="sweep: the lecture's one-run exponential sweep; grid: short independent runs at log-spaced rates."),
+    rates: int = typer.Option(7, "--rates", help="grid: how many rates (log-spaced from 10**min-exp to 10**max-exp)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNG, CSV and JSON; default runs/lr-find-<config name>-<timestamp>."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object (suggested_lr, min_loss_lr, plot, csv, ...)."),
+) -> None:
+    """Find a learning rate: sweep rates on a fresh model (or train a grid of short runs) and plot loss against rate.
+
+    sweep: one minibatch step at each of --steps rates 10**e, e spaced linearly from --min-exp to
+    --max-exp, stopping early if the loss blows up. Suggests the middle of the valley of the
+    smoothed curve: the exponents whose smoothed loss is within 5% of its minimum.
+
+    grid: --rates fresh runs of --steps steps each at one constant rate; suggests the rate with the
+    lowest dev loss.
+    """
+    from makemore import lr_find as finder
+    from makemore import runs
+    from makemore.backends import resolve_device
+    from makemore.config import load_config
+    from makemore.plots import plot_lr_grid, plot_lr_sweep
+
+    if config is None:
+        fail("no config: pass --config FILE (e.g. --config configs/names.toml)")
+    if mode not in ("sweep", "grid"):
+        fail(f"--mode {mode!r}: choose sweep or grid")
+    cfg = load_config(config, set_ or [])
+    resolve_device(cfg.train.device, cfg.train.backend)  # a bad device fails before any message
+    folder = out or runs.new_run_dir(f"lr-find-{config.stem}")
+    if folder.exists() and not folder.is_dir():
+        fail(f"--out {folder}: exists and is not a folder")
+    err = console(stderr=True)
+    result: dict[str, Any]
+    if mode == "sweep":
+        if not as_json:
+            err.print(f"sweeping {steps} rates from {10 ** min_exp:.3g} to {10 ** max_exp:.3g}, one step each")
+        sweep = finder.sweep(cfg, min_exp, max_exp, steps)
+        folder.mkdir(parents=True, exist_ok=True)
+        s = sweep.suggestion
+        plot = plot_lr_sweep(sweep, folder / "lr_find.png")
+        table = finder.write_sweep_csv(sweep, folder / "lr_find.csv")
+        result = {
+            "mode": "sweep", "suggested_lr": s.suggested_lr, "min_loss_lr": s.min_loss_lr, "steepest_lr": s.steepest_lr,
+            "valley": list(s.valley), "min_loss": s.min_loss, "steps_taken": len(sweep.losses), "steps_planned": steps,
+            "stopped": sweep.stopped, "note": s.note, "plot": str(plot), "csv": str(table),
+        }
+    else:
+        if not as_json:
+            err.print(f"training {rates} fresh models for {steps} steps each, at rates {10 ** min_exp:.3g} to {10 ** max_exp:.3g}")
+        grid = finder.grid(cfg, min_exp, max_exp, rates, steps)
+        folder.mkdir(parents=True, exist_ok=True)
+        plot = plot_lr_grid(grid, folder / "lr_grid.png")
+        table = finder.write_grid_csv(grid, folder / "lr_grid.csv")
+        result = {
+            "mode": "grid", "suggested_lr": grid.best_lr, "min_loss_lr": grid.best_lr, "steps": steps,
+            "runs": [{"lr": float(lr), "train_loss": _finite_or_none(tr), "dev_loss": _finite_or_none(dev)}
+                     for lr, tr, dev in zip(grid.lrs, grid.train_loss, grid.dev_loss)],
+            "plot": str(plot), "csv": str(table),
+        }
+    (folder / f"lr_{'find' if mode == 'sweep' else 'grid'}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    if mode == "sweep":
+        lo, hi = result["valley"]
+        typer.echo(f"suggested learning rate: {result['suggested_lr']:.3g}   (middle of the valley {lo:.3g} to {hi:.3g}; "
+                   f"lowest smoothed loss {result['min_loss']:.4f} nats/char at lr {result['min_loss_lr']:.3g})")
+        if result["stopped"]:
+            err.print(f"stopped early: {result['stopped']}")
+        if result["note"]:
+            err.print(f"note: {result['note']}")
+    else:
+        for r in result["runs"]:
+            dev = f"{r['dev_loss']:.4f}" if r["dev_loss"] is not None else "diverged"
+            typer.echo(f"lr {r['lr']:<10.3g} dev {dev}")
+        typer.echo(f"best learning rate: {result['suggested_lr']:.3g} (lowest dev NLL after {steps} steps)")
+    typer.echo(f"wrote {result['plot']}")
+    typer.echo(f"wrote {result['csv']}")
+
+
+def _parse_dims(dims: str) -> tuple[int, int]:
+    parts = [p.strip() for p in dims.split(",")]
+    try:
+        i, j = (int(p) for p in parts)
+    except ValueError:
+        raise MakemoreError(f"--dims {dims!r}: give two dimension numbers, e.g. --dims 0,1") from None
+    return i, j
+
+
+@app.command("plot-emb")
+@user_errors
+def plot_emb(
+    run_dir: Optional[Path] = RunDirArgument,
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG to write; default RUN_DIR/embedding.png."),
+    dims: Optional[str] = typer.Option(None, "--dims", metavar="I,J", help="Plot these two dimensions of C (0-based)."),
+    pca: bool = typer.Option(False, "--pca", help="Project on the first two principal components (the default when n_embd > 2)."),
+) -> None:
+    """Scatter the learned character embeddings (rows of C), each labelled with its character.
+
+    n_embd = 2: the raw dimensions; larger: PCA (NumPy SVD), with the explained variance in the
+    title, or --dims I,J. Vowels, consonants and the boundary token are coloured apart.
+    """
+    from makemore.plots import plot_embedding
+    from makemore.runs import load_run
+
+    chosen = _parse_dims(dims) if dims is not None else None
+    run = load_run(run_dir)
+    state = run.model.state_dict()
+    if "C" not in state:
+        raise MakemoreError(f"{run.path}: a model.type = {run.config.model.type!r} run has no embedding table C; plot-emb needs an mlp run")
+    C = state["C"].detach().cpu().numpy()  # (vocab_size, n_embd)
+    target = out or run.path / "embedding.png"
+    title = f"Character embeddings C of {run.path.name} (step {int(run.checkpoint['step']):,})"
+    typer.echo(f"wrote {plot_embedding(C, run.vocab.itos, target, title, chosen, pca or None)}")
+
+
+@app.command("plot-loss")
+@user_errors
+def plot_loss(
+    run_dirs: Optional[list[Path]] = typer.Argument(None, help="Run directories to overlay; default: the most recent run.", show_default=False, metavar="RUN_DIR"),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG to write; default RUN_DIR/loss.png for one run, loss-compare.png for several."),
+    label: Optional[list[str]] = typer.Option(None, "--label", metavar="NAME", help="Legend name of each run, in order; repeatable. Default: the folder names."),
+) -> None:
+    """Plot train loss (smoothed, log scale) and dev loss against step, several runs overlaid."""
+    from makemore import runs
+    from makemore.plots import plot_loss as draw
+
+    paths = list(run_dirs) if run_dirs else [runs.latest_run()]
+    for path in paths:
+        if not path.is_dir():
+            raise MakemoreError(f"{path}: no such run directory")
+    if not any(runs.read_metrics(p) for p in paths):
+        names = ", ".join(str(p) for p in paths)
+        raise MakemoreError(f"no metrics records in {names}: nothing to plot (is {runs.METRICS} there?)")
+    if label and len(label) != len(paths):
+        raise MakemoreError(f"{len(label)} --label for {len(paths)} runs: give one per run, or none")
+    target = out or (paths[0] / runs.LOSS_PNG if len(paths) == 1 else Path("loss-compare.png"))
+    typer.echo(f"wrote {draw(paths, target, label or None)}")

@@ -1,10 +1,25 @@
-"""Figures, drawn with matplotlib's Agg backend (no display needed) and saved as PNG."""
+"""Figures, drawn with matplotlib's Agg backend (no display needed) and saved as PNG.
+
+plot_loss: train/dev loss curves of one or more runs (train writes one into every run).
+plot_lr_sweep / plot_lr_grid: the learning-rate finder's pictures (makemore.lr_find).
+plot_embedding: the rows of the embedding table C as labelled points (lecture part 2).
+"""
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+
+from makemore.errors import MakemoreError
+
+if TYPE_CHECKING:
+    from makemore.lr_find import Grid, Sweep
+
+#: Colours of the embedding plot's three kinds of token.
+VOWEL_COLOR, CONSONANT_COLOR, OTHER_COLOR, BOUNDARY_COLOR = "#d62728", "#1f77b4", "#7f7f7f", "#2ca02c"
 
 
 def _pyplot():
@@ -16,47 +31,273 @@ def _pyplot():
     return plt
 
 
-def smooth(values: np.ndarray, window: int) -> np.ndarray:
-    """Moving average over `window` points (shorter at the start), same length as `values`."""
-    if window <= 1 or len(values) == 0:
+def smooth(values: np.ndarray, window: int, centered: bool = False) -> np.ndarray:
+    """Moving average over `window` points, same length as `values`.
+
+    Trailing (default): point i averages points i-window+1..i, fewer at the start (what a live
+    curve can know). Centred: points i-window//2 .. i+window-window//2-1, fewer at both ends, so a
+    minimum is not shifted to the right.
+    """
+    values = np.asarray(values, dtype=float)  # (n,)
+    n = len(values)
+    if window <= 1 or n == 0:
         return values
-    c = np.cumsum(np.insert(values, 0, 0.0))
-    idx = np.arange(1, len(values) + 1)
-    lo = np.maximum(idx - window, 0)
-    return (c[idx] - c[lo]) / (idx - lo)
+    c = np.concatenate(([0.0], np.cumsum(values)))  # (n+1,)
+    i = np.arange(n)
+    if centered:
+        lo, hi = np.maximum(i - window // 2, 0), np.minimum(i + window - window // 2, n)
+    else:
+        lo, hi = np.maximum(i + 1 - window, 0), i + 1
+    return (c[hi] - c[lo]) / (hi - lo)
 
 
-def plot_loss(run_dirs: list[Path], out: Path, labels: list[str] | None = None) -> Path:
-    """Train loss (smoothed, log scale) and dev loss against step for one or more runs.
+def _save(fig: Any, out: Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
+    fig.savefig(out)
+    _pyplot().close(fig)
+    return out
 
-    The train loss is each metrics record's mean minibatch NLL, smoothed over a window of records
-    (as the lecture averages its per-step log10 losses); dev is the whole dev split.
+
+def _plain_log_axis(ax: Any, axis: str = "y") -> None:
+    """Label a log axis with plain numbers (2.2, 2.4, ...) rather than powers of ten."""
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullLocator
+
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]))
+    target.set_major_formatter(FormatStrFormatter("%g"))
+    target.set_minor_locator(NullLocator())
+
+
+def plot_loss(run_dirs: Sequence[Path], out: Path, labels: Sequence[str] | None = None) -> Path:
+    """Train loss (smoothed) and dev loss against step for one or more runs, on a log-scale axis.
+
+    Train: each metrics record's mean minibatch NLL (nats/char), the raw records faint, and a
+    moving average of their log10 over a window of records (the lecture averages log10 losses),
+    drawn back in nats/char. Dev: the whole dev split at each evaluation, dashed with markers.
+    A run without metrics records is named in the legend as such. Returns `out`.
     """
     from makemore.runs import read_metrics
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    plotted = False
+    all_steps: list[float] = []
     for i, run_dir in enumerate(run_dirs):
-        records = read_metrics(run_dir)
+        records = [r for r in read_metrics(run_dir) if r.get("train_loss") is not None]
         label = labels[i] if labels else Path(run_dir).name
         color = colors[i % len(colors)]
-        steps = np.array([r["step"] for r in records], dtype=float)
-        train = np.array([r["train_loss"] for r in records], dtype=float)
-        window = max(1, len(train) // 50)
-        ax.plot(steps, train, color=color, alpha=0.2, linewidth=0.8)
-        ax.plot(steps, smooth(train, window), color=color, linewidth=1.6, label=f"{label} train (smoothed)")
-        dev = [(r["step"], r["dev_loss"]) for r in records if r.get("dev_loss") is not None]
+        if not records:
+            ax.plot([], [], color=color, label=f"{label}: no metrics recorded")
+            continue
+        steps = np.array([r["step"] for r in records], dtype=float)  # (n,)
+        train = np.array([r["train_loss"] for r in records], dtype=float)  # (n,) nats/char
+        ok = np.isfinite(train) & (train > 0)
+        steps, train = steps[ok], train[ok]
+        window = max(1, len(train) // 40)
+        if window > 1:
+            ax.plot(steps, train, color=color, alpha=0.18, linewidth=0.8)
+        span = int(round(window * float(np.median(np.diff(steps))))) if window > 1 and len(steps) > 1 else 0
+        ax.plot(steps, 10 ** smooth(np.log10(train), window), color=color, linewidth=1.8, marker="s" if len(train) < 3 else None,
+                label=f"{label} train" + (f" (moving average over {span:,} steps)" if span else ""))
+        dev = [(r["step"], r["dev_loss"]) for r in records if r.get("dev_loss") is not None and np.isfinite(r["dev_loss"])]
         if dev:
             ds, dl = zip(*dev)
-            ax.plot(ds, dl, color=color, linestyle="--", marker="o", markersize=3.5, label=f"{label} dev")
-    ax.set_yscale("log")
+            ax.plot(ds, dl, color=color, linestyle="--", marker="o", markersize=4, linewidth=1.2,
+                    label=f"{label} dev (final {dl[-1]:.4f})")
+        plotted = plotted or len(train) > 0
+        all_steps.extend(steps.tolist())
+    if all_steps and max(all_steps) == 0:  # e.g. a bigram run: fitted in one go, one record at step 0
+        ax.set_xticks([0])
+    if plotted:
+        ax.set_yscale("log")
+        _plain_log_axis(ax)
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (NLL, nats/char, log scale)")
-    ax.set_title("Training loss" if len(run_dirs) == 1 else "Training loss: runs compared")
+    ax.set_ylabel("loss: mean NLL (nats/char, log scale)")
+    ax.set_title("Training loss" if len(run_dirs) == 1 else f"Training loss: {len(run_dirs)} runs compared")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    return _save(fig, out)
+
+
+def plot_lr_sweep(result: Sweep, out: Path) -> Path:
+    """The sweep's loss against log10(lr): raw steps faint, the centred moving average bold, the
+    valley shaded and the suggested rate marked with a vertical line. Returns `out`."""
+    plt = _pyplot()
+    s = result.suggestion
+    e = result.exponents()  # (n,)
+    finite = np.isfinite(result.losses)
+    smoothed = smooth(result.losses[finite], result.window, centered=True)  # (n_finite,)
+    fig, ax = plt.subplots(figsize=(9, 6.5), dpi=110, layout="constrained")
+    ax.plot(e[finite], result.losses[finite], color="#1f77b4", alpha=0.25, linewidth=0.7, label="loss of each step")
+    ax.plot(e[finite], smoothed, color="#1f77b4", linewidth=2.2, label=f"moving average ({result.window} steps)")
+    ax.axvspan(np.log10(s.valley[0]), np.log10(s.valley[1]), color="#2ca02c", alpha=0.12,
+               label=f"valley: within 5% of the lowest average, lr {s.valley[0]:.3g} to {s.valley[1]:.3g}")
+    ax.axvline(np.log10(s.suggested_lr), color="#2ca02c", linewidth=2, label=f"suggested lr = {s.suggested_lr:.3g} (middle of the valley)")
+    ax.plot([np.log10(s.min_loss_lr)], [s.min_loss], marker="v", color="#d62728", markersize=9, linestyle="none",
+            label=f"lowest average {s.min_loss:.3f} at lr {s.min_loss_lr:.3g}")
+    # y range: the valley and where the curve starts; a blow-up may run off the top
+    low = min(smoothed.min(), np.percentile(result.losses[finite], 0.5))
+    top = min(np.percentile(result.losses[finite], 99.5), smoothed[0] + (smoothed[0] - s.min_loss))
+    top = max(top, s.min_loss * 1.1)
+    ax.set_ylim(low - 0.05 * (top - low), top + 0.05 * (top - low))
+    if result.stopped:
+        ax.axvline(e[-1], color="#d62728", linestyle=":", linewidth=1.5, label=f"sweep stopped at lr {result.lrs[-1]:.3g}: the loss blew up")
+    ax.set_xlim(result.min_exp, result.max_exp)
+    secondary = ax.secondary_xaxis("top", functions=(lambda x: 10 ** np.asarray(x), lambda v: np.log10(np.maximum(v, 1e-300))))
+    secondary.set_xscale("log")
+    secondary.set_xlabel("learning rate")
+    ax.set_xlabel("log10(learning rate)   (one step at each rate, rates increasing)")
+    ax.set_ylabel("minibatch loss: NLL (nats/char)")
+    taken = f"{len(e)} steps" if len(e) == result.planned_steps else f"stopped after {len(e)} of {result.planned_steps} steps"
+    ax.set_title(f"Learning-rate sweep: lr from $10^{{{result.min_exp:g}}}$ to $10^{{{result.max_exp:g}}}$, {taken}")
+    ax.grid(True, alpha=0.3)
+    fig.legend(fontsize=8, loc="outside lower center", ncol=2)
+    return _save(fig, out)
+
+
+def plot_lr_grid(result: Grid, out: Path) -> Path:
+    """Each grid run's final dev NLL (and its last-tenth train loss) against its rate, log x axis;
+    diverged runs marked at the top. Returns `out`."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    ok = np.isfinite(result.dev_loss)
+    best = int(np.nanargmin(np.where(ok, result.dev_loss, np.nan)))
+    # the y axis shows losses up to twice the best; higher ones (and diverged runs) sit on the top edge
+    cap = 2.0 * result.dev_loss[best]
+    shown = ok & (result.dev_loss <= cap)
+    values = np.concatenate([result.dev_loss[shown], result.train_loss[shown]])
+    top = values.max() + 0.08 * (values.max() - values.min() + 1e-3)
+    ax.plot(result.lrs[shown], result.dev_loss[shown], marker="o", linewidth=2, color="#1f77b4", label="dev NLL at the end of the run")
+    ax.plot(result.lrs[shown], result.train_loss[shown], marker="s", linewidth=1, linestyle="--", color="#ff7f0e",
+            alpha=0.8, label=f"train: mean minibatch NLL, last {max(1, result.steps // 10)} steps")
+    high = ok & ~shown
+    if high.any():
+        ax.plot(result.lrs[high], np.full(high.sum(), top), marker="^", color="#d62728", markersize=9, linestyle="none",
+                label=f"dev NLL off the scale (> {cap:.2f})")
+        for lr, dev in zip(result.lrs[high], result.dev_loss[high]):
+            ax.annotate(f"{dev:.3g}", (lr, top), textcoords="offset points", xytext=(0, -14), ha="center", fontsize=8, color="#d62728")
+    if (~ok).any():
+        ax.plot(result.lrs[~ok], np.full((~ok).sum(), top), marker="x", color="#d62728", markersize=10, linestyle="none",
+                label="diverged (non-finite loss)")
+    ax.set_ylim(top=top + 0.04 * (top - values.min() + 1e-3))
+    ax.axvline(result.best_lr, color="#2ca02c", linewidth=1.5, label=f"best: lr {result.best_lr:.3g}, dev {result.dev_loss[best]:.4f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (constant for the whole run, log scale)")
+    ax.set_ylabel("loss: NLL (nats/char)")
+    ax.set_title(f"Learning-rate grid: {len(result.lrs)} fresh runs of {result.steps} steps each")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return Path(out)
+    return _save(fig, out)
+
+
+def is_vowel(ch: str) -> bool:
+    """True for a, e, i, o, u in either case, accented or not (é, Ö, ...)."""
+    base = unicodedata.normalize("NFD", ch)[:1].lower()
+    return len(ch) == 1 and base in "aeiou"
+
+
+def embedding_2d(C: np.ndarray, dims: tuple[int, int] | None = None, pca: bool | None = None) -> tuple[np.ndarray, tuple[str, str], str]:
+    """Two coordinates for every row of the embedding table C (vocab_size, n_embd).
+
+    With n_embd = 2 and no choice: the raw dimensions. `dims` = (i, j): those two columns.
+    Otherwise (or with `pca`): the projections on the first two principal components of the
+    centred rows, from NumPy's SVD; signs are fixed so each component's largest loading is positive.
+
+    Returns:
+        (xy (vocab_size, 2), (x label, y label), a description for the title).
+
+    Raises:
+        MakemoreError: both dims and pca; a dimension out of range or repeated; PCA with n_embd < 2.
+    """
+    C = np.asarray(C, dtype=np.float64)  # (vocab_size, n_embd)
+    n_embd = C.shape[1]
+    if dims is not None and pca:
+        raise MakemoreError("choose --dims I,J or --pca, not both")
+    if dims is not None:
+        i, j = dims
+        if i == j or not (0 <= i < n_embd and 0 <= j < n_embd):
+            raise MakemoreError(f"--dims {i},{j}: need two different dimensions in 0..{n_embd - 1} (n_embd = {n_embd})")
+        return C[:, [i, j]], (f"C[:, {i}]", f"C[:, {j}]"), f"dimensions {i} and {j} of {n_embd}"
+    if n_embd == 1:
+        if pca:
+            raise MakemoreError("n_embd = 1: a one-dimensional embedding has no second principal component")
+        return np.column_stack([C[:, 0], np.zeros(len(C))]), ("C[:, 0]", ""), "the only dimension (n_embd = 1)"
+    if n_embd == 2 and not pca:
+        return C, ("C[:, 0]", "C[:, 1]"), "raw dimensions (n_embd = 2)"
+    centred = C - C.mean(axis=0)  # (vocab_size, n_embd)
+    _, S, Vt = np.linalg.svd(centred, full_matrices=False)  # S (k,), Vt (k, n_embd)
+    top = Vt[:2]  # (2, n_embd)
+    signs = np.sign(top[np.arange(2), np.argmax(np.abs(top), axis=1)])  # (2,)
+    top = top * signs[:, None]
+    var = S**2 / max(float(np.sum(S**2)), 1e-300)  # (k,) fraction of variance per component
+    xy = centred @ top.T  # (vocab_size, 2)
+    return (xy, (f"PC1 ({var[0]:.0%} of variance)", f"PC2 ({var[1]:.0%} of variance)"),
+            f"PCA of n_embd = {n_embd}: PC1 + PC2 explain {var[0] + var[1]:.0%} of the variance")
+
+
+def spread_labels(xy: np.ndarray, min_dist: float, iterations: int = 300) -> np.ndarray:
+    """Marker positions near `xy` (n, 2) but at least about `min_dist` apart, so no label hides
+    another: overlapping pairs are pushed apart along the line joining them (a few hundred
+    relaxation sweeps; coincident points are split along a fixed direction). Returns (n, 2)."""
+    pos = np.array(xy, dtype=float)  # (n, 2)
+    n = len(pos)
+    if n < 2 or min_dist <= 0:
+        return pos
+    fallback = np.stack([np.cos(np.arange(n) * 2.39996), np.sin(np.arange(n) * 2.39996)], axis=1)  # (n, 2) golden-angle directions
+    for _ in range(iterations):
+        diff = pos[:, None, :] - pos[None, :, :]  # (n, n, 2)
+        dist = np.linalg.norm(diff, axis=2)  # (n, n)
+        np.fill_diagonal(dist, np.inf)
+        overlap = np.clip(min_dist - dist, 0.0, None)  # (n, n)
+        if not overlap.any():
+            break
+        unit = np.where(dist[..., None] > 1e-12 * min_dist, diff / np.maximum(dist, 1e-300)[..., None], fallback[:, None, :])  # (n, n, 2)
+        pos += 0.5 * (overlap[..., None] * unit).sum(axis=1)
+    return pos
+
+
+def plot_embedding(C: np.ndarray, itos: Sequence[str], out: Path, title: str, dims: tuple[int, int] | None = None,
+                   pca: bool | None = None) -> Path:
+    """Scatter of every row of C (vocab_size, n_embd) with its character written on the marker, as in
+    the lecture; vowels, consonants, other characters and the boundary token (itos[0]) coloured apart.
+    Coordinates from `embedding_2d`. Returns `out`."""
+    from matplotlib.lines import Line2D
+
+    plt = _pyplot()
+    xy, (xlabel, ylabel), how = embedding_2d(C, dims, pca)  # (vocab_size, 2)
+    kinds = ["boundary" if k == 0 else "vowel" if is_vowel(c) else "consonant" if c.isalpha() else "other" for k, c in enumerate(itos)]
+    color = {"boundary": BOUNDARY_COLOR, "vowel": VOWEL_COLOR, "consonant": CONSONANT_COLOR, "other": OTHER_COLOR}
+    fig, ax = plt.subplots(figsize=(8, 8), dpi=110)
+    span = float(max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), 1e-12))
+    shown_at = spread_labels(xy, 0.042 * span)  # (vocab_size, 2): markers moved off each other
+    moved = np.linalg.norm(shown_at - xy, axis=1) > 1e-3 * span  # (vocab_size,)
+    for (x0, y0), (x1, y1) in zip(xy[moved], shown_at[moved]):
+        ax.plot([x0, x1], [y0, y1], color="black", linewidth=0.8, zorder=1)
+    if moved.any():
+        ax.plot(xy[moved, 0], xy[moved, 1], "o", color="black", markersize=2.5, zorder=1)
+    ax.scatter(shown_at[:, 0], shown_at[:, 1], s=380, c=[color[k] for k in kinds], alpha=0.9, edgecolors="white", linewidths=0.8, zorder=2)
+    for (x, y), ch, kind in zip(shown_at, itos, kinds):
+        shown = "·" if kind == "boundary" and ch == "." else ch
+        ax.text(x, y, shown, ha="center", va="center_baseline", color="white", fontsize=16 if shown == "·" else 12,
+                fontweight="bold", zorder=3)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.margins(0.08)
+    ax.set_xlabel(xlabel + ("  (embedding units)" if xlabel else ""))
+    ax.set_ylabel(ylabel + ("  (embedding units)" if ylabel else ""))
+    if not ylabel:
+        ax.set_yticks([])
+    ax.set_title(f"{title}\n{how}", fontsize=11)
+    ax.grid(True, alpha=0.3, zorder=0)
+    present = [k for k in ("vowel", "consonant", "other", "boundary") if k in kinds]
+    names = {"vowel": "vowel (a e i o u)", "consonant": "consonant", "other": "other character",
+             "boundary": f"boundary token {itos[0]!r}"}
+    handles = [Line2D([], [], marker="o", linestyle="none", markersize=11, color=color[k], label=names[k]) for k in present]
+    if moved.any():
+        handles.append(Line2D([], [], marker="o", color="black", markersize=2.5, linewidth=0.8,
+                              label="true position (marker moved aside to stay legible)"))
+    ax.legend(handles=handles, fontsize=9, loc="best")
+    return _save(fig, out)

@@ -85,18 +85,37 @@ def train(
             cfg.set(*parse_override(item))
         cfg.validate("--set")
         target = resume
+        from makemore.data import file_digest
+
+        recorded = checkpoint.get("data_sha256")
+        if recorded and Path(cfg.data.path).is_file() and file_digest(cfg.data.path) != recorded:
+            console(stderr=True).print(f"warning: {cfg.data.path} is not the file this run was trained on: "
+                                       "the resumed run will not match an uninterrupted one")
     else:
         if config is None:
             fail("no config: pass --config FILE (e.g. --config configs/names.toml), or --resume RUN_DIR")
         cfg = load_config(config, overrides)
         target = run_dir or runs.new_run_dir(config.stem)
     err = console(stderr=True)
-    err.print(f"run: {target}" + (" (resuming)" if resume else ""))
+    announce = lambda path: err.print(f"run: {path}" + (" (resuming)" if resume else ""))  # noqa: E731
+    fresh = resume is None and not Path(target).exists()  # a new run: remove it again if it fails before its first checkpoint
     try:
-        summary = run_training(cfg, target, resume=resume is not None, progress=not quiet and not as_json)
+        summary = run_training(cfg, target, resume=resume is not None, progress=not quiet and not as_json, on_start=announce)
     except TrainingInterrupted as e:
         err.print(f"interrupted at step {e.step}: checkpoint saved. Resume with: makemore train --resume {e.run_dir}")
         raise typer.Exit(130)
+    except KeyboardInterrupt:  # a Ctrl-C outside the training loop (loading data, or a second one)
+        if fresh:
+            runs.discard_unstarted(Path(target))
+        if (Path(target) / runs.CHECKPOINT).is_file():
+            err.print(f"interrupted: the last checkpoint is kept. Resume with: makemore train --resume {target}")
+        else:
+            err.print("interrupted before the first checkpoint: nothing was saved")
+        raise typer.Exit(130)
+    except BaseException:
+        if fresh:
+            runs.discard_unstarted(Path(target))
+        raise
     if as_json:
         typer.echo(json.dumps(summary.to_dict()))
         return
@@ -165,10 +184,10 @@ def sample(
     from makemore.runs import load_run
     from makemore.sample import check_sampling_options, sample as draw
 
-    check_sampling_options(n, temperature, top_k, 10**9, max_len or 1)
+    check_sampling_options(n, temperature, top_k, 10**9, 1 if max_len is None else max_len)
     run = load_run(run_dir)
     seed = secrets.randbits(31) if seed is None else seed
-    cap = max_len or 2 * int(run.checkpoint.get("max_word_len", 32))
+    cap = max_len if max_len is not None else 2 * int(run.checkpoint.get("max_word_len", 32))
     try:
         train_words = set(run.dataset.splits["train"])
     except MakemoreError as e:

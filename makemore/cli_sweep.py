@@ -1,1 +1,54 @@
-"""The sweep command, registered on makemore.cli.app."""
+"""The sweep command, registered on makemore.cli.app: `makemore sweep --config BASE --grid key=v1,v2 ...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from makemore.cli import SetOption, app, console, fail, user_errors
+
+
+@app.command("sweep")
+@user_errors
+def sweep(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Base TOML config every run starts from."),
+    grid: Optional[list[str]] = typer.Option(
+        None, "--grid", "-g", metavar="SECTION.KEY=V1,V2,...",
+        help="Values to try for one key (read as TOML, like --set); repeatable: every combination is trained.",
+    ),
+    set_: Optional[list[str]] = SetOption,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Sweep directory; default runs/sweep-<config name>."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train every combination of the --grid values one after another, each a normal run directory
+    in OUT, then print and write (OUT/results.csv, OUT/results.md) a table sorted by dev loss.
+
+    Re-running the same command skips the runs that finished; Ctrl-C stops after the current
+    run's checkpoint and still writes the table of the finished runs.
+    """
+    from makemore.config import load_config
+    from makemore.sweep import RESULTS_CSV, RESULTS_MD, format_value, parse_grid, plan, rich_table, run_sweep
+
+    if config is None:
+        fail("no config: pass --config FILE, e.g. makemore sweep --config configs/names.toml --grid train.lr=0.1,0.05")
+    base = load_config(config, set_ or [])
+    parsed = parse_grid(grid or [])
+    target = out or Path("runs") / f"sweep-{config.stem}"
+    n = len(plan(base, parsed, target))
+    err = console(stderr=True)
+
+    def announce(i: int, total: int, p, action: str) -> None:
+        if i == 1:
+            err.print(f"sweep: {total} run(s) into {target}", soft_wrap=True)
+        values = ", ".join(f"{k}={format_value(v)}" for k, v in p.combo.items()) or "base config"
+        verb = {"skip": "finished earlier, skipped", "resume": "resuming", "train": "training"}[action]
+        err.print(f"[bold][{i}/{total}][/bold] {values}: {verb}  ({p.run_dir})", soft_wrap=True)
+
+    outcome = run_sweep(base, parsed, target, progress=not quiet, announce=announce)
+    console().print(rich_table(outcome))
+    err.print(f"wrote {target / RESULTS_CSV} and {target / RESULTS_MD}")
+    if outcome.interrupted:
+        err.print(f"interrupted: {len(outcome.results)} of {n} run(s) in the table; run the same command again to continue")
+        raise typer.Exit(130)

@@ -106,15 +106,17 @@ class Vocab:
         Raises:
             MakemoreError: a character of `text` is not in the vocabulary.
         """
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (len(text),)
-        chars = np.array([ord(c) for c in self.itos[1:]], dtype=np.uint32)  # (vocab_size-1,) sorted
-        pos = np.searchsorted(chars, codes)  # (len(text),)
-        pos_clipped = np.minimum(pos, len(chars) - 1)
-        missing = (pos >= len(chars)) | (chars[pos_clipped] != codes) if len(chars) else np.ones(len(codes), bool)
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (len(text),) code points
+        chars = np.array([ord(c) for c in self.itos[1:]], dtype=np.int64)  # (vocab_size-1,)
+        top = max(int(codes.max()) if len(codes) else 0, int(chars.max()) if len(chars) else 0)
+        table = np.full(top + 1, -1, dtype=np.int64)  # (top+1,) code point -> id, -1 if not in the vocabulary
+        table[chars] = np.arange(1, len(chars) + 1)
+        ids = table[codes]  # (len(text),) one lookup per character
+        missing = ids < 0  # (len(text),)
         if missing.any():
             bad = chr(int(codes[int(np.argmax(missing))]))
             raise MakemoreError(f"character {bad!r} is not in the vocabulary ({''.join(self.itos[1:])!r})")
-        return pos.astype(np.int64) + 1
+        return ids
 
 
 #: A split needs at least one word in each of train, dev and test.
@@ -148,9 +150,10 @@ def build_windows(words: list[str], vocab: Vocab, block_size: int) -> tuple[np.n
     For each word the context starts as block_size boundary tokens; for each character of
     word + boundary the pair (context, next id) is emitted and the context slides by one.
 
-    Vectorized: the words are laid out in one padded stream, each as block_size boundary
-    tokens followed by its ids, then one boundary at the very end; target positions are the
-    word's characters and the boundary after it, and a context is the block_size ids before it.
+    Vectorized, in sequential passes over arrays of N (no gathers at random places, so the time
+    stays linear in N when the arrays outgrow the CPU caches): Y is every word's ids followed by a
+    boundary 0; `offset` counts each target's place in its word, 0..len(w); column c of X is the
+    id d = block_size − c places before the target, Y[i − d], or the boundary where offset < d.
 
     Returns:
         X: int64 (N, block_size), the contexts; Y: int64 (N,), the targets, with
@@ -158,20 +161,23 @@ def build_windows(words: list[str], vocab: Vocab, block_size: int) -> tuple[np.n
     """
     lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))  # (W,)
     ids = vocab.encode_concat("".join(words))  # (sum L,)
-    seg = lengths + block_size  # (W,) each word's segment: block_size pads + its characters
-    starts = np.concatenate(([0], np.cumsum(seg)[:-1]))  # (W,) where each segment begins
-    stream = np.zeros(int(seg.sum()) + 1, dtype=np.int64)  # (S,) the padded stream, one final boundary
-    word_of_char = np.repeat(np.arange(len(words)), lengths)  # (sum L,)
-    char_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))  # (W,) each word's offset in `ids`
-    char_pos = starts[word_of_char] + block_size + (np.arange(len(ids)) - char_starts[word_of_char])  # (sum L,)
-    stream[char_pos] = ids
-    # targets: every character and the boundary after it = positions block_size .. block_size+L of a segment
-    word_of_target = np.repeat(np.arange(len(words)), lengths + 1)  # (N,)
-    target_starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))  # (W,)
-    offset = np.arange(len(word_of_target)) - target_starts[word_of_target]  # (N,) 0..L within the word
-    target_pos = starts[word_of_target] + block_size + offset  # (N,)
-    Y = stream[target_pos]  # (N,)
-    X = stream[target_pos[:, None] - block_size + np.arange(block_size)]  # (N, block_size)
+    ends = np.cumsum(lengths + 1)  # (W,) one past each word's boundary target
+    N = int(ends[-1]) if len(ends) else 0
+    X = np.zeros((N, block_size), dtype=np.int64)  # (N, block_size)
+    Y = np.zeros(N, dtype=np.int64)  # (N,) each word's ids, then the boundary 0
+    if N == 0:
+        return X, Y
+    is_char = np.ones(N, dtype=bool)  # (N,)
+    is_char[ends - 1] = False
+    Y[is_char] = ids
+    step = np.ones(N, dtype=np.int32)  # (N,) +1 along a word, a jump back to 0 at each word's first target
+    step[0] = 0
+    step[ends[:-1]] = -lengths[:-1]
+    offset = np.cumsum(step, dtype=np.int32)  # (N,) 0..len(w) within each word
+    for c in range(block_size):
+        d = block_size - c  # column c holds the id d places before the target
+        if d < N:
+            np.copyto(X[d:, c], Y[:-d], where=offset[d:] >= d)  # (N-d,) the rest stays boundary 0
     return X, Y
 
 
@@ -205,4 +211,8 @@ def load_dataset(path: str | Path, block_size: int, seed: int, boundary: str = "
                 f"{path}: characters {''.join(extra)!r} are not in the run's vocabulary: "
                 "the data does not fit this checkpoint (was the file changed?)"
             )
-    return Dataset(vocab or file_vocab, dict(zip(("train", "dev", "test"), split_words(words, seed))), block_size)
+    try:
+        splits = split_words(words, seed)
+    except MakemoreError as e:
+        raise MakemoreError(f"{path}: {e}") from None
+    return Dataset(vocab or file_vocab, dict(zip(("train", "dev", "test"), splits)), block_size)

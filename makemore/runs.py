@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import tempfile
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,29 @@ def new_run_dir(name: str, root: str | Path = DEFAULT_ROOT) -> Path:
         k += 1
         path = Path(root) / f"{name}-{stamp}-{k}"
     return path
+
+
+def discard_unstarted(run_dir: str | Path) -> None:
+    """Remove a new run directory whose training failed before its first checkpoint, so an error
+    leaves no half-written run behind. Only makemore's own files are removed, then the folder if
+    that empties it; a directory holding a checkpoint is left alone (it can be resumed)."""
+    path = Path(run_dir)
+    if not path.is_dir() or (path / CHECKPOINT).exists():
+        return
+    for name in (CONFIG, VOCAB, METRICS, SUMMARY, LOSS_PNG):
+        (path / name).unlink(missing_ok=True)
+    remove_temporaries(path)
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def remove_temporaries(run_dir: str | Path) -> None:
+    """Delete the temporary files of `atomic_write_bytes` that a process killed mid-write left in
+    run_dir (call it only when no other process is writing to that run)."""
+    for tmp in Path(run_dir).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def latest_run(root: str | Path = DEFAULT_ROOT) -> Path:
@@ -89,12 +114,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: The process's file-creation mask, read once at import (os.umask can only be read by setting it).
+_UMASK = _read_umask()
+
+
 def atomic_write_bytes(path: Path, write: Any) -> None:
     """Write a file atomically: `write(f)` fills a temporary file in the same folder, which is
     flushed, fsynced and renamed over `path`. Readers see the old file or the new one, never half."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -133,6 +169,9 @@ def save_checkpoint(run_dir: Path, checkpoint: dict[str, Any]) -> None:
 def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
     """Read run_dir/checkpoint.pt with torch.load(weights_only=True), on the CPU.
 
+    The zip entries' CRC-32 checksums are verified first (torch.load skips them), so flipped
+    bytes anywhere in the file are reported rather than loaded as wrong weights.
+
     Raises:
         MakemoreError: missing, truncated or corrupted file; a pickle that asks to build objects
             or call functions (refused without running anything); not a makemore checkpoint.
@@ -140,17 +179,41 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         raise MakemoreError(f"{path}: no checkpoint")
+    unreadable = f"{path}: the checkpoint is unreadable (truncated, corrupted, or not a makemore checkpoint)"
+    if zipfile.is_zipfile(path):  # torch.save's format: a zip whose entries carry CRC-32 checksums
+        try:
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()  # torch.load does not check the CRCs: flipped tensor bytes would load silently
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise MakemoreError(f"{unreadable}: {_first_line(e)}") from None
+        if bad is not None:
+            raise MakemoreError(f"{unreadable}: {bad} fails its CRC-32 check")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error below says it all
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
-        raise MakemoreError(f"{path}: refused to load: the checkpoint holds objects other than tensors and plain values ({first})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise MakemoreError(f"{path}: the checkpoint is unreadable (truncated or corrupted): {first}") from None
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if unsafe:
+            raise MakemoreError(
+                f"{path}: refused to load: the checkpoint asks to call or build {unsafe.group(1)}; "
+                "a makemore checkpoint holds only tensors and plain values, and nothing in this one was run"
+            ) from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(e))
+        raise MakemoreError(f"{unreadable}: {detail.group(1) if detail else _first_line(e)}; nothing in it was run") from None
+    except Exception as e:  # noqa: BLE001 - torch.load reports a damaged file in many ways (KeyError, RuntimeError, ...)
+        raise MakemoreError(f"{unreadable}: {_first_line(e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise MakemoreError(f"{path}: not a makemore checkpoint")
+    missing = [k for k in ("model", "config", "vocab", "step") if k not in ckpt]
+    if missing:
+        raise MakemoreError(f"{path}: incomplete makemore checkpoint: no {', '.join(missing)}")
     return ckpt
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -2,7 +2,11 @@
 model's softmax, slide the context, stop at the boundary token (lecture part 2, last cell).
 
 All samples of a batch advance together, one character per model call, so sampling 10 000
-names costs about as many model calls as the longest name has characters.
+names costs about as many model calls as the longest name has characters; a finished sample
+leaves the batch, so later calls only run the samples still being written. Each character is
+drawn by inverse-CDF sampling (one uniform number per sample, `draw`), and the work runs on one
+CPU thread: a step is too small to split, and on shared cores a second thread costs far more
+than it saves (benchmarks/run.py measures it: BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -60,29 +64,52 @@ def sample(
         MakemoreError: an option out of range (see check_sampling_options).
     """
     check_sampling_options(n, temperature, top_k, vocab.vocab_size, max_len)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _sample(model, vocab, n, generator, temperature, top_k, max_len, batch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _sample(model: torch.nn.Module, vocab: Vocab, n: int, generator: torch.Generator, temperature: float,
+            top_k: int | None, max_len: int, batch: int) -> list[tuple[str, bool]]:
     block_size = model.block_size
     out: list[tuple[str, bool]] = []
     for first in range(0, n, batch):
         b = min(batch, n - first)
-        context = torch.zeros(b, block_size, dtype=torch.long)  # (b, block_size) all boundary
-        tokens = torch.zeros(b, max_len, dtype=torch.long)  # (b, max_len)
+        tokens = torch.zeros(b, max_len, dtype=torch.long)  # (b, max_len) every sample's characters
         length = torch.full((b,), max_len, dtype=torch.long)  # (b,) characters before the boundary
-        alive = torch.ones(b, dtype=torch.bool)  # (b,)
+        rows = torch.arange(b)  # (a,) the samples still being written: only these are run through the model
+        context = torch.zeros(b, block_size, dtype=torch.long)  # (a, block_size) all boundary
         for t in range(max_len):
-            logits, _ = model(context)  # (b, vocab_size)
-            logits = logits / temperature  # (b, vocab_size)
-            if top_k is not None:
-                kth = torch.topk(logits, top_k, dim=1).values[:, -1:]  # (b, 1)
-                logits = logits.masked_fill(logits < kth, float("-inf"))  # (b, vocab_size)
-            probs = F.softmax(logits, dim=1)  # (b, vocab_size)
-            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (b,)
-            tokens[:, t] = nxt
-            ended = alive & (nxt == 0)  # (b,)
-            length[ended] = t
-            alive &= ~ended
-            if not alive.any():
+            logits, _ = model(context)  # (a, vocab_size)
+            nxt = draw(logits, temperature, top_k, generator)  # (a,)
+            tokens[rows, t] = nxt
+            ended = nxt == 0  # (a,)
+            length[rows[ended]] = t
+            going = ~ended  # (a,)
+            rows = rows[going]
+            if len(rows) == 0:
                 break
-            context = torch.cat([context[:, 1:], nxt[:, None]], dim=1)  # (b, block_size) slide by one
+            context = torch.cat([context[going, 1:], nxt[going, None]], dim=1)  # (a', block_size) slide by one
         for row, L in zip(tokens.tolist(), length.tolist()):
             out.append((vocab.decode(row[:L]), L < max_len))
     return out
+
+
+def draw(logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator) -> torch.Tensor:
+    """One next character per row of logits (a, vocab_size), from softmax(logits / temperature),
+    restricted to the top_k most likely if set. Returns int64 (a,).
+
+    Inverse-CDF sampling: one uniform u per row, and the first character whose cumulative
+    probability exceeds u. Exactly torch.multinomial's distribution, with one random number per row
+    instead of one per character (multinomial draws vocab_size exponentials per row).
+    """
+    logits = logits / temperature  # (a, vocab_size)
+    if top_k is not None:
+        kth = torch.topk(logits, top_k, dim=1).values[:, -1:]  # (a, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))  # (a, vocab_size)
+    cdf = F.softmax(logits, dim=1).cumsum_(dim=1)  # (a, vocab_size), last column ~1
+    u = torch.rand(len(cdf), 1, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]  # (a, 1) uniform below the total
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)  # (a,)

@@ -166,6 +166,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     on_record: Callable[[Record], None] | None = None,
+    on_start: Callable[[Path], None] | None = None,
 ) -> Summary:
     """Train a model as `cfg` says, writing everything into `run_dir` (see makemore.runs).
 
@@ -176,6 +177,7 @@ def train(
             and generator state, so the result equals an uninterrupted run's exactly.
         progress: show the rich progress bar on stderr.
         on_record: called with every metrics record (after it is written).
+        on_start: called with run_dir once the data is checked and the directory exists.
 
     Returns:
         The Summary: whole-split train and dev NLL (nats/char) and timings.
@@ -188,6 +190,8 @@ def train(
     from makemore.backends import make_backend, resolve_device
 
     run_dir = Path(run_dir)
+    if not resume and run_dir.exists():
+        raise MakemoreError(f"{run_dir} already exists: choose a new run directory, or continue it with makemore train --resume {run_dir}")
     device = resolve_device(cfg.train.device, cfg.train.backend)
     checkpoint = runs.load_checkpoint(run_dir) if resume else None
     vocab = Vocab(tuple(checkpoint["vocab"])) if checkpoint else None
@@ -201,14 +205,20 @@ def train(
     vocab = dataset.vocab
     max_word_len = max(len(w) for words in dataset.splits.values() for w in words)
 
-    if not resume:
-        run_dir.mkdir(parents=True, exist_ok=False)
-        runs.atomic_write_text(run_dir / runs.CONFIG, cfg.to_toml())
-        runs.write_json(run_dir / runs.VOCAB, {"itos": list(vocab.itos), "vocab_size": vocab.vocab_size})
     Xtr, Ytr = dataset.windows("train")  # (N, block_size), (N,)
     Xdev, Ydev = dataset.windows("dev")
+    # the counting bigram has no parameters to optimise: no backend is built for it
+    backend = None if cfg.model.type == "bigram" else make_backend(cfg, vocab.vocab_size, device)
 
-    backend = make_backend(cfg, vocab.vocab_size, device)
+    if not resume:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+        except OSError as e:
+            raise MakemoreError(f"{run_dir}: cannot create the run directory: {e.strerror or e}") from None
+        runs.atomic_write_text(run_dir / runs.CONFIG, cfg.to_toml())
+        runs.write_json(run_dir / runs.VOCAB, {"itos": list(vocab.itos), "vocab_size": vocab.vocab_size})
+    if on_start:
+        on_start(run_dir)
     if cfg.model.type == "bigram":
         from makemore.models.bigram import fit_bigram
 
@@ -216,10 +226,18 @@ def train(
 
     start_step, elapsed0 = 0, 0.0
     if checkpoint:
-        backend.load(checkpoint["model"], checkpoint.get("backend_state"))
+        try:
+            backend.load(checkpoint["model"], checkpoint.get("backend_state"))
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise MakemoreError(
+                f"{run_dir}: the checkpoint does not fit this config ({first}); "
+                "resume without --set for model, data.block_size or train.backend/optimizer keys"
+            ) from None
         start_step, elapsed0 = int(checkpoint["step"]), float(checkpoint["elapsed_s"])
         kept = [r for r in runs.read_metrics(run_dir) if r["step"] <= start_step]
         runs.atomic_write_text(run_dir / runs.METRICS, "".join(json.dumps(r) + "\n" for r in kept))
+        runs.remove_temporaries(run_dir)  # left behind by a process killed inside a write
 
     def save(step: int, elapsed: float) -> None:
         runs.save_checkpoint(run_dir, {
@@ -251,6 +269,7 @@ def train(
                 step += 1
                 at_eval = step % t.eval_interval == 0 or step == t.steps
                 if at_eval or step % t.log_interval == 0 or interrupted.set:
+                    stop = interrupted.set  # read once, so a Ctrl-C is raised only after its checkpoint is saved
                     train_loss = float(running) / count
                     dev = backend.mean_loss(Xdev, Ydev) if at_eval and math.isfinite(train_loss) else None
                     if not math.isfinite(train_loss) or (dev is not None and not math.isfinite(dev)):
@@ -263,13 +282,13 @@ def train(
                     metrics.write(record.to_json() + "\n")
                     metrics.flush()
                     running, count = 0.0, 0
-                    if at_eval or interrupted.set:
+                    if at_eval or stop:
                         save(step, elapsed)
                         last_dev = dev if dev is not None else last_dev
                     bar.update(record, (step - start_step) / max(time.perf_counter() - t_start, 1e-9))
                     if on_record:
                         on_record(record)
-                    if interrupted.set:
+                    if stop:
                         raise TrainingInterrupted(run_dir, step)
     finally:
         metrics.close()

@@ -1,0 +1,1 @@
+"""makemore's benchmark suite: `python -m benchmarks.run` (see BENCHMARKS.md)."""

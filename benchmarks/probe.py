@@ -1,0 +1,158 @@
+"""Measurements the benchmark runs in fresh subprocesses, so each one's peak memory is its own.
+
+    python -m benchmarks.probe words OUT N           # write an N-line words file (seeded)
+    python -m benchmarks.probe data PATH             # makemore's data path + a chunked dev evaluation
+    python -m benchmarks.probe eval N                # makemore.evaluate.mean_nll over N random windows
+    python -m benchmarks.probe sample RUN_DIR N      # time makemore.sample.sample for N names
+    python -m benchmarks.probe maxrss -- CMD...      # run CMD, report its wall time and peak memory
+
+Each prints one JSON line. Peak memory is resource.getrusage's ru_maxrss (KiB on Linux): the most
+resident memory the process ever held.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+
+def maxrss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident memory of this process (or of its waited-for children), in MiB (Linux: KiB units)."""
+    kb = resource.getrusage(who).ru_maxrss
+    return kb / 1024 if sys.platform != "darwin" else kb / 2**20
+
+
+def write_words(out: str, n: int, seed: int = 0) -> dict:
+    """An n-line words file made from data/names.txt: each line a name, or two names joined (1 in 4),
+    drawn with a seeded NumPy generator, so lengths and characters look like the real file."""
+    import numpy as np
+
+    names = np.array(open("data/names.txt", encoding="utf-8").read().split())
+    rng = np.random.default_rng(seed)
+    first = names[rng.integers(0, len(names), n)]  # (n,)
+    second = names[rng.integers(0, len(names), n)]  # (n,)
+    joined = np.where(rng.random(n) < 0.25, np.char.add(first, second), first)  # (n,)
+    with open(out, "w", encoding="utf-8") as f:
+        f.write("\n".join(joined.tolist()) + "\n")
+    return {"path": out, "lines": n}
+
+
+def data_path(path: str) -> dict:
+    """Time makemore's data path on `path` (read, vocabulary, split, windows of every split, one
+    chunk of minibatches gathered), then a chunked, autograd-free evaluation of the dev split by a
+    fresh model; report times and peak memory before and after the evaluation."""
+    import numpy as np
+
+    from makemore.config import Config
+    from makemore.train import chunk_indices, prepare
+
+    cfg = Config()
+    cfg.data.path = path
+    t0 = time.perf_counter()
+    dataset = prepare(cfg)
+    windows = {split: dataset.windows(split) for split in ("train", "dev", "test")}
+    Xtr, Ytr = windows["train"]
+    ix = chunk_indices(cfg.train.seed, 0, len(Ytr), cfg.train.batch_size)  # (steps_per_chunk, B)
+    Xc, Yc = Xtr[ix], Ytr[ix]  # (steps_per_chunk, B, block_size), (steps_per_chunk, B)
+    data_s = time.perf_counter() - t0
+    rss_data = maxrss_mb()
+
+    import torch
+
+    from makemore.evaluate import mean_nll
+    from makemore.models import build_model
+
+    torch.set_num_threads(1)
+    model = build_model(cfg.model, dataset.vocab.vocab_size, cfg.data.block_size, torch.Generator().manual_seed(0))
+    Xdev, Ydev = windows["dev"]
+    rss_before_eval = maxrss_mb()
+    t1 = time.perf_counter()
+    nll = mean_nll(model, Xdev, Ydev)
+    eval_s = time.perf_counter() - t1
+    return {
+        "lines": sum(len(w) for w in dataset.splits.values()), "windows": int(sum(len(Y) for _, Y in windows.values())),
+        "data_s": data_s, "maxrss_mb_after_data": rss_data, "eval_rows": int(len(Ydev)), "eval_s": eval_s, "eval_nll": nll,
+        "maxrss_mb_before_eval": rss_before_eval, "maxrss_mb_after_eval": maxrss_mb(),
+        "grad_params_after_eval": sum(p.grad is not None for p in model.parameters()), "chunk_shape": list(Xc.shape) + [int(Yc.size)],
+    }
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now, in MiB (Linux /proc/self/statm)."""
+    import os
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def eval_memory(n: int) -> dict:
+    """makemore.evaluate.mean_nll of a fresh lecture-size MLP over n random windows: time, and how
+    far memory rose above what the windows themselves take (bounded if evaluation is chunked: an
+    unchunked pass over n rows would hold (n, n_hidden) activations, 800 bytes a row)."""
+    import numpy as np
+    import torch
+
+    from makemore.config import ModelConfig
+    from makemore.evaluate import mean_nll
+    from makemore.models import build_model
+
+    torch.set_num_threads(1)
+    model = build_model(ModelConfig(), 27, 3, torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 27, size=(n, 3))  # (n, 3) int64, made in place: no temporaries
+    Y = rng.integers(0, 27, size=n)  # (n,)
+    before = max(rss_mb(), maxrss_mb())
+    t0 = time.perf_counter()
+    nll = mean_nll(model, X, Y)
+    seconds = time.perf_counter() - t0
+    return {"rows": n, "seconds": seconds, "rows_per_s": n / seconds, "nll": nll, "mb_before": before,
+            "extra_peak_mb": maxrss_mb() - before, "unchunked_activations_mb": n * (200 + 27) * 4 / 2**20,
+            "grads": sum(p.grad is not None for p in model.parameters())}
+
+
+def sample_timing(run_dir: str, n: int, seed: int = 2147483647) -> dict:
+    """Time makemore.sample.sample (all samples advanced together) for n names of a trained run."""
+    import torch
+
+    from makemore.runs import load_run
+    from makemore.sample import sample
+
+    run = load_run(run_dir)
+    sample(run.model, run.vocab, 20, torch.Generator().manual_seed(seed))  # warm-up, as the plain reference's
+    t0 = time.perf_counter()
+    out = sample(run.model, run.vocab, n, torch.Generator().manual_seed(seed))
+    seconds = time.perf_counter() - t0
+    return {"n": n, "seconds": seconds, "names_per_s": n / seconds, "mean_len": sum(len(w) for w, _ in out) / n,
+            "threads": torch.get_num_threads()}
+
+
+def run_with_maxrss(cmd: list[str]) -> dict:
+    """Run `cmd` as the only child of this process; its wall time, exit code and peak memory."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return {"cmd": cmd, "rc": proc.returncode, "wall_s": time.perf_counter() - t0, "maxrss_mb": maxrss_mb(resource.RUSAGE_CHILDREN),
+            "stdout_tail": proc.stdout[-2000:], "stderr_tail": proc.stderr[-2000:]}
+
+
+def main(argv: list[str]) -> None:
+    command, args = argv[0], argv[1:]
+    if command == "words":
+        result = write_words(args[0], int(args[1]))
+    elif command == "data":
+        result = data_path(args[0])
+    elif command == "eval":
+        result = eval_memory(int(args[0]))
+    elif command == "sample":
+        result = sample_timing(args[0], int(args[1]))
+    elif command == "maxrss":
+        result = run_with_maxrss(args[1:] if args[:1] == ["--"] else args)
+    else:
+        raise SystemExit(f"unknown probe {command!r}: words, data, sample or maxrss")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

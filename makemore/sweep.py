@@ -1,0 +1,328 @@
+"""Experiment sweeps: train every combination of a grid of config values, one run after another,
+and tabulate the results sorted by dev loss (the lecture's "loss log", as a command).
+
+    out/
+        model.n_hidden=256,train.lr=0.01/     a normal run directory (makemore.runs) per combination
+        model.n_hidden=256,train.lr=0.003/
+        ...
+        results.csv                           one row per run: grid values, parameters, losses, time
+        results.md                            the same table in Markdown, best dev loss first
+
+A combination whose run directory already holds summary.json is not trained again, so a sweep
+that was interrupted (Ctrl-C) or extended with more grid values continues where it stopped; a
+run that was interrupted mid-training is resumed from its checkpoint (exactly, see
+makemore.train).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import itertools
+import json
+import math
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from makemore import runs
+from makemore.config import Config, parse_override
+from makemore.errors import MakemoreError
+
+RESULTS_CSV = "results.csv"
+RESULTS_MD = "results.md"
+
+#: Characters allowed in a run directory's name; anything else becomes "_".
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+,-]")
+
+
+def split_values(text: str) -> list[str]:
+    """Split "v1,v2,..." at the commas that are not inside brackets or quotes ("[1,2],[3]" → 2 values)."""
+    values, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            values.append(text[start:i])
+            start = i + 1
+    values.append(text[start:])
+    return [v.strip() for v in values]
+
+
+def parse_grid(items: list[str] | tuple[str, ...]) -> list[tuple[str, list[Any]]]:
+    """Parse `--grid section.key=v1,v2,...` items into [(key, [values])], each value read as TOML
+    (a bare word is a string), as `--set` reads its value.
+
+    Raises:
+        MakemoreError: no "=", an empty value, or the same key given twice.
+    """
+    grid: list[tuple[str, list[Any]]] = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise MakemoreError(f"--grid {item!r}: expected section.key=v1,v2,..., e.g. --grid train.lr=0.1,0.03")
+        if any(key == k for k, _ in grid):
+            raise MakemoreError(f"--grid {key}: given twice; list all its values in one --grid")
+        texts = split_values(text)
+        if any(not t for t in texts):
+            raise MakemoreError(f"--grid {item!r}: empty value; separate values with single commas")
+        grid.append((key, [parse_override(f"{key}={t}")[1] for t in texts]))
+    return grid
+
+
+def format_value(value: Any) -> str:
+    """A grid value as written in a run's name and the tables (1e-3 stays short, lists keep brackets)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def run_name(combo: dict[str, Any]) -> str:
+    """The directory name of one combination: "key=value" pairs joined by commas, filesystem-safe;
+    "base" for the empty grid."""
+    if not combo:
+        return "base"
+    return _UNSAFE.sub("_", ",".join(f"{k}={format_value(v)}" for k, v in combo.items()))
+
+
+@dataclass
+class Planned:
+    """One combination of the grid: its values, its full config and its run directory."""
+
+    combo: dict[str, Any]
+    config: Config
+    run_dir: Path
+
+
+def plan(base: Config, grid: list[tuple[str, list[Any]]], out: Path) -> list[Planned]:
+    """Every combination of `grid` applied to a copy of `base` (itertools.product order: the last
+    key varies fastest), each checked before anything is trained.
+
+    Raises:
+        MakemoreError: an unknown key, a value of the wrong type or out of range, two
+            combinations whose names coincide after making them filesystem-safe.
+    """
+    keys = [k for k, _ in grid]
+    planned: list[Planned] = []
+    names: set[str] = set()
+    for values in itertools.product(*(vals for _, vals in grid)):
+        combo = dict(zip(keys, values))
+        cfg = copy.deepcopy(base)
+        for key, value in combo.items():
+            cfg.set(key, value, source="--grid")
+        cfg.validate(f"--grid {run_name(combo)}")
+        name = run_name(combo)
+        if name in names:
+            raise MakemoreError(f"--grid: two combinations share the run name {name!r}; give distinct values")
+        names.add(name)
+        planned.append(Planned(combo, cfg, out / name))
+    return planned
+
+
+@dataclass
+class Result:
+    """One row of the results table. Losses are mean NLL over whole splits, nats/char."""
+
+    name: str
+    combo: dict[str, Any]
+    run_dir: Path
+    status: str
+    """"trained", "skipped" (finished in an earlier invocation), "diverged" or "interrupted"."""
+    params: int | None = None
+    steps: int | None = None
+    train_loss: float = math.nan
+    dev_loss: float = math.nan
+    time_s: float = math.nan
+    """Seconds of training (summary.json's train_time_s, across resumes)."""
+
+    @property
+    def gap(self) -> float:
+        """dev − train loss: how much the model overfits (nats/char)."""
+        return self.dev_loss - self.train_loss
+
+
+@dataclass
+class SweepOutcome:
+    """What `run_sweep` returns: one Result per combination reached, best dev loss first."""
+
+    out: Path
+    keys: list[str]
+    results: list[Result] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def count_params(cfg: Config, vocab_size: int) -> int:
+    """Trainable parameters of the model `cfg` describes (BatchNorm running statistics excluded)."""
+    from makemore.models import build_model
+
+    model = build_model(cfg.model, vocab_size, cfg.data.block_size)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _finished_result(p: Planned, status: str) -> Result:
+    summary = json.loads((p.run_dir / runs.SUMMARY).read_text(encoding="utf-8"))
+    vocab = json.loads((p.run_dir / runs.VOCAB).read_text(encoding="utf-8"))
+    return Result(
+        run_name(p.combo), p.combo, p.run_dir, status, count_params(p.config, int(vocab["vocab_size"])),
+        int(summary["steps"]), float(summary["train_loss"]), float(summary["dev_loss"]), float(summary["train_time_s"]),
+    )
+
+
+def _check_same_config(p: Planned) -> None:
+    """Refuse to reuse a run directory that was trained with a different config."""
+    existing = (p.run_dir / runs.CONFIG).read_text(encoding="utf-8")
+    if existing != p.config.to_toml():
+        raise MakemoreError(
+            f"{p.run_dir}: this run was trained with a different config than the sweep now asks for "
+            f"(was the base config or a --set changed?); use another --out, or delete that directory"
+        )
+
+
+def run_sweep(
+    base: Config,
+    grid: list[tuple[str, list[Any]]],
+    out: str | Path,
+    *,
+    progress: bool = True,
+    announce: Callable[[int, int, Planned, str], None] | None = None,
+    on_record: Callable[[Any], None] | None = None,
+) -> SweepOutcome:
+    """Train every combination of `grid` on `base`, one after another, each into out/<run name>/,
+    then write out/results.csv and out/results.md (best dev loss first).
+
+    Runs whose directory holds summary.json are skipped (their results are read back); a run
+    directory with a checkpoint but no summary is resumed. Ctrl-C (TrainingInterrupted) stops the
+    sweep after the current run's checkpoint, and the tables are still written for the finished
+    runs. A diverging run (TrainingDiverged) is recorded as such and the sweep goes on.
+
+    Args:
+        base: the validated base config.
+        grid: [(section.key, [values])] from parse_grid.
+        out: the sweep's directory (created if needed).
+        progress: show each run's progress bar.
+        announce: called as announce(i, n, planned, "train" | "resume" | "skip") before each run.
+        on_record: passed to makemore.train.train for every metrics record.
+
+    Raises:
+        MakemoreError: a bad grid (before anything is trained), bad data, or a run directory that
+            holds a run of a different config.
+    """
+    from makemore.train import TrainingDiverged, TrainingInterrupted, prepare, train
+
+    out = Path(out)
+    planned = plan(base, grid, out)
+    prepare(base)  # bad data fails here, before the sweep creates anything
+    out.mkdir(parents=True, exist_ok=True)
+    outcome = SweepOutcome(out, [k for k, _ in grid])
+    try:
+        for i, p in enumerate(planned, 1):
+            if (p.run_dir / runs.SUMMARY).is_file():
+                _check_same_config(p)
+                if announce:
+                    announce(i, len(planned), p, "skip")
+                outcome.results.append(_finished_result(p, "skipped"))
+                continue
+            resume = (p.run_dir / runs.CHECKPOINT).is_file()
+            if resume:
+                _check_same_config(p)
+            elif p.run_dir.exists():
+                # created but never checkpointed (stopped before its first step): start it afresh
+                if (p.run_dir / runs.CONFIG).is_file():
+                    _check_same_config(p)
+                shutil.rmtree(p.run_dir)
+            if announce:
+                announce(i, len(planned), p, "resume" if resume else "train")
+            try:
+                train(p.config, p.run_dir, resume=resume, progress=progress, on_record=on_record)
+            except TrainingDiverged:
+                outcome.results.append(Result(run_name(p.combo), p.combo, p.run_dir, "diverged"))
+                continue
+            outcome.results.append(_finished_result(p, "trained"))
+    except (TrainingInterrupted, KeyboardInterrupt):
+        outcome.interrupted = True
+    outcome.results.sort(key=lambda r: (math.isnan(r.dev_loss), r.dev_loss))
+    write_results(outcome)
+    return outcome
+
+
+# ---------------------------------------------------------------------------------- tables
+
+COLUMNS = ("params", "steps", "train", "dev", "dev−train", "time (s)", "status")
+
+
+def table_rows(outcome: SweepOutcome) -> list[list[str]]:
+    """The table as strings: rank, run-specific grid values, then COLUMNS (losses to 4 decimals)."""
+
+    def num(x: float, fmt: str) -> str:
+        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+    rows = []
+    for rank, r in enumerate(outcome.results, 1):
+        rows.append(
+            [str(rank)] + [format_value(r.combo[k]) for k in outcome.keys]
+            + [num(r.params, ","), num(r.steps, ","), num(r.train_loss, ".4f"), num(r.dev_loss, ".4f"),
+               num(r.gap, "+.4f"), num(r.time_s, ".1f"), r.status]
+        )
+    return rows
+
+
+def header(outcome: SweepOutcome) -> list[str]:
+    """Column names of the table: "#", the grid keys, then COLUMNS."""
+    return ["#", *outcome.keys, *COLUMNS]
+
+
+def to_markdown(outcome: SweepOutcome) -> str:
+    """The results as a GitHub Markdown table (losses: mean NLL over whole splits, nats/char)."""
+    head = header(outcome)
+    numeric = [False] * (1 + len(outcome.keys)) + [True] * 6 + [False]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(outcome)]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(outcome: SweepOutcome) -> str:
+    """The results as CSV with machine-readable full-precision numbers and the run directory."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["rank", "run", *outcome.keys, "params", "steps", "train_loss", "dev_loss", "gap", "time_s", "status", "run_dir"])
+    for rank, r in enumerate(outcome.results, 1):
+        w.writerow([rank, r.name, *(format_value(r.combo[k]) for k in outcome.keys), r.params or "", r.steps or "",
+                    *("" if math.isnan(x) else repr(x) for x in (r.train_loss, r.dev_loss, r.gap, r.time_s)),
+                    r.status, str(r.run_dir)])
+    return buf.getvalue()
+
+
+def write_results(outcome: SweepOutcome) -> None:
+    """Write out/results.csv and out/results.md atomically."""
+    runs.atomic_write_text(outcome.out / RESULTS_CSV, to_csv(outcome))
+    note = f"\n_Sweep interrupted: {len(outcome.results)} run(s) listed._\n" if outcome.interrupted else ""
+    runs.atomic_write_text(outcome.out / RESULTS_MD, to_markdown(outcome) + note)
+
+
+def rich_table(outcome: SweepOutcome, title: str | None = None) -> Any:
+    """The results as a rich Table for the terminal."""
+    from rich.table import Table
+
+    table = Table(title=title or f"sweep {outcome.out}  (mean NLL, nats/char; best dev first)")
+    short = [k.rpartition(".")[2] for k in outcome.keys]
+    names = header(outcome)
+    if len(set(short)) == len(short):  # "n_hidden" rather than "model.n_hidden" where unambiguous
+        names[1 : 1 + len(short)] = short
+    for i, name in enumerate(names):
+        table.add_column(name, justify="left" if 0 < i <= len(outcome.keys) or name == "status" else "right")
+    for row in table_rows(outcome):
+        table.add_row(*row)
+    return table
+

@@ -3,7 +3,10 @@
 "Building makemore Part 2: MLP" (A. Karpathy, 2022) builds the dataset with Python loops, trains
 with autograd and `p.data += -lr * p.grad` on minibatches of 32 for 200 000 steps (lr 0.1, then
 0.01 from step 100 000), evaluates with one forward pass, and samples one name at a time. This
-module is that code, made runnable:
+module is that code, made runnable, with one change that only helps it: the weights start with
+part 3's scaled initialisation (makemore's default, init = "kaiming") instead of plain randn,
+so both start alike and the reference reaches a better dev loss (~2.10 instead of ~2.17) in the
+same time. It runs on one torch thread by default: on 2 shared cores that is its faster setting.
 
     python -m benchmarks.plain train --steps 200000 --threads 1   # prints one JSON line
     python -m benchmarks.plain sample --n 500 --run RUN_DIR       # one-at-a-time sampling of a run

@@ -1,7 +1,7 @@
 """Measurements the benchmark runs in fresh subprocesses, so each one's peak memory is its own.
 
     python -m benchmarks.probe words OUT N           # write an N-line words file (seeded)
-    python -m benchmarks.probe data PATH             # makemore's data path + a chunked dev evaluation
+    python -m benchmarks.probe data PATH             # time makemore's data path, cold and warm
     python -m benchmarks.probe eval N                # makemore.evaluate.mean_nll over N random windows
     python -m benchmarks.probe sample RUN_DIR N      # time makemore.sample.sample for N names
     python -m benchmarks.probe maxrss -- CMD...      # run CMD, report its wall time and peak memory
@@ -40,44 +40,33 @@ def write_words(out: str, n: int, seed: int = 0) -> dict:
     return {"path": out, "lines": n}
 
 
-def data_path(path: str) -> dict:
-    """Time makemore's data path on `path` (read, vocabulary, split, windows of every split, one
-    chunk of minibatches gathered), then a chunked, autograd-free evaluation of the dev split by a
-    fresh model; report times and peak memory before and after the evaluation."""
-    import numpy as np
-
+def data_path(path: str, repeats: int = 3) -> dict:
+    """Time makemore's data path on `path`: read, vocabulary, split, windows of every split, and one
+    chunk of minibatches gathered. First in this fresh process ("cold": every page of new memory
+    is first touched, which on a VM costs more than the arithmetic), then `repeats` more times in
+    the same process ("warm", the fastest reported: the cores may be shared). Peak memory is the
+    cold pass's."""
     from makemore.config import Config
     from makemore.train import chunk_indices, prepare
 
     cfg = Config()
     cfg.data.path = path
-    t0 = time.perf_counter()
-    dataset = prepare(cfg)
-    windows = {split: dataset.windows(split) for split in ("train", "dev", "test")}
-    Xtr, Ytr = windows["train"]
-    ix = chunk_indices(cfg.train.seed, 0, len(Ytr), cfg.train.batch_size)  # (steps_per_chunk, B)
-    Xc, Yc = Xtr[ix], Ytr[ix]  # (steps_per_chunk, B, block_size), (steps_per_chunk, B)
-    data_s = time.perf_counter() - t0
-    rss_data = maxrss_mb()
 
-    import torch
+    def once() -> tuple[float, dict]:
+        t0 = time.perf_counter()
+        dataset = prepare(cfg)
+        windows = {split: dataset.windows(split) for split in ("train", "dev", "test")}
+        Xtr, Ytr = windows["train"]
+        ix = chunk_indices(cfg.train.seed, 0, len(Ytr), cfg.train.batch_size)  # (steps_per_chunk, B)
+        Xc, Yc = Xtr[ix], Ytr[ix]  # (steps_per_chunk, B, block_size), (steps_per_chunk, B)
+        seconds = time.perf_counter() - t0
+        return seconds, {"lines": sum(len(w) for w in dataset.splits.values()), "windows": int(sum(len(Y) for _, Y in windows.values())),
+                         "chunk_shape": list(Xc.shape)}
 
-    from makemore.evaluate import mean_nll
-    from makemore.models import build_model
-
-    torch.set_num_threads(1)
-    model = build_model(cfg.model, dataset.vocab.vocab_size, cfg.data.block_size, torch.Generator().manual_seed(0))
-    Xdev, Ydev = windows["dev"]
-    rss_before_eval = maxrss_mb()
-    t1 = time.perf_counter()
-    nll = mean_nll(model, Xdev, Ydev)
-    eval_s = time.perf_counter() - t1
-    return {
-        "lines": sum(len(w) for w in dataset.splits.values()), "windows": int(sum(len(Y) for _, Y in windows.values())),
-        "data_s": data_s, "maxrss_mb_after_data": rss_data, "eval_rows": int(len(Ydev)), "eval_s": eval_s, "eval_nll": nll,
-        "maxrss_mb_before_eval": rss_before_eval, "maxrss_mb_after_eval": maxrss_mb(),
-        "grad_params_after_eval": sum(p.grad is not None for p in model.parameters()), "chunk_shape": list(Xc.shape) + [int(Yc.size)],
-    }
+    cold, info = once()
+    rss = maxrss_mb()
+    warm = [once()[0] for _ in range(repeats)]
+    return {**info, "data_s": cold, "data_warm_s": min(warm), "data_warm_all_s": warm, "maxrss_mb_after_data": rss}
 
 
 def rss_mb() -> float:
@@ -125,8 +114,7 @@ def sample_timing(run_dir: str, n: int, seed: int = 2147483647) -> dict:
     t0 = time.perf_counter()
     out = sample(run.model, run.vocab, n, torch.Generator().manual_seed(seed))
     seconds = time.perf_counter() - t0
-    return {"n": n, "seconds": seconds, "names_per_s": n / seconds, "mean_len": sum(len(w) for w, _ in out) / n,
-            "threads": torch.get_num_threads()}
+    return {"n": n, "seconds": seconds, "names_per_s": n / seconds, "mean_len": sum(len(w) for w, _ in out) / n}
 
 
 def run_with_maxrss(cmd: list[str]) -> dict:

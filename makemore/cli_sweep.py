@@ -47,7 +47,10 @@ def sweep(
         err.print(f"[bold][{i}/{total}][/bold] {values}: {verb}  ({p.run_dir})", soft_wrap=True)
 
     outcome = run_sweep(base, parsed, target, progress=not quiet, announce=announce)
-    console().print(rich_table(outcome))
+    out_console = console()
+    if not out_console.is_terminal:  # piped to a file: do not squeeze the table into 80 columns
+        out_console.width = 160
+    out_console.print(rich_table(outcome))
     err.print(f"wrote {target / RESULTS_CSV} and {target / RESULTS_MD}")
     if outcome.interrupted:
         err.print(f"interrupted: {len(outcome.results)} of {n} run(s) in the table; run the same command again to continue")

@@ -100,8 +100,8 @@ class Vocab:
         """Ids → string, boundary tokens dropped."""
         return "".join(self.itos[i] for i in ids if i != 0)
 
-    def encode_concat(self, text: str) -> np.ndarray:
-        """Ids of every character of `text`, vectorized: int64 (len(text),).
+    def encode_concat(self, text: str, dtype: type = np.int64) -> np.ndarray:
+        """Ids of every character of `text`, vectorized: int64 (len(text),), or the signed integer `dtype` given.
 
         Raises:
             MakemoreError: a character of `text` is not in the vocabulary.
@@ -109,7 +109,7 @@ class Vocab:
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (len(text),) code points
         chars = np.array([ord(c) for c in self.itos[1:]], dtype=np.int64)  # (vocab_size-1,)
         top = max(int(codes.max()) if len(codes) else 0, int(chars.max()) if len(chars) else 0)
-        table = np.full(top + 1, -1, dtype=np.int64)  # (top+1,) code point -> id, -1 if not in the vocabulary
+        table = np.full(top + 1, -1, dtype=dtype)  # (top+1,) code point -> id, -1 if not in the vocabulary
         table[chars] = np.arange(1, len(chars) + 1)
         ids = table[codes]  # (len(text),) one lookup per character
         missing = ids < 0  # (len(text),)
@@ -150,17 +150,18 @@ def build_windows(words: list[str], vocab: Vocab, block_size: int) -> tuple[np.n
     For each word the context starts as block_size boundary tokens; for each character of
     word + boundary the pair (context, next id) is emitted and the context slides by one.
 
-    Vectorized, in sequential passes over arrays of N (no gathers at random places, so the time
-    stays linear in N when the arrays outgrow the CPU caches): Y is every word's ids followed by a
-    boundary 0; `offset` counts each target's place in its word, 0..len(w); column c of X is the
-    id d = block_size − c places before the target, Y[i − d], or the boundary where offset < d.
+    Vectorized, in a few sequential passes over arrays of N and little memory besides X and Y
+    (so the time stays linear in N when the arrays outgrow the CPU caches): Y is every word's ids
+    followed by a boundary 0. The last column of X is the previous target, and each column to its
+    left is the column to its right one row earlier (the context slides by one), with every
+    column reset to the boundary at each word's first target.
 
     Returns:
         X: int64 (N, block_size), the contexts; Y: int64 (N,), the targets, with
         N = sum(len(w) + 1 for w in words).
     """
     lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))  # (W,)
-    ids = vocab.encode_concat("".join(words))  # (sum L,)
+    ids = vocab.encode_concat("".join(words), dtype=np.int32)  # (sum L,)
     ends = np.cumsum(lengths + 1)  # (W,) one past each word's boundary target
     N = int(ends[-1]) if len(ends) else 0
     X = np.zeros((N, block_size), dtype=np.int64)  # (N, block_size)
@@ -170,14 +171,12 @@ def build_windows(words: list[str], vocab: Vocab, block_size: int) -> tuple[np.n
     is_char = np.ones(N, dtype=bool)  # (N,)
     is_char[ends - 1] = False
     Y[is_char] = ids
-    step = np.ones(N, dtype=np.int32)  # (N,) +1 along a word, a jump back to 0 at each word's first target
-    step[0] = 0
-    step[ends[:-1]] = -lengths[:-1]
-    offset = np.cumsum(step, dtype=np.int32)  # (N,) 0..len(w) within each word
-    for c in range(block_size):
-        d = block_size - c  # column c holds the id d places before the target
-        if d < N:
-            np.copyto(X[d:, c], Y[:-d], where=offset[d:] >= d)  # (N-d,) the rest stays boundary 0
+    firsts = ends - (lengths + 1)  # (W,) each word's first target: its context is all boundary
+    X[1:, -1] = Y[:-1]  # (N-1,) the character just before the target
+    X[firsts, -1] = 0
+    for c in range(block_size - 2, -1, -1):
+        X[1:, c] = X[:-1, c + 1]  # (N-1,) one further back: the next column, one row earlier
+        X[firsts, c] = 0
     return X, Y
 
 

@@ -5,8 +5,8 @@ All samples of a batch advance together, one character per model call, so sampli
 names costs about as many model calls as the longest name has characters; a finished sample
 leaves the batch, so later calls only run the samples still being written. Each character is
 drawn by inverse-CDF sampling (one uniform number per sample, `draw`), and the work runs on one
-CPU thread: a step is too small to split, and on shared cores a second thread costs far more
-than it saves (benchmarks/run.py measures it: BENCHMARKS.md).
+CPU thread: the model is small, and on 2 shared cores a second thread made 10 000 names 25×
+slower (5.3 s against 0.21 s; benchmarks/run.py measures sampling, see BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def sample(
         temperature: logits are divided by it before the softmax (< 1 sharper, > 1 flatter).
         top_k: if set, only the k most likely characters may be drawn at each position.
         max_len: length cap, so sampling always ends.
+        batch: samples advanced together (bounds memory: a batch's logits are (batch, vocab_size)).
 
     Returns:
         n pairs (word, finished): finished is False for a word cut at max_len.

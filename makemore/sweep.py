@@ -223,7 +223,8 @@ def run_sweep(
 
     out = Path(out)
     planned = plan(base, grid, out)
-    prepare(base)  # bad data fails here, before the sweep creates anything
+    for data in {json.dumps(p.config.to_dict()["data"]): p.config for p in planned}.values():
+        prepare(data)  # bad data fails here, before the sweep creates anything
     out.mkdir(parents=True, exist_ok=True)
     outcome = SweepOutcome(out, [k for k, _ in grid])
     try:

@@ -103,3 +103,25 @@ def test_bigram_run_works_with_evaluate_and_sample(tiny_words_file, tmp_path, ru
     assert len(words) == 4
     letters = set("".join(Path(tiny_words_file).read_text().split()))
     assert all(set(w) <= letters for w in words)
+
+
+def test_counting_is_the_bigram_gradient_descent_converges_to():
+    """The lecture's second bigram, logits = onehot(last char) · W trained by gradient descent on the
+    train split's NLL, approaches the counting model's loss from above and never beats it: the
+    normalised counts (k = 0) are the maximum-likelihood bigram. Each pair's loss is weighted by
+    its count, which is the NLL summed over all train windows."""
+    cfg = load_config("configs/names.toml")
+    from makemore.train import prepare
+
+    dataset = prepare(cfg)
+    X, Y = dataset.windows("train")
+    N = torch.from_numpy(count_bigrams(X, Y, dataset.vocab.vocab_size)).double()  # (V, V)
+    counting = -(N * torch.log(N / N.sum(1, keepdim=True)).nan_to_num(neginf=0.0)).sum() / N.sum()
+    W = torch.zeros_like(N, requires_grad=True)  # (V, V) logits of next char given the last one
+    opt = torch.optim.Adam([W], lr=0.5)
+    for _ in range(300):
+        nll = -(N * torch.log_softmax(W, 1)).sum() / N.sum()  # mean NLL over every train window
+        opt.zero_grad()
+        nll.backward()
+        opt.step()
+    assert counting.item() <= nll.item() < counting.item() + 0.005

@@ -131,3 +131,15 @@ def test_a_changed_base_config_is_not_mixed_with_old_runs(tmp_path: Path, tiny_w
     assert runner.invoke(app, args).exit_code == 0
     result = runner.invoke(app, args + ["--set", "model.n_embd=5"])
     assert result.exit_code == 2 and "different config" in result.output
+
+
+def test_a_diverging_run_is_listed_and_the_sweep_goes_on(tmp_path: Path, tiny_words_file: Path) -> None:
+    base = Config()
+    for key, value in {"data.path": str(tiny_words_file), "model.n_embd": 4, "model.n_hidden": 8, "train.steps": 20,
+                       "train.batch_size": 16, "train.eval_interval": 10, "train.log_interval": 5, "train.device": "cpu",
+                       "model.activation": "relu"}.items():  # relu does not saturate: a huge lr overflows to nan
+        base.set(key, value)
+    outcome = run_sweep(base, parse_grid(["train.lr=1e30,0.1"]), tmp_path / "sweep", progress=False)
+    assert [(r.combo["train.lr"], r.status) for r in outcome.results] == [(0.1, "trained"), (1e30, "diverged")]
+    rows = list(csv.DictReader((tmp_path / "sweep" / "results.csv").open()))
+    assert [r["status"] for r in rows] == ["trained", "diverged"] and rows[1]["dev_loss"] == ""

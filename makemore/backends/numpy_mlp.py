@@ -102,7 +102,10 @@ def activation_forward(a: np.ndarray, kind: str) -> np.ndarray:
 def activation_backward(dh: np.ndarray, a: np.ndarray, h: np.ndarray, kind: str) -> np.ndarray:
     """da = act'(a) ⊙ dh, (B, H): the activation is elementwise, so its Jacobian is diagonal."""
     if kind == "tanh":
-        return (1.0 - h * h) * dh  # (B, H) tanh'(a) = 1 − tanh(a)²
+        da = h * h  # (B, H)
+        np.subtract(1.0, da, out=da)  # (B, H) tanh'(a) = 1 − tanh(a)² = 1 − h²
+        da *= dh  # (B, H)
+        return da
     if kind == "relu":
         return dh * (a > 0)  # (B, H) relu'(a) = [a > 0]
     u = GELU_K * (a + GELU_C * a**3)  # (B, H) gelu(a) = ½·a·(1 + tanh u)
@@ -180,7 +183,8 @@ def forward(
     batch_stats = []
     for i in range(1, spec.n_layers + 1):
         layer: dict[str, Any] = {"x": x}
-        a = x @ params[f"W{i}"] + params[f"b{i}"]  # (B, H) hpre = x·Wi + bi
+        a = x @ params[f"W{i}"]  # (B, H) hpre = x·Wi + bi
+        a += params[f"b{i}"]
         if spec.norm == "batchnorm":
             if train:
                 mu = a.mean(0)  # (H,) batch mean
@@ -210,7 +214,8 @@ def forward(
         layers.append(layer)
         x = h
     out = spec.n_layers + 1
-    logits = x @ params[f"W{out}"] + params[f"b{out}"]  # (B, V)
+    logits = x @ params[f"W{out}"]  # (B, V) = h·W2 + b2
+    logits += params[f"b{out}"]
     cache = {"X": X, "layers": layers, "h_last": x, "batch_stats": batch_stats}
     if Y is None:
         return logits, None, cache
@@ -219,7 +224,8 @@ def forward(
     e = np.exp(shifted)  # (B, V)
     sum_e = e.sum(1, keepdims=True)  # (B, 1)
     loss = float((np.log(sum_e[:, 0]).sum() - shifted[np.arange(B), Y].sum()) / B)  # scalar: mean(logsumexp − logit of target)
-    cache.update(probs=e / sum_e, Y=Y)  # (B, V) softmax
+    e /= sum_e  # (B, V) softmax
+    cache.update(probs=e, Y=Y)
     return logits, loss, cache
 
 
@@ -228,7 +234,8 @@ def backward(params: dict[str, np.ndarray], cache: dict[str, Any], spec: Spec, o
 
     Args:
         params: the parameters `forward` ran with.
-        cache: what `forward` returned (with targets, in training mode or not).
+        cache: what `forward` returned (with targets, in training mode or not); its softmax is
+            overwritten by dlogits, so call `backward` once per `forward`.
         spec: architecture options.
         onehot_rows: identity (V, V) in the parameters' dtype (see embedding_backward).
 
@@ -238,9 +245,9 @@ def backward(params: dict[str, np.ndarray], cache: dict[str, Any], spec: Spec, o
     X, Y, probs = cache["X"], cache["Y"], cache["probs"]
     B = X.shape[0]
     grads: dict[str, np.ndarray] = {}
-    dlogits = probs.copy()  # (B, V)  ∂(logsumexp − logit_y)/∂logits = softmax − onehot(y)
+    dlogits = probs  # (B, V)  ∂(logsumexp − logit_y)/∂logits = softmax − onehot(y), in place of the cached softmax
     dlogits[np.arange(B), Y] -= 1.0
-    dlogits /= B  # (B, V)  the loss is a mean over the batch
+    dlogits *= 1.0 / B  # (B, V)  the loss is a mean over the batch
     out = spec.n_layers + 1
     h = cache["h_last"]  # (B, H)
     grads[f"W{out}"] = h.T @ dlogits  # (H, V)  logits = h·W + b
@@ -284,6 +291,7 @@ class Optimizer:
         self.buffers: dict[str, dict[str, np.ndarray]] = {}
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], lr: float) -> None:
+        """Update `params` in place from `grads` (which may be scaled in place) at learning rate `lr`."""
         self.step_count += 1
         wd = self.weight_decay
         if self.kind == "adamw":
@@ -316,7 +324,11 @@ class Optimizer:
                     buf *= self.momentum
                     buf += g
                 g = buf
-            p -= lr * g
+            if g is grads[name]:
+                g *= lr  # the gradient is ours to scale in place
+                p -= g
+            else:
+                p -= lr * g
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "step": self.step_count, "buffers": {k: {n: a.copy() for n, a in d.items()} for k, d in self.buffers.items()}}

@@ -7,8 +7,9 @@ Two ways to take a step, with the same mathematics:
 - the fused path (`FusedMLP`), used when the model is the plain MLP (no normalisation, no dropout):
   the forward and a hand-derived backward written directly as torch ops, with no autograd graph,
   and the optimizer's update as a few `torch._foreach_*` calls over all parameters at once.
-  On a CPU at the lecture's batch of 32 a step is ~20 small ops instead of ~60, which roughly
-  doubles the steps per second; tests/test_speed_paths.py checks it gives autograd's gradients
+  On a CPU at the lecture's batch of 32 a step is ~20 small ops instead of ~60, which about
+  triples the steps per second, and the run never imports torch.optim (whose first use costs
+  over a second of start-up); tests/test_speed_paths.py checks it gives autograd's gradients
   and torch.optim's updates.
 
 Per-step overhead, not arithmetic, is what a small model's training time is made of: the
@@ -29,9 +30,12 @@ from makemore.config import Config
 from makemore.evaluate import mean_nll
 from makemore.models import build_model
 
-#: Below this many hidden-layer multiply-adds per step (batch_size · n_hidden · fan-in), one CPU
-#: thread is faster than several: the work is too small to split.
+#: Below this many forward multiply-adds per step (see `choose_threads`), one CPU thread is
+#: faster than several: the work is too small to split.
 SMALL_STEP_MACS = 16_000_000
+
+#: torch's own choice of CPU threads, before any backend changed it.
+DEFAULT_THREADS = torch.get_num_threads()
 
 
 def make_optimizer(params: list[torch.nn.Parameter], cfg: Config) -> torch.optim.Optimizer:
@@ -49,13 +53,15 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: Config) -> torch.optim
 def choose_threads(cfg: Config) -> int:
     """CPU threads for train.threads = 0: 1 for small steps (the lecture's model), else torch's default.
 
-    A step of the lecture's MLP at batch 32 is ~0.2 M multiply-adds: splitting it over threads
-    costs more in synchronisation than it saves, and much more when the cores are shared.
+    The size of a step is its forward multiply-adds, batch_size · (fan_in·n_hidden +
+    (n_layers−1)·n_hidden² + n_hidden·64), the output layer taken as 64 wide. A step of the
+    lecture's MLP at batch 32 is ~0.6 M: splitting it over threads costs more in synchronisation
+    than it saves, and far more when the cores are shared (BENCHMARKS.md).
     """
     m = cfg.model
     fan_in = cfg.data.block_size * m.n_embd
     macs = cfg.train.batch_size * (fan_in * m.n_hidden + (m.n_layers - 1) * m.n_hidden**2 + m.n_hidden * 64)
-    return 1 if macs < SMALL_STEP_MACS else torch.get_num_threads()
+    return 1 if macs < SMALL_STEP_MACS else DEFAULT_THREADS
 
 
 def fused_supported(cfg: Config) -> bool:

@@ -102,19 +102,24 @@ def eval_memory(n: int) -> dict:
             "grads": sum(p.grad is not None for p in model.parameters())}
 
 
-def sample_timing(run_dir: str, n: int, seed: int = 2147483647) -> dict:
-    """Time makemore.sample.sample (all samples advanced together) for n names of a trained run."""
+def sample_timing(run_dir: str, n: int, seed: int = 2147483647, repeats: int = 3) -> dict:
+    """Time makemore.sample.sample (all samples advanced together) for n names of a trained run:
+    after a 20-name warm-up, `repeats` timings; names/s of the fastest (the cores may be shared)."""
     import torch
 
     from makemore.runs import load_run
     from makemore.sample import sample
 
     run = load_run(run_dir)
-    sample(run.model, run.vocab, 20, torch.Generator().manual_seed(seed))  # warm-up, as the plain reference's
-    t0 = time.perf_counter()
-    out = sample(run.model, run.vocab, n, torch.Generator().manual_seed(seed))
-    seconds = time.perf_counter() - t0
-    return {"n": n, "seconds": seconds, "names_per_s": n / seconds, "mean_len": sum(len(w) for w, _ in out) / n}
+    g = torch.Generator().manual_seed(seed)
+    sample(run.model, run.vocab, 20, g)  # warm-up, as the plain reference's
+    times, drawn = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        drawn += sample(run.model, run.vocab, n, g)
+        times.append(time.perf_counter() - t0)
+    return {"n": n, "seconds": min(times), "all_seconds": times, "names_per_s": n / min(times),
+            "mean_len": sum(len(w) for w, _ in drawn) / len(drawn)}
 
 
 def run_with_maxrss(cmd: list[str]) -> dict:

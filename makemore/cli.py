@@ -120,9 +120,10 @@ def train(
         typer.echo(json.dumps(summary.to_dict()))
         return
     typer.echo(f"run directory: {summary.run_dir}")
+    how = (f"{summary.steps} steps in {summary.train_time_s:.1f} s, {summary.steps_per_s:,.0f} steps/s" if summary.steps
+           else f"counted in {summary.train_time_s:.1f} s")  # the bigram takes no steps
     typer.echo(
-        f"final loss (mean NLL, nats/char, whole splits): train {summary.train_loss:.4f}  dev {summary.dev_loss:.4f}"
-        f"   [{summary.steps} steps in {summary.train_time_s:.1f} s, {summary.steps_per_s:,.0f} steps/s]"
+        f"final loss (mean NLL, nats/char, whole splits): train {summary.train_loss:.4f}  dev {summary.dev_loss:.4f}   [{how}]"
     )
 
 

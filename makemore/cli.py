@@ -198,6 +198,8 @@ def sample(
     if as_json:
         typer.echo(json.dumps([w for w, _ in results], ensure_ascii=False))
         return
+    from rich.markup import escape
+
     out = console()
     seen = 0
     for word, finished in results:
@@ -207,7 +209,8 @@ def sample(
             notes.append("in training data")
         if not finished:
             notes.append(f"cut at {cap} characters")
-        out.print(word + (f"  [dim]({', '.join(notes)})[/dim]" if notes else ""), markup=True, soft_wrap=True)
+        out.print(escape(word) + (f"  [dim]({', '.join(notes)})[/dim]" if notes else ""), markup=True, soft_wrap=True)
+    sys.stdout.flush()  # the samples before the summary on stderr, also when both go to one pipe
     if train_words is not None:
         console(stderr=True).print(f"{seen} of {n} samples ({seen / n:.0%}) occur in the training words; seed {seed}")
 

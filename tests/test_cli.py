@@ -87,3 +87,17 @@ def test_user_mistakes_get_one_line_and_exit_code_2(runner, tmp_path, monkeypatc
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_samples_are_printed_verbatim_not_as_markup(runner, tmp_path) -> None:
+    words = ["[bold]x", "[red]y", "a[b]c", "[/]", "[dim]z", "[i]q"] * 3
+    path = tmp_path / "brackets.txt"
+    path.write_text("\n".join(words) + "\n", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--config", "configs/names.toml", *tiny_overrides(path, steps=200), "--run-dir", str(run_dir), "-q"])
+    assert result.exit_code == 0, result.output
+    as_json = json.loads(runner.invoke(app, ["sample", str(run_dir), "-n", "30", "--seed", "5", "--json"]).stdout)
+    printed = runner.invoke(app, ["sample", str(run_dir), "-n", "30", "--seed", "5"])
+    assert printed.exit_code == 0, printed.output
+    lines = [line.split("  (")[0] for line in printed.stdout.splitlines()]
+    assert lines == as_json

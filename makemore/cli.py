@@ -70,7 +70,7 @@ def train(
 ) -> None:
     """Train a model; write config, vocabulary, metrics, checkpoint and loss curve into a run directory."""
     from makemore import runs
-    from makemore.config import Config, load_config
+    from makemore.config import Config, apply_overrides, load_config
     from makemore.train import TrainingInterrupted, train as run_training
 
     overrides = set_ or []
@@ -78,17 +78,9 @@ def train(
         if config is not None or run_dir is not None:
             fail("--resume continues a run with its own config: drop --config and --run-dir (use --set to change a key)")
         checkpoint = runs.load_checkpoint(runs.resolve_run(resume))
-        cfg = Config.from_dict(checkpoint["config"], source=str(resume / runs.CHECKPOINT))
-        for item in overrides:
-            from makemore.config import parse_override
-
-            cfg.set(*parse_override(item))
-        cfg.validate("--set")
+        cfg = apply_overrides(Config.from_dict(checkpoint["config"], source=str(resume / runs.CHECKPOINT)), overrides)
         target = resume
-        from makemore.data import file_digest
-
-        recorded = checkpoint.get("data_sha256")
-        if recorded and Path(cfg.data.path).is_file() and file_digest(cfg.data.path) != recorded:
+        if runs.data_changed(checkpoint, cfg.data.path):
             console(stderr=True).print(f"warning: {cfg.data.path} is not the file this run was trained on: "
                                        "the resumed run will not match an uninterrupted one")
     else:

@@ -214,10 +214,18 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         except tomllib.TOMLDecodeError as e:
             raise MakemoreError(f"{p}: invalid TOML: {e}") from None
     cfg = Config.from_dict(raw, source=source)
+    return apply_overrides(cfg, overrides) if overrides else cfg
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Config:
+    """Apply `--set section.key=value` strings to `cfg` (in place) and validate the result.
+
+    Raises:
+        MakemoreError: a malformed item, unknown key, wrong type or out-of-range value.
+    """
     for item in overrides:
-        key, value = parse_override(item)
-        cfg.set(key, value)
-    cfg.validate("--set" if overrides else source)
+        cfg.set(*parse_override(item))
+    cfg.validate("--set")
     return cfg
 
 

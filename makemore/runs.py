@@ -278,10 +278,15 @@ class Run:
     @property
     def data_changed(self) -> bool:
         """True when data.path no longer has the bytes the run was trained on."""
-        from makemore.data import file_digest
+        return data_changed(self.checkpoint, self.config.data.path)
 
-        recorded = self.checkpoint.get("data_sha256")
-        return bool(recorded) and Path(self.config.data.path).is_file() and file_digest(self.config.data.path) != recorded
+
+def data_changed(checkpoint: dict[str, Any], data_path: str | Path) -> bool:
+    """True when `data_path` exists but does not hold the bytes `checkpoint` was trained on."""
+    from makemore.data import file_digest
+
+    recorded = checkpoint.get("data_sha256")
+    return bool(recorded) and Path(data_path).is_file() and file_digest(data_path) != recorded
 
 
 def load_run(run_dir: str | Path | None, root: str | Path = DEFAULT_ROOT) -> Run:

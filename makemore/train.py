@@ -201,9 +201,9 @@ def train(
             f"{run_dir}: this run already finished at step {checkpoint['step']}; "
             f"to train longer: makemore train --resume {run_dir} --set train.steps=N"
         )
-    digest = file_digest(cfg.data.path)
     vocab = dataset.vocab
-    max_word_len = max(len(w) for words in dataset.splits.values() for w in words)
+    # recorded in every checkpoint: which data the run saw, and a length cap for sampling
+    provenance = {"data_sha256": file_digest(cfg.data.path), "max_word_len": max(len(w) for words in dataset.splits.values() for w in words)}
 
     Xtr, Ytr = dataset.windows("train")  # (N, block_size), (N,)
     Xdev, Ydev = dataset.windows("dev")
@@ -222,7 +222,7 @@ def train(
     if cfg.model.type == "bigram":
         from makemore.models.bigram import fit_bigram
 
-        return fit_bigram(cfg, run_dir, dataset, backend, digest)
+        return fit_bigram(cfg, run_dir, vocab, (Xtr, Ytr), (Xdev, Ydev), provenance)
 
     start_step, elapsed0 = 0, 0.0
     if checkpoint:
@@ -242,8 +242,7 @@ def train(
     def save(step: int, elapsed: float) -> None:
         runs.save_checkpoint(run_dir, {
             "model": backend.export_params(), "config": cfg.to_dict(), "vocab": list(vocab.itos), "step": step,
-            "backend": backend.name, "backend_state": backend.export_state(), "elapsed_s": elapsed,
-            "data_sha256": digest, "max_word_len": max_word_len,
+            "backend": backend.name, "backend_state": backend.export_state(), "elapsed_s": elapsed, **provenance,
         })
 
     t = cfg.train

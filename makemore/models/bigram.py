@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from makemore.config import Config, ModelConfig
-from makemore.data import Dataset
+from makemore.data import Vocab
 
 
 def count_bigrams(X: np.ndarray, Y: np.ndarray, vocab_size: int) -> np.ndarray:
@@ -85,7 +85,9 @@ class Bigram(nn.Module):
         return logits, loss
 
 
-def fit_bigram(cfg: Config, run_dir: Path, dataset: Dataset, backend: Any, digest: str) -> Any:
+def fit_bigram(
+    cfg: Config, run_dir: Path, vocab: Vocab, train: tuple[np.ndarray, np.ndarray], dev: tuple[np.ndarray, np.ndarray], provenance: dict[str, Any]
+) -> Any:
     """"Train" the counting bigram on the train split and write a complete run into `run_dir`.
 
     Writes what every other run has, so `makemore evaluate`, `sample` and the loss plots work:
@@ -95,9 +97,9 @@ def fit_bigram(cfg: Config, run_dir: Path, dataset: Dataset, backend: Any, diges
     Args:
         cfg: the config (model.type = "bigram"; model.smoothing is k).
         run_dir: the run directory, already created with config.toml and vocab.json.
-        dataset: the prepared data.
-        backend: unused (None): counting needs no optimizer.
-        digest: SHA-256 of the data file, recorded in the checkpoint.
+        vocab: the run's vocabulary.
+        train, dev: the windows (X (N, block_size), Y (N,)) of the train and dev splits.
+        provenance: extra checkpoint entries the driver records for every run (data digest, ...).
 
     Returns:
         makemore.train.Summary with the whole-split train and dev NLL (nats/char); steps = 0.
@@ -107,19 +109,18 @@ def fit_bigram(cfg: Config, run_dir: Path, dataset: Dataset, backend: Any, diges
     from makemore.train import Record, Summary, finish
 
     t0 = time.perf_counter()
-    vocab_size = dataset.vocab.vocab_size
-    Xtr, Ytr = dataset.windows("train")  # (N, block_size), (N,)
-    Xdev, Ydev = dataset.windows("dev")
+    vocab_size = vocab.vocab_size
+    Xtr, Ytr = train  # (N, block_size), (N,)
+    Xdev, Ydev = dev
     model = Bigram(cfg.model, vocab_size, cfg.data.block_size)
     model.counts.copy_(torch.from_numpy(count_bigrams(Xtr, Ytr, vocab_size)))  # (V, V)
     model.eval()
     train_loss, dev_loss = mean_nll(model, Xtr, Ytr), mean_nll(model, Xdev, Ydev)
     elapsed = time.perf_counter() - t0
-    max_word_len = max(len(w) for words in dataset.splits.values() for w in words)
     runs.save_checkpoint(run_dir, {
         "model": {k: v.numpy() for k, v in model.state_dict().items()}, "config": cfg.to_dict(),
-        "vocab": list(dataset.vocab.itos), "step": 0, "backend": "counting", "backend_state": {},
-        "elapsed_s": elapsed, "data_sha256": digest, "max_word_len": max_word_len,
+        "vocab": list(vocab.itos), "step": 0, "backend": "counting", "backend_state": {},
+        "elapsed_s": elapsed, **provenance,
     })
     runs.atomic_write_text(run_dir / runs.METRICS, Record(0, train_loss, dev_loss, 0.0, round(elapsed, 4)).to_json() + "\n")
     summary = Summary(run_dir, 0, train_loss, dev_loss, elapsed, 0.0, {"model": "bigram", "smoothing": cfg.model.smoothing})

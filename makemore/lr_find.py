@@ -12,7 +12,7 @@ initialisation at one constant rate of a log-spaced grid; the dev NLL at the end
 plotted against the rate, shows which rate trains best in that budget.
 
 Both use the run's config as given (model, optimizer, data, seed) and every backend, through
-makemore.train.prepare, makemore.train.chunk_indices (the same seeded minibatches as a training
+makemore.train.prepare, makemore.train.minibatches (the same seeded minibatches as a training
 run) and the backend's train_step; the schedule and warm-up are ignored, since the rate is what
 is being varied.
 
@@ -162,19 +162,6 @@ def _setup(cfg: Config) -> tuple[Any, np.ndarray, np.ndarray, str, int]:
     return dataset, Xtr, Ytr, device, dataset.vocab.vocab_size
 
 
-def _batches(backend: Any, cfg: Config, Xtr: np.ndarray, Ytr: np.ndarray, steps: int):
-    """The minibatches of steps 0..steps-1, exactly as a training run with cfg draws them."""
-    from makemore.train import chunk_indices, steps_per_chunk
-
-    per_chunk = steps_per_chunk(cfg.train.batch_size)
-    for chunk in range(math.ceil(steps / per_chunk)):
-        ix = chunk_indices(cfg.train.seed, chunk, len(Ytr), cfg.train.batch_size)  # (per_chunk, B)
-        ix = ix[: steps - chunk * per_chunk]
-        Xc, Yc = backend.asarray(Xtr[ix]), backend.asarray(Ytr[ix])  # (k, B, block_size), (k, B)
-        for k in range(len(ix)):
-            yield Xc[k], Yc[k]
-
-
 def sweep(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, steps: int = 1000, stop_factor: float = STOP_FACTOR) -> Sweep:
     """The lecture's learning-rate sweep on a freshly initialised model (see the module docstring).
 
@@ -188,6 +175,7 @@ def sweep(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, steps: int =
         MakemoreError: a bigram model, an empty range, bad data or device, too few finite losses.
     """
     from makemore.backends import make_backend
+    from makemore.train import minibatches
 
     _check_range(min_exp, max_exp, steps)
     _, Xtr, Ytr, device, vocab_size = _setup(cfg)
@@ -197,7 +185,7 @@ def sweep(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, steps: int =
     losses: list[float] = []
     stopped = None
     best = math.inf
-    for i, (X, Y) in enumerate(_batches(backend, cfg, Xtr, Ytr, steps)):
+    for i, (X, Y) in enumerate(minibatches(backend, cfg.train, Xtr, Ytr, 0, steps)):
         loss = float(backend.train_step(X, Y, float(lrs[i])))
         losses.append(loss)
         if not math.isfinite(loss):
@@ -239,6 +227,7 @@ def grid(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, rates: int = 
         MakemoreError: a bigram model, an empty range, bad data or device, every run diverged.
     """
     from makemore.backends import make_backend
+    from makemore.train import minibatches
 
     _check_range(min_exp, max_exp, rates, "--rates")
     if steps < 1:
@@ -251,7 +240,7 @@ def grid(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, rates: int = 
     for r, lr in enumerate(lrs):
         backend = make_backend(cfg, vocab_size, device)
         last: list[float] = []
-        for X, Y in _batches(backend, cfg, Xtr, Ytr, steps):
+        for X, Y in minibatches(backend, cfg.train, Xtr, Ytr, 0, steps):
             last.append(float(backend.train_step(X, Y, float(lr))))
             if not math.isfinite(last[-1]):
                 break

@@ -22,12 +22,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from makemore import runs
-from makemore.config import Config
+from makemore.config import Config, TrainConfig
 from makemore.data import Dataset, Vocab, file_digest, load_dataset
 from makemore.errors import MakemoreError
 from makemore.schedule import lr_at
@@ -60,6 +60,23 @@ def chunk_indices(seed: int, chunk: int, n: int, batch_size: int) -> np.ndarray:
     """
     rng = np.random.default_rng([seed, chunk])
     return rng.integers(0, n, size=(steps_per_chunk(batch_size), batch_size))
+
+
+def minibatches(backend: Any, t: TrainConfig, X: np.ndarray, Y: np.ndarray, start: int, stop: int) -> Iterator[tuple[Any, Any]]:
+    """The minibatches of steps start..stop-1 as (X (B, block_size), Y (B,)) in the backend's arrays.
+
+    Indices come from `chunk_indices`, a chunk of steps at a time, gathered in bulk: the batch of a
+    step is the same however the run got there (from step 0, or resumed mid-chunk).
+    """
+    per_chunk = steps_per_chunk(t.batch_size)
+    step = start
+    while step < stop:
+        chunk, offset = divmod(step, per_chunk)
+        ix = chunk_indices(t.seed, chunk, len(Y), t.batch_size)[offset : offset + stop - step]  # (k, B)
+        Xc, Yc = backend.asarray(X[ix]), backend.asarray(Y[ix])  # (k, B, block_size), (k, B)
+        for k in range(len(ix)):
+            yield Xc[k], Yc[k]
+        step += len(ix)
 
 
 @dataclass
@@ -246,24 +263,17 @@ def train(
         })
 
     t = cfg.train
-    per_chunk = steps_per_chunk(t.batch_size)
     bar = Progress(t.steps, start_step, progress)
     metrics = open(run_dir / runs.METRICS, "a", encoding="utf-8")
     t_start = time.perf_counter()
-    step, chunk_id, running, count, last_dev = start_step, -1, 0.0, 0, math.nan
-    Xc = Yc = None
+    step, running, count, last_dev = start_step, 0.0, 0, math.nan
     try:
         with _InterruptFlag() as interrupted:
             if start_step == 0:
                 save(0, 0.0)
-            while step < t.steps:
-                chunk, offset = divmod(step, per_chunk)
-                if chunk != chunk_id:  # draw and gather a chunk of minibatches in bulk
-                    ix = chunk_indices(t.seed, chunk, len(Ytr), t.batch_size)  # (per_chunk, B)
-                    Xc, Yc = backend.asarray(Xtr[ix]), backend.asarray(Ytr[ix])  # (per_chunk, B, block_size), (per_chunk, B)
-                    chunk_id = chunk
+            for Xb, Yb in minibatches(backend, t, Xtr, Ytr, start_step, t.steps):  # (B, block_size), (B,)
                 lr = lr_at(step, t)
-                running += backend.train_step(Xc[offset], Yc[offset], lr)
+                running += backend.train_step(Xb, Yb, lr)
                 count += 1
                 step += 1
                 at_eval = step % t.eval_interval == 0 or step == t.steps

@@ -185,7 +185,7 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
             with zipfile.ZipFile(path) as z:
                 bad = z.testzip()  # torch.load does not check the CRCs: flipped tensor bytes would load silently
         except (zipfile.BadZipFile, OSError, EOFError) as e:
-            raise MakemoreError(f"{unreadable}: {_first_line(e)}") from None
+            raise MakemoreError(f"{unreadable}: {first_line(e)}") from None
         if bad is not None:
             raise MakemoreError(f"{unreadable}: {bad} fails its CRC-32 check")
     try:
@@ -200,9 +200,9 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
                 "a makemore checkpoint holds only tensors and plain values, and nothing in this one was run"
             ) from None
         detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(e))
-        raise MakemoreError(f"{unreadable}: {detail.group(1) if detail else _first_line(e)}; nothing in it was run") from None
+        raise MakemoreError(f"{unreadable}: {detail.group(1) if detail else first_line(e)}; nothing in it was run") from None
     except Exception as e:  # noqa: BLE001 - torch.load reports a damaged file in many ways (KeyError, RuntimeError, ...)
-        raise MakemoreError(f"{unreadable}: {_first_line(e)}") from None
+        raise MakemoreError(f"{unreadable}: {first_line(e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise MakemoreError(f"{path}: not a makemore checkpoint")
     missing = [k for k in ("model", "config", "vocab", "step") if k not in ckpt]
@@ -211,7 +211,8 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type name if the message is empty), for one-line errors."""
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
 
@@ -257,7 +258,7 @@ class Run:
         try:
             self.model.load_state_dict(checkpoint["model"])
         except (RuntimeError, KeyError) as e:
-            raise MakemoreError(f"{path / CHECKPOINT}: parameters do not match the model in its config: {str(e).splitlines()[0]}") from None
+            raise MakemoreError(f"{path / CHECKPOINT}: parameters do not match the model in its config: {first_line(e)}") from None
         self.model.eval()
         self._dataset: Any = None
 

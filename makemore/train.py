@@ -246,9 +246,8 @@ def train(
         try:
             backend.load(checkpoint["model"], checkpoint.get("backend_state"))
         except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise MakemoreError(
-                f"{run_dir}: the checkpoint does not fit this config ({first}); "
+                f"{run_dir}: the checkpoint does not fit this config ({runs.first_line(e)}); "
                 "resume without --set for model, data.block_size or train.backend/optimizer keys"
             ) from None
         start_step, elapsed0 = int(checkpoint["step"]), float(checkpoint["elapsed_s"])

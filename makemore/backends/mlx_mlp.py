@@ -17,13 +17,14 @@ the sgd/momentum/adamw optimizers with torch.optim's semantics (AdamW with bias 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
+from makemore.backends.numpy_mlp import BN_MOMENTUM, GELU_C, GELU_K, NORM_EPS
 from makemore.config import Config
 from makemore.errors import MakemoreError
+from makemore.evaluate import EVAL_CHUNK
 
 try:
     import mlx.core as mx
@@ -33,10 +34,6 @@ try:
 except ImportError:  # pragma: no cover - exercised only where MLX is absent
     mx = None
 
-NORM_EPS = 1e-5
-BN_MOMENTUM = 0.1
-GELU_K = math.sqrt(2.0 / math.pi)
-EVAL_CHUNK = 65_536
 
 _BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -95,7 +92,7 @@ if mx is not None:
                 elif self.activation == "relu":
                     x = mx.maximum(a, 0.0)  # (B, H)
                 else:
-                    x = 0.5 * a * (1.0 + mx.tanh(GELU_K * (a + 0.044715 * a * a * a)))  # (B, H)
+                    x = 0.5 * a * (1.0 + mx.tanh(GELU_K * (a + GELU_C * a * a * a)))  # (B, H)
                 if key is not None and self.dropout > 0:
                     key, sub = mx.random.split(key)
                     keep = mx.random.uniform(shape=x.shape, key=sub) >= self.dropout  # (B, H)
@@ -120,17 +117,14 @@ class MLXBackend:
 
     def __init__(self, cfg: Config, vocab_size: int):
         _require_mlx()
-        import torch
-
-        from makemore.models import build_model
+        from makemore.models import initial_state
 
         if cfg.model.type != "mlp":
             raise MakemoreError(f"the mlx backend trains model.type = 'mlp' only, got {cfg.model.type!r}")
         mx.set_default_device(mx.cpu)
         self.cfg = cfg
         m, t = cfg.model, cfg.train
-        torch_model = build_model(m, vocab_size, cfg.data.block_size, torch.Generator().manual_seed(t.seed))
-        state = {k: v.numpy() for k, v in torch_model.state_dict().items()}
+        state = initial_state(cfg, vocab_size)
         self.buffers = {k: mx.array(v) for k, v in state.items() if k.endswith(_BUFFER_SUFFIXES)}
         self.model = MLXMLP({k: v for k, v in state.items() if not k.endswith(_BUFFER_SUFFIXES)}, m.n_layers, m.activation, m.norm, m.dropout)
         if t.optimizer == "adamw":

@@ -51,6 +51,7 @@ import numpy as np
 
 from makemore.config import Config, ModelConfig
 from makemore.errors import MakemoreError
+from makemore.evaluate import EVAL_CHUNK
 
 #: torch.nn.BatchNorm1d / LayerNorm defaults, so the numpy model is torch's model.
 NORM_EPS = 1e-5
@@ -61,8 +62,6 @@ ADAM_EPS = 1e-8
 #: √(2/π) and the cubic coefficient of the tanh approximation of GELU (Hendrycks & Gimpel 2016).
 GELU_K = math.sqrt(2.0 / math.pi)
 GELU_C = 0.044715
-#: Rows evaluated at once by mean_loss.
-EVAL_CHUNK = 65_536
 
 
 @dataclass(frozen=True)
@@ -367,17 +366,14 @@ class NumpyBackend:
     name = "numpy"
 
     def __init__(self, cfg: Config, vocab_size: int, dtype: Any = np.float32):
-        import torch
-
-        from makemore.models import build_model
+        from makemore.models import initial_state
 
         if cfg.model.type != "mlp":
             raise MakemoreError(f"the numpy backend trains model.type = 'mlp' only, got {cfg.model.type!r}")
         self.spec = Spec.from_config(cfg.model)
         self.dtype = np.dtype(dtype)
-        model = build_model(cfg.model, vocab_size, cfg.data.block_size, torch.Generator().manual_seed(cfg.train.seed))
         self.params: dict[str, np.ndarray] = {}
-        self.load({k: v for k, v in model.state_dict().items()}, None)
+        self.load(initial_state(cfg, vocab_size), None)
         self.optimizer = Optimizer(cfg.train.optimizer, cfg.train.momentum, cfg.train.weight_decay)
         self.rng = np.random.default_rng(cfg.train.seed + 1)
         self.onehot_rows = np.eye(vocab_size, dtype=self.dtype)  # (V, V)

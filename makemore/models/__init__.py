@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from makemore.config import ModelConfig
+from makemore.config import Config, ModelConfig
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None) -> nn.Module:
@@ -28,3 +28,11 @@ def build_model(cfg: ModelConfig, vocab_size: int, block_size: int, generator: t
     from makemore.models.mlp import MLP
 
     return MLP(cfg, vocab_size, block_size, generator)
+
+
+def initial_state(cfg: Config, vocab_size: int) -> dict:
+    """The initial parameters and buffers for `cfg` as {state_dict name: NumPy array}: the torch
+    model's, initialised with torch.Generator().manual_seed(train.seed), so every backend starts
+    from identical weights."""
+    model = build_model(cfg.model, vocab_size, cfg.data.block_size, torch.Generator().manual_seed(cfg.train.seed))
+    return {k: v.numpy() for k, v in model.state_dict().items()}

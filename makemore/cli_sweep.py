@@ -28,15 +28,16 @@ def sweep(
     Re-running the same command skips the runs that finished; Ctrl-C stops after the current
     run's checkpoint and still writes the table of the finished runs.
     """
+    from rich.markup import escape
+
     from makemore.config import load_config
-    from makemore.sweep import RESULTS_CSV, RESULTS_MD, format_value, parse_grid, plan, rich_table, run_sweep
+    from makemore.sweep import RESULTS_CSV, RESULTS_MD, format_value, parse_grid, rich_table, run_sweep
 
     if config is None:
         fail("no config: pass --config FILE, e.g. makemore sweep --config configs/names.toml --grid train.lr=0.1,0.05")
     base = load_config(config, set_ or [])
     parsed = parse_grid(grid or [])
     target = out or Path("runs") / f"sweep-{config.stem}"
-    n = len(plan(base, parsed, target))
     err = console(stderr=True)
 
     def announce(i: int, total: int, p, action: str) -> None:
@@ -44,7 +45,7 @@ def sweep(
             err.print(f"sweep: {total} run(s) into {target}", soft_wrap=True)
         values = ", ".join(f"{k}={format_value(v)}" for k, v in p.combo.items()) or "base config"
         verb = {"skip": "finished earlier, skipped", "resume": "resuming", "train": "training"}[action]
-        err.print(f"[bold][{i}/{total}][/bold] {values}: {verb}  ({p.run_dir})", soft_wrap=True)
+        err.print(f"[bold]\\[{i}/{total}][/bold] {escape(values)}: {verb}  ({escape(str(p.run_dir))})", soft_wrap=True)
 
     outcome = run_sweep(base, parsed, target, progress=not quiet, announce=announce)
     out_console = console()
@@ -53,5 +54,5 @@ def sweep(
     out_console.print(rich_table(outcome))
     err.print(f"wrote {target / RESULTS_CSV} and {target / RESULTS_MD}")
     if outcome.interrupted:
-        err.print(f"interrupted: {len(outcome.results)} of {n} run(s) in the table; run the same command again to continue")
+        err.print(f"interrupted: {len(outcome.results)} of {outcome.planned} run(s) in the table; run the same command again to continue")
         raise typer.Exit(130)

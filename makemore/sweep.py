@@ -159,6 +159,8 @@ class SweepOutcome:
 
     out: Path
     keys: list[str]
+    planned: int
+    """How many combinations the grid has."""
     results: list[Result] = field(default_factory=list)
     interrupted: bool = False
 
@@ -226,7 +228,7 @@ def run_sweep(
     for data in {json.dumps(p.config.to_dict()["data"]): p.config for p in planned}.values():
         prepare(data)  # bad data fails here, before the sweep creates anything
     out.mkdir(parents=True, exist_ok=True)
-    outcome = SweepOutcome(out, [k for k, _ in grid])
+    outcome = SweepOutcome(out, [k for k, _ in grid], len(planned))
     try:
         for i, p in enumerate(planned, 1):
             if (p.run_dir / runs.SUMMARY).is_file():

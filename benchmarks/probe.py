@@ -56,12 +56,10 @@ def data_path(path: str, repeats: int = 3) -> dict:
         t0 = time.perf_counter()
         dataset = prepare(cfg)
         windows = {split: dataset.windows(split) for split in ("train", "dev", "test")}
-        Xtr, Ytr = windows["train"]
-        ix = chunk_indices(cfg.train.seed, 0, len(Ytr), cfg.train.batch_size)  # (steps_per_chunk, B)
-        Xc, Yc = Xtr[ix], Ytr[ix]  # (steps_per_chunk, B, block_size), (steps_per_chunk, B)
+        ix = chunk_indices(cfg.train.seed, 0, len(windows["train"]), cfg.train.batch_size)  # (steps_per_chunk, B)
+        Xc, _ = windows["train"][ix]  # (steps_per_chunk, B, block_size), (steps_per_chunk, B)
         seconds = time.perf_counter() - t0
-        return seconds, {"lines": sum(len(w) for w in dataset.splits.values()), "windows": int(sum(len(Y) for _, Y in windows.values())),
-                         "chunk_shape": list(Xc.shape)}
+        return seconds, {"lines": len(dataset.words), "windows": sum(len(w) for w in windows.values()), "chunk_shape": list(Xc.shape)}
 
     cold, info = once()
     rss = maxrss_mb()
@@ -85,17 +83,17 @@ def eval_memory(n: int) -> dict:
     import torch
 
     from makemore.config import ModelConfig
+    from makemore.data import Windows
     from makemore.evaluate import mean_nll
     from makemore.models import build_model
 
     torch.set_num_threads(1)
     model = build_model(ModelConfig(), 27, 3, torch.Generator().manual_seed(0))
-    rng = np.random.default_rng(0)
-    X = rng.integers(0, 27, size=(n, 3))  # (n, 3) int64, made in place: no temporaries
-    Y = rng.integers(0, 27, size=n)  # (n,)
+    stream = np.random.default_rng(0).integers(0, 27, size=n + 3, dtype=np.uint8)  # (n+3,) random ids
+    windows = Windows(stream, np.arange(3, n + 3), 3)  # every window of 3 ids and the id after them
     before = max(rss_mb(), maxrss_mb())
     t0 = time.perf_counter()
-    nll = mean_nll(model, X, Y)
+    nll = mean_nll(model, windows)
     seconds = time.perf_counter() - t0
     return {"rows": n, "seconds": seconds, "rows_per_s": n / seconds, "nll": nll, "mb_before": before,
             "extra_peak_mb": maxrss_mb() - before, "unchunked_activations_mb": n * (200 + 27) * 4 / 2**20,

@@ -143,9 +143,9 @@ def evaluate(
     results = {}
     sizes = {}
     for name in names:
-        X, Y = run.dataset.windows(name)
-        results[name] = mean_nll(run.model, X, Y)
-        sizes[name] = len(Y)
+        windows = run.dataset.windows(name)
+        results[name] = mean_nll(run.model, windows)
+        sizes[name] = len(windows)
     if as_json:
         typer.echo(json.dumps(results))
         return
@@ -182,7 +182,7 @@ def sample(
     seed = secrets.randbits(31) if seed is None else seed
     cap = max_len if max_len is not None else 2 * int(run.checkpoint.get("max_word_len", 32))
     try:
-        train_words = set(run.dataset.splits["train"])
+        train_words = set(run.dataset.split_words("train"))
     except MakemoreError as e:
         train_words = None
         console(stderr=True).print(f"warning: cannot mark samples seen in training: {e}")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import random
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -122,6 +124,35 @@ class Vocab:
 #: A split needs at least one word in each of train, dev and test.
 MIN_WORDS = 6
 
+#: Windows evaluated (or counted) at once: bounds memory whatever a split's size.
+EVAL_CHUNK = 65_536
+
+
+def split_order(n: int, seed: int = 42) -> np.ndarray:
+    """The order the lecture's split puts n words in: int64 (n,), a permutation of range(n).
+
+    `random.Random(seed).shuffle` of a list of n items; its swaps depend only on n and the seed, so
+    shuffling the indices gives the words' order without moving a million string objects around
+    (which costs more per word as the list outgrows the CPU caches). Indices are shuffled in an
+    array('q'), whose items are not separate objects, for the same reason.
+    """
+    order = array("q", range(n))
+    random.Random(seed).shuffle(order)
+    return np.frombuffer(order, dtype=np.int64)
+
+
+def split_bounds(n: int) -> tuple[int, int]:
+    """Where the lecture cuts n shuffled words: (int(0.8·n), int(0.9·n)).
+
+    Raises:
+        MakemoreError: fewer than MIN_WORDS words, so a split would be empty.
+    """
+    if n < MIN_WORDS:
+        raise MakemoreError(
+            f"only {n} word{'s' if n != 1 else ''}: an 80/10/10 train/dev/test split needs at least {MIN_WORDS}"
+        )
+    return int(0.8 * n), int(0.9 * n)
+
 
 def split_words(words: list[str], seed: int = 42) -> tuple[list[str], list[str], list[str]]:
     """The lecture's 80/10/10 split of the words: shuffle with random.Random(seed), cut at
@@ -133,72 +164,148 @@ def split_words(words: list[str], seed: int = 42) -> tuple[list[str], list[str],
     Raises:
         MakemoreError: fewer than MIN_WORDS words, so a split would be empty.
     """
-    if len(words) < MIN_WORDS:
-        raise MakemoreError(
-            f"only {len(words)} word{'s' if len(words) != 1 else ''}: an 80/10/10 train/dev/test split "
-            f"needs at least {MIN_WORDS}"
-        )
-    shuffled = list(words)
-    random.Random(seed).shuffle(shuffled)
-    n1, n2 = int(0.8 * len(shuffled)), int(0.9 * len(shuffled))
+    n1, n2 = split_bounds(len(words))
+    shuffled = [words[i] for i in split_order(len(words), seed).tolist()]
     return shuffled[:n1], shuffled[n1:n2], shuffled[n2:]
 
 
-def build_windows(words: list[str], vocab: Vocab, block_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every (context, target) pair of the lecture's `build_dataset`, without a loop over characters.
+def id_dtype(vocab_size: int) -> type:
+    """The smallest unsigned integer type that holds ids 0..vocab_size-1."""
+    return np.uint8 if vocab_size <= 2**8 else np.uint16 if vocab_size <= 2**16 else np.uint32
 
-    For each word the context starts as block_size boundary tokens; for each character of
-    word + boundary the pair (context, next id) is emitted and the context slides by one.
 
-    Vectorized, in a few sequential passes over arrays of N and little memory besides X and Y
-    (so the time stays linear in N when the arrays outgrow the CPU caches): Y is every word's ids
-    followed by a boundary 0. The last column of X is the previous target, and each column to its
-    left is the column to its right one row earlier (the context slides by one), with every
-    column reset to the boundary at each word's first target.
+def padded_stream(ids: np.ndarray, lengths: np.ndarray, block_size: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The words' ids in one array, block_size boundary tokens (0) before each word and one after the last.
+
+    For block_size 3 and the words emma, ava: `. . . e m m a . . . a v a .` (as ids). The block_size
+    ids before a word's first character are its first context, the lecture's `[0] * block_size`,
+    and the boundary after a word is its last target.
+
+    Args:
+        ids: (ΣL,) every word's character ids, concatenated; lengths: int64 (W,) each word's length.
 
     Returns:
-        X: int64 (N, block_size), the contexts; Y: int64 (N,), the targets, with
-        N = sum(len(w) + 1 for w in words).
+        stream: (W·block_size + ΣL + 1,) ids in the smallest unsigned type that holds vocab_size;
+        starts: int64 (W,), where each word's first character sits in the stream.
     """
-    lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))  # (W,)
-    ids = vocab.encode_concat("".join(words), dtype=np.int32)  # (sum L,)
-    ends = np.cumsum(lengths + 1)  # (W,) one past each word's boundary target
-    N = int(ends[-1]) if len(ends) else 0
-    X = np.zeros((N, block_size), dtype=np.int64)  # (N, block_size)
-    Y = np.zeros(N, dtype=np.int64)  # (N,) each word's ids, then the boundary 0
-    if N == 0:
-        return X, Y
-    is_char = np.ones(N, dtype=bool)  # (N,)
-    is_char[ends - 1] = False
-    Y[is_char] = ids
-    firsts = ends - (lengths + 1)  # (W,) each word's first target: its context is all boundary
-    X[1:, -1] = Y[:-1]  # (N-1,) the character just before the target
-    X[firsts, -1] = 0
-    for c in range(block_size - 2, -1, -1):
-        X[1:, c] = X[:-1, c + 1]  # (N-1,) one further back: the next column, one row earlier
-        X[firsts, c] = 0
-    return X, Y
+    starts = np.cumsum(lengths + block_size) - lengths  # (W,)
+    stream = np.zeros(int(lengths.sum()) + block_size * len(lengths) + 1, dtype=id_dtype(vocab_size))  # (S,) all boundary
+    edges = np.zeros(len(stream) + 1, dtype=np.int8)  # (S+1,) +1 where a word begins, −1 just after it ends
+    edges[starts] = 1
+    edges[starts + lengths] = -1
+    in_word = np.cumsum(edges[:-1], dtype=np.int8).view(bool)  # (S,) 1 on characters, 0 on the padding
+    stream[in_word] = ids
+    return stream, starts
+
+
+def window_targets(starts: np.ndarray, lengths: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Where in the padded stream each window's target sits, for the words `order` (indices), in that order.
+
+    A word of length L has L + 1 windows (one per character, one for its end), whose targets are
+    the L + 1 stream positions from its first character on: int64 (Σ (L+1),).
+    """
+    counts = lengths[order] + 1  # (w,) windows of each word
+    first = np.cumsum(counts) - counts  # (w,) index of each word's first window
+    return np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(starts[order] - first, counts)  # (N,)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The (context, target) pairs of a list of words, gathered on demand from one padded stream.
+
+    The lecture's build_dataset materializes X int64 (N, block_size) and Y (N,): 32 bytes a window
+    at block_size 3. Here window i is read from the stream when asked for,
+
+        X[i] = stream[targets[i] - block_size : targets[i]],   Y[i] = stream[targets[i]],
+
+    so a split costs its targets (8 bytes a window) plus the stream (about 1 byte a character),
+    and any block_size costs the same.
+    """
+
+    stream: np.ndarray
+    """(S,) unsigned ids; see `padded_stream`."""
+    targets: np.ndarray
+    """int64 (N,) stream position of each window's target, in window order."""
+    block_size: int
+
+    def __len__(self) -> int:
+        """N, the number of windows."""
+        return len(self.targets)
+
+    def __getitem__(self, ix: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Windows `ix` (a slice, or an int array of any shape) as X int64 (*ix.shape, block_size), Y int64 (*ix.shape)."""
+        t = self.targets[ix]  # (*ix.shape,)
+        X = self.stream[t[..., None] + np.arange(-self.block_size, 0)]  # (*ix.shape, block_size)
+        return X.astype(np.int64), self.stream[t].astype(np.int64)
+
+    def chunks(self, size: int = EVAL_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every window in order, `size` at a time: (X (≤size, block_size), Y (≤size,)) int64."""
+        for start in range(0, len(self), size):
+            yield self[start : start + size]
+
+    @classmethod
+    def of_arrays(cls, X: np.ndarray, Y: np.ndarray) -> Windows:
+        """Windows that are already materialized, X int (N, block_size) and Y int (N,) (each row
+        laid out as its context followed by its target)."""
+        N, block_size = X.shape
+        stream = np.concatenate([X, Y[:, None]], axis=1).ravel()  # (N·(block_size+1),)
+        return cls(stream, np.arange(N, dtype=np.int64) * (block_size + 1) + block_size, block_size)
+
+
+def pad_words(words: list[str], vocab: Vocab, block_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`padded_stream` of the words: (stream (S,), starts int64 (W,), lengths int64 (W,)).
+
+    Raises:
+        MakemoreError: a word has a character the vocabulary lacks.
+    """
+    lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))  # (W,)
+    ids = vocab.encode_concat("".join(words), np.int32)  # (ΣL,)
+    return (*padded_stream(ids, lengths, block_size, vocab.vocab_size), lengths)
+
+
+def build_windows(words: list[str], vocab: Vocab, block_size: int) -> Windows:
+    """Every (context, target) pair of the lecture's `build_dataset`, in order, without a loop over characters.
+
+    For each word the context starts as block_size boundary tokens; for each character of
+    word + boundary the pair (context, next id) is a window and the context slides by one.
+    `build_windows(...)[:]` gives the lecture's X int64 (N, block_size) and Y (N,), with
+    N = sum(len(w) + 1 for w in words).
+    """
+    stream, starts, lengths = pad_words(words, vocab, block_size)
+    return Windows(stream, window_targets(starts, lengths, np.arange(len(words))), block_size)
 
 
 @dataclass
 class Dataset:
-    """A words file prepared for training: vocabulary, split words, and windows per split."""
+    """A words file prepared for training: vocabulary, the split, and the padded stream windows come from."""
 
     vocab: Vocab
-    splits: dict[str, list[str]]
-    """"train", "dev", "test" → words."""
+    words: list[str]
+    """Every word, in file order."""
+    order: dict[str, np.ndarray]
+    """"train", "dev", "test" → int64 indices into `words`, in the split's (shuffled) order."""
     block_size: int
+    stream: np.ndarray
+    """(S,) every word's ids, padded; see `padded_stream`."""
+    starts: np.ndarray
+    """int64 (W,) where each word begins in `stream`."""
+    lengths: np.ndarray
+    """int64 (W,) each word's length."""
 
-    def windows(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(X (N, block_size), Y (N,)) of one split."""
-        return build_windows(self.splits[split], self.vocab, self.block_size)
+    def split_words(self, split: str) -> list[str]:
+        """The words of one split, in the split's order."""
+        return [self.words[i] for i in self.order[split].tolist()]
+
+    def windows(self, split: str) -> Windows:
+        """The windows of one split (N = Σ (len(w) + 1) over its words), sharing the dataset's stream."""
+        return Windows(self.stream, window_targets(self.starts, self.lengths, self.order[split]), self.block_size)
 
 
 def load_dataset(path: str | Path, block_size: int, seed: int, boundary: str = ".", vocab: Vocab | None = None) -> Dataset:
-    """Read, build the vocabulary (or check the given one fits), and split the words.
+    """Read, build the vocabulary (or check the given one fits), split the words and pad them into one stream.
 
     Raises:
-        MakemoreError: any problem `read_words` or `split_words` reports, or a file with
+        MakemoreError: any problem `read_words` or `split_bounds` reports, or a file with
             characters the given `vocab` lacks.
     """
     words = read_words(path, boundary)
@@ -210,8 +317,11 @@ def load_dataset(path: str | Path, block_size: int, seed: int, boundary: str = "
                 f"{path}: characters {''.join(extra)!r} are not in the run's vocabulary: "
                 "the data does not fit this checkpoint (was the file changed?)"
             )
+    vocab = vocab or file_vocab
     try:
-        splits = split_words(words, seed)
+        n1, n2 = split_bounds(len(words))
     except MakemoreError as e:
         raise MakemoreError(f"{path}: {e}") from None
-    return Dataset(vocab or file_vocab, dict(zip(("train", "dev", "test"), splits)), block_size)
+    order = split_order(len(words), seed)  # (W,)
+    stream, starts, lengths = pad_words(words, vocab, block_size)
+    return Dataset(vocab, words, {"train": order[:n1], "dev": order[n1:n2], "test": order[n2:]}, block_size, stream, starts, lengths)

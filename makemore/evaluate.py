@@ -10,33 +10,29 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from makemore.data import EVAL_CHUNK, Windows
 from makemore.errors import MakemoreError
 
-#: Rows evaluated at once: bounds memory whatever the split's size.
-EVAL_CHUNK = 65_536
 
+def mean_nll(model: torch.nn.Module, windows: Windows, device: str | torch.device = "cpu", chunk: int = EVAL_CHUNK) -> float:
+    """Mean NLL (nats/char) of `model` over every window (N of them), in evaluation mode.
 
-def mean_nll(model: torch.nn.Module, X: np.ndarray, Y: np.ndarray, device: str | torch.device = "cpu", chunk: int = EVAL_CHUNK) -> float:
-    """Mean NLL (nats/char) of `model` on X (N, block_size), Y (N,), in evaluation mode.
-
-    Runs without autograd, `chunk` rows at a time, so memory is bounded for any N; the
+    Runs without autograd, `chunk` windows at a time, so memory is bounded for any N; the
     model is put back in training mode if it was in it.
     """
     was_training = model.training
     model.eval()
     total = 0.0
     with torch.inference_mode():
-        for start in range(0, len(Y), chunk):
-            xb = torch.from_numpy(X[start : start + chunk]).to(device)  # (b, block_size)
-            yb = torch.from_numpy(Y[start : start + chunk]).to(device)  # (b,)
+        for X, Y in windows.chunks(chunk):
+            xb, yb = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)  # (b, block_size), (b,)
             logits, _ = model(xb)  # (b, vocab_size)
             total += F.cross_entropy(logits.float(), yb, reduction="sum").item()
     model.train(was_training)
-    return total / max(len(Y), 1)
+    return total / max(len(windows), 1)
 
 
 def describe(nll: float) -> dict[str, float]:
@@ -57,8 +53,7 @@ def evaluate_run(run_dir: str | Path, splits: list[str]) -> dict[str, float]:
     run = load_run(run_dir)
     out: dict[str, Any] = {}
     for split in splits:
-        if split not in run.dataset.splits:
+        if split not in run.dataset.order:
             raise MakemoreError(f"unknown split {split!r}: choose train, dev or test")
-        X, Y = run.dataset.windows(split)
-        out[split] = mean_nll(run.model, X, Y)
+        out[split] = mean_nll(run.model, run.dataset.windows(split))
     return out

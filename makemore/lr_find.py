@@ -149,8 +149,8 @@ def _check_range(min_exp: float, max_exp: float, steps: int, what: str = "--step
         raise MakemoreError(f"{what} {steps}: need at least 2")
 
 
-def _setup(cfg: Config) -> tuple[Any, np.ndarray, np.ndarray, str, int]:
-    """Data and device for cfg: (dataset, Xtr (N, block_size), Ytr (N,), device, vocab_size)."""
+def _setup(cfg: Config) -> tuple[Any, Any, str, int]:
+    """Data and device for cfg: (dataset, train windows, device, vocab_size)."""
     from makemore.backends import resolve_device
     from makemore.train import prepare
 
@@ -158,8 +158,7 @@ def _setup(cfg: Config) -> tuple[Any, np.ndarray, np.ndarray, str, int]:
         raise MakemoreError("model.type = 'bigram' is fitted by counting, with no learning rate: lr-find needs model.type = 'mlp'")
     device = resolve_device(cfg.train.device, cfg.train.backend)
     dataset = prepare(cfg)
-    Xtr, Ytr = dataset.windows("train")  # (N, block_size), (N,)
-    return dataset, Xtr, Ytr, device, dataset.vocab.vocab_size
+    return dataset, dataset.windows("train"), device, dataset.vocab.vocab_size
 
 
 def sweep(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, steps: int = 1000, stop_factor: float = STOP_FACTOR) -> Sweep:
@@ -178,14 +177,14 @@ def sweep(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, steps: int =
     from makemore.train import minibatches
 
     _check_range(min_exp, max_exp, steps)
-    _, Xtr, Ytr, device, vocab_size = _setup(cfg)
+    _, train_windows, device, vocab_size = _setup(cfg)
     backend = make_backend(cfg, vocab_size, device)
     lrs = 10.0 ** np.linspace(min_exp, max_exp, steps)  # (steps,)
     window = smoothing_window(steps)
     losses: list[float] = []
     stopped = None
     best = math.inf
-    for i, (X, Y) in enumerate(minibatches(backend, cfg.train, Xtr, Ytr, 0, steps)):
+    for i, (X, Y) in enumerate(minibatches(backend, cfg.train, train_windows, 0, steps)):
         loss = float(backend.train_step(X, Y, float(lrs[i])))
         losses.append(loss)
         if not math.isfinite(loss):
@@ -232,20 +231,20 @@ def grid(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, rates: int = 
     _check_range(min_exp, max_exp, rates, "--rates")
     if steps < 1:
         raise MakemoreError(f"--steps {steps}: need at least 1")
-    dataset, Xtr, Ytr, device, vocab_size = _setup(cfg)
-    Xdev, Ydev = dataset.windows("dev")  # (N_dev, block_size), (N_dev,)
+    dataset, train_windows, device, vocab_size = _setup(cfg)
+    dev_windows = dataset.windows("dev")
     lrs = 10.0 ** np.linspace(min_exp, max_exp, rates)  # (rates,)
     tail = max(1, steps // 10)
     train_loss, dev_loss = np.full(rates, np.inf), np.full(rates, np.inf)  # (rates,), (rates,)
     for r, lr in enumerate(lrs):
         backend = make_backend(cfg, vocab_size, device)
         last: list[float] = []
-        for X, Y in minibatches(backend, cfg.train, Xtr, Ytr, 0, steps):
+        for X, Y in minibatches(backend, cfg.train, train_windows, 0, steps):
             last.append(float(backend.train_step(X, Y, float(lr))))
             if not math.isfinite(last[-1]):
                 break
         else:
-            dev = backend.mean_loss(Xdev, Ydev)
+            dev = backend.mean_loss(dev_windows)
             if math.isfinite(dev):
                 train_loss[r], dev_loss[r] = float(np.mean(last[-tail:])), dev
     if not np.isfinite(dev_loss).any():

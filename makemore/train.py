@@ -28,7 +28,7 @@ import numpy as np
 
 from makemore import runs
 from makemore.config import Config, TrainConfig
-from makemore.data import Dataset, Vocab, file_digest, load_dataset
+from makemore.data import Dataset, Vocab, Windows, file_digest, load_dataset
 from makemore.errors import MakemoreError
 from makemore.schedule import lr_at
 
@@ -62,18 +62,19 @@ def chunk_indices(seed: int, chunk: int, n: int, batch_size: int) -> np.ndarray:
     return rng.integers(0, n, size=(steps_per_chunk(batch_size), batch_size))
 
 
-def minibatches(backend: Any, t: TrainConfig, X: np.ndarray, Y: np.ndarray, start: int, stop: int) -> Iterator[tuple[Any, Any]]:
+def minibatches(backend: Any, t: TrainConfig, windows: Windows, start: int, stop: int) -> Iterator[tuple[Any, Any]]:
     """The minibatches of steps start..stop-1 as (X (B, block_size), Y (B,)) in the backend's arrays.
 
-    Indices come from `chunk_indices`, a chunk of steps at a time, gathered in bulk: the batch of a
-    step is the same however the run got there (from step 0, or resumed mid-chunk).
+    Indices come from `chunk_indices`, a chunk of steps at a time, gathered from `windows` in bulk:
+    the batch of a step is the same however the run got there (from step 0, or resumed mid-chunk).
     """
     per_chunk = steps_per_chunk(t.batch_size)
     step = start
     while step < stop:
         chunk, offset = divmod(step, per_chunk)
-        ix = chunk_indices(t.seed, chunk, len(Y), t.batch_size)[offset : offset + stop - step]  # (k, B)
-        Xc, Yc = backend.asarray(X[ix]), backend.asarray(Y[ix])  # (k, B, block_size), (k, B)
+        ix = chunk_indices(t.seed, chunk, len(windows), t.batch_size)[offset : offset + stop - step]  # (k, B)
+        Xc, Yc = windows[ix]  # (k, B, block_size), (k, B)
+        Xc, Yc = backend.asarray(Xc), backend.asarray(Yc)
         for k in range(len(ix)):
             yield Xc[k], Yc[k]
         step += len(ix)
@@ -220,10 +221,9 @@ def train(
         )
     vocab = dataset.vocab
     # recorded in every checkpoint: which data the run saw, and a length cap for sampling
-    provenance = {"data_sha256": file_digest(cfg.data.path), "max_word_len": max(len(w) for words in dataset.splits.values() for w in words)}
+    provenance = {"data_sha256": file_digest(cfg.data.path), "max_word_len": int(dataset.lengths.max())}
 
-    Xtr, Ytr = dataset.windows("train")  # (N, block_size), (N,)
-    Xdev, Ydev = dataset.windows("dev")
+    train_windows, dev_windows = dataset.windows("train"), dataset.windows("dev")
     # the counting bigram has no parameters to optimise: no backend is built for it
     backend = None if cfg.model.type == "bigram" else make_backend(cfg, vocab.vocab_size, device)
 
@@ -239,7 +239,7 @@ def train(
     if cfg.model.type == "bigram":
         from makemore.models.bigram import fit_bigram
 
-        return fit_bigram(cfg, run_dir, vocab, (Xtr, Ytr), (Xdev, Ydev), provenance)
+        return fit_bigram(cfg, run_dir, vocab, train_windows, dev_windows, provenance)
 
     start_step, elapsed0 = 0, 0.0
     if checkpoint:
@@ -270,7 +270,7 @@ def train(
         with _InterruptFlag() as interrupted:
             if start_step == 0:
                 save(0, 0.0)
-            for Xb, Yb in minibatches(backend, t, Xtr, Ytr, start_step, t.steps):  # (B, block_size), (B,)
+            for Xb, Yb in minibatches(backend, t, train_windows, start_step, t.steps):  # (B, block_size), (B,)
                 lr = lr_at(step, t)
                 running += backend.train_step(Xb, Yb, lr)
                 count += 1
@@ -279,7 +279,7 @@ def train(
                 if at_eval or step % t.log_interval == 0 or interrupted.set:
                     stop = interrupted.set  # read once, so a Ctrl-C is raised only after its checkpoint is saved
                     train_loss = float(running) / count
-                    dev = backend.mean_loss(Xdev, Ydev) if at_eval and math.isfinite(train_loss) else None
+                    dev = backend.mean_loss(dev_windows) if at_eval and math.isfinite(train_loss) else None
                     if not math.isfinite(train_loss) or (dev is not None and not math.isfinite(dev)):
                         raise TrainingDiverged(
                             f"training diverged at step {step} (loss {train_loss}); lower train.lr (now {t.lr:g}) "
@@ -302,7 +302,7 @@ def train(
         metrics.close()
         bar.close()
     loop_s = time.perf_counter() - t_start
-    summary = Summary(run_dir, step, backend.mean_loss(Xtr, Ytr), last_dev, elapsed0 + loop_s, (step - start_step) / max(loop_s, 1e-9))
+    summary = Summary(run_dir, step, backend.mean_loss(train_windows), last_dev, elapsed0 + loop_s, (step - start_step) / max(loop_s, 1e-9))
     finish(run_dir, summary)
     return summary
 

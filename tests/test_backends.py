@@ -20,6 +20,7 @@ import makemore.models.mlp as mlp_module
 from makemore.backends.numpy_mlp import NumpyBackend
 from makemore.backends.torch_backend import make_optimizer
 from makemore.config import Config
+from makemore.data import Windows
 from makemore.models import build_model
 from makemore.train import train
 from tests.conftest import tiny_overrides
@@ -224,7 +225,7 @@ def test_numpy_eval_mode_uses_running_statistics_like_torch():
     model.load_state_dict({k: torch.as_tensor(v) for k, v in nb.params.items()})
     X, Y = batch(9, 40)
     expected = torch.nn.functional.cross_entropy(model.eval()(torch.from_numpy(X))[0], torch.from_numpy(Y)).item()
-    assert nb.mean_loss(X, Y) == pytest.approx(expected, rel=1e-12)
+    assert nb.mean_loss(Windows.of_arrays(X, Y)) == pytest.approx(expected, rel=1e-12)
     assert nb.params["norm1.num_batches_tracked"] == 3
 
 
@@ -324,4 +325,4 @@ def test_mlx_steps_match_numpy(options, optimizer):
             continue
         np.testing.assert_allclose(a[name], b[name], atol=2e-4, err_msg=name)
     X, Y = batch(11, 40)
-    assert mb.mean_loss(X, Y) == pytest.approx(nb.mean_loss(X, Y), abs=1e-5)
+    assert mb.mean_loss(Windows.of_arrays(X, Y)) == pytest.approx(nb.mean_loss(Windows.of_arrays(X, Y)), abs=1e-5)

@@ -23,8 +23,8 @@ WORDS = ["ab", "abb", "ba"]
 
 def counted(words: list[str], block_size: int = 3) -> tuple[Vocab, np.ndarray, np.ndarray, np.ndarray]:
     vocab = Vocab.from_words(words)
-    X, Y = build_windows(words, vocab, block_size)
-    return vocab, X, Y, count_bigrams(X, Y, vocab.vocab_size)
+    windows = build_windows(words, vocab, block_size)
+    return vocab, *windows[:], count_bigrams(windows, vocab.vocab_size)
 
 
 def test_counts_every_pair_boundary_included():
@@ -114,8 +114,7 @@ def test_counting_is_the_bigram_gradient_descent_converges_to():
     from makemore.train import prepare
 
     dataset = prepare(cfg)
-    X, Y = dataset.windows("train")
-    N = torch.from_numpy(count_bigrams(X, Y, dataset.vocab.vocab_size)).double()  # (V, V)
+    N = torch.from_numpy(count_bigrams(dataset.windows("train"), dataset.vocab.vocab_size)).double()  # (V, V)
     counting = -(N * torch.log(N / N.sum(1, keepdim=True)).nan_to_num(neginf=0.0)).sum() / N.sum()
     W = torch.zeros_like(N, requires_grad=True)  # (V, V) logits of next char given the last one
     opt = torch.optim.Adam([W], lr=0.5)

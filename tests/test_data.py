@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from makemore.data import MIN_WORDS, Vocab, build_windows, load_dataset, read_words, split_words
+from makemore.data import MIN_WORDS, Vocab, Windows, build_windows, load_dataset, read_words, split_order, split_words
 from makemore.errors import MakemoreError
 
 
@@ -33,7 +33,7 @@ word_lists = st.lists(st.text(alphabet=st.characters(blacklist_characters=".\n\r
 @given(words=word_lists, block_size=st.integers(min_value=1, max_value=8))
 def test_windows_equal_the_naive_loop(words: list[str], block_size: int) -> None:
     vocab = Vocab.from_words(words)
-    X, Y = build_windows(words, vocab, block_size)
+    X, Y = build_windows(words, vocab, block_size)[:]
     Xn, Yn = naive_windows(words, vocab, block_size)
     assert X.shape == (len(Yn), block_size) and Y.shape == (len(Yn),)
     assert X.tolist() == Xn
@@ -47,7 +47,7 @@ def test_vocab_comes_from_the_data_not_from_the_alphabet() -> None:
     assert list(vocab.itos[1:]) == sorted(set("".join(words)))
     assert vocab.vocab_size == len(set("".join(words))) + 1
     assert all(vocab.itos[vocab.stoi[c]] == c for c in vocab.itos)
-    X, Y = build_windows(words, vocab, 2)
+    X, Y = build_windows(words, vocab, 2)[:]
     assert "".join(vocab.itos[i] for i in Y.tolist()) == "".join(w + "." for w in words)
 
 
@@ -97,8 +97,67 @@ def test_dataset_windows_cover_every_character_of_each_split(tmp_path) -> None:
     ds = load_dataset(path, block_size=3, seed=42)
     total = 0
     for split in ("train", "dev", "test"):
-        X, Y = ds.windows(split)
-        assert len(Y) == sum(len(w) + 1 for w in ds.splits[split])
+        X, Y = ds.windows(split)[:]
+        assert len(Y) == sum(len(w) + 1 for w in ds.split_words(split))
         assert X.dtype == np.int64 and X.shape[1] == 3
         total += len(Y)
     assert total == sum(len(w) + 1 for w in TINY_WORDS)
+
+
+@settings(max_examples=60, deadline=None)
+@given(words=word_lists, block_size=st.integers(min_value=1, max_value=8), seed=st.integers(0, 2**32 - 1))
+def test_windows_gathered_by_index_are_the_naive_loops_rows(words: list[str], block_size: int, seed: int) -> None:
+    """Minibatches are gathered lazily from the padded stream: any index array gives the rows the
+    lecture's materialized X, Y would, in the index array's shape."""
+    vocab = Vocab.from_words(words)
+    windows = build_windows(words, vocab, block_size)
+    Xn, Yn = (np.array(a, dtype=np.int64) for a in naive_windows(words, vocab, block_size))
+    ix = np.random.default_rng(seed).integers(0, len(Yn), size=(3, 5))  # (k, B)
+    X, Y = windows[ix]
+    assert X.shape == (3, 5, block_size) and Y.shape == (3, 5) and X.dtype == Y.dtype == np.int64
+    np.testing.assert_array_equal(X, Xn[ix])
+    np.testing.assert_array_equal(Y, Yn[ix])
+    chunks = list(windows.chunks(7))
+    assert [len(y) for _, y in chunks] == [min(7, len(Yn) - s) for s in range(0, len(Yn), 7)]
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in chunks]), Xn)
+
+
+def test_each_splits_windows_are_those_of_its_words_in_split_order(tmp_path) -> None:
+    path = tmp_path / "w.txt"
+    words = [f"{'abcdefg'[i % 7] * (1 + i % 5)}{'xyz'[i % 3]}" for i in range(200)]
+    path.write_text("\n".join(words), encoding="utf-8")
+    ds = load_dataset(path, block_size=4, seed=3)
+    train, dev, test = split_words(words, seed=3)
+    assert (ds.split_words("train"), ds.split_words("dev"), ds.split_words("test")) == (train, dev, test)
+    for split, split_list in zip(("train", "dev", "test"), (train, dev, test)):
+        X, Y = ds.windows(split)[:]
+        Xb, Yb = build_windows(split_list, ds.vocab, 4)[:]
+        np.testing.assert_array_equal(X, Xb)
+        np.testing.assert_array_equal(Y, Yb)
+    assert ds.lengths.max() == max(map(len, words))
+
+
+def test_split_order_is_the_permutation_random_shuffle_applies() -> None:
+    for n in (6, 100, 5000):
+        items = list(range(n))
+        random.Random(11).shuffle(items)
+        assert split_order(n, 11).tolist() == items
+
+
+def test_a_vocabulary_over_256_characters_keeps_every_id() -> None:
+    words = ["".join(chr(0x4E00 + 7 * i + j) for j in range(7)) for i in range(60)]  # 420 distinct characters
+    vocab = Vocab.from_words(words)
+    windows = build_windows(words, vocab, 3)
+    assert windows.stream.dtype == np.uint16
+    _, Y = windows[:]
+    assert "".join(vocab.itos[i] for i in Y.tolist()) == "".join(w + "." for w in words)
+
+
+def test_windows_of_arrays_give_back_the_arrays() -> None:
+    rng = np.random.default_rng(0)
+    X, Y = rng.integers(0, 30, size=(50, 5)), rng.integers(0, 30, size=50)
+    windows = Windows.of_arrays(X, Y)
+    assert len(windows) == 50
+    Xg, Yg = windows[:]
+    np.testing.assert_array_equal(Xg, X)
+    np.testing.assert_array_equal(Yg, Y)

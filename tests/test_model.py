@@ -45,8 +45,8 @@ def test_initial_loss_is_close_to_uniform_with_default_init() -> None:
     from makemore.data import load_dataset
 
     ds = load_dataset("data/names.txt", 3, 42)
-    X, Y = ds.windows("train")
-    X, Y = torch.from_numpy(X[:20_000]), torch.from_numpy(Y[:20_000])
+    X, Y = ds.windows("train")[:20_000]
+    X, Y = torch.from_numpy(X), torch.from_numpy(Y)
     model, _ = make(vocab_size=ds.vocab.vocab_size)
     _, loss = model(X, Y)
     assert abs(loss.item() - math.log(ds.vocab.vocab_size)) < 0.15

@@ -62,13 +62,12 @@ def test_each_option_trains_and_its_checkpoint_reloads_to_the_same_model(tmp_pat
     assert not run.model.training  # evaluation mode: batch statistics and dropout off
     # The reloaded model is the one that was trained: its whole-split losses equal those the
     # training backend computed in memory at the last step (running statistics included).
-    Xtr, Ytr = run.dataset.windows("train")
-    Xdev, Ydev = run.dataset.windows("dev")
-    assert mean_nll(run.model, Xtr, Ytr) == pytest.approx(summary.train_loss, abs=1e-6)
-    assert mean_nll(run.model, Xdev, Ydev) == pytest.approx(summary.dev_loss, abs=1e-6)
+    assert mean_nll(run.model, run.dataset.windows("train")) == pytest.approx(summary.train_loss, abs=1e-6)
+    dev = run.dataset.windows("dev")
+    assert mean_nll(run.model, dev) == pytest.approx(summary.dev_loss, abs=1e-6)
     # A second load gives identical logits, and evaluation is deterministic.
     again = load_run(tmp_path / name)
-    x = torch.from_numpy(Xdev)
+    x = torch.from_numpy(dev[:][0])
     with torch.no_grad():
         assert torch.equal(run.model(x)[0], again.model(x)[0])
         assert torch.equal(run.model(x)[0], run.model(x)[0])

@@ -155,7 +155,7 @@ def test_a_300000_line_word_list(tmp_path):
     result = cli("train", "--config", config, "--run-dir", tmp_path / "run", "-q")
     assert result.exit_code == 0, result.output
     dataset = load_dataset(words, 3, 42)
-    assert [len(dataset.splits[s]) for s in ("train", "dev", "test")] == [240_000, 30_000, 30_000]
+    assert [len(dataset.order[s]) for s in ("train", "dev", "test")] == [240_000, 30_000, 30_000]
 
 
 # ---------------------------------------------------------------------------------------------

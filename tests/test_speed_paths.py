@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from makemore.backends.torch_backend import FusedMLP, TorchBackend, choose_threads, fused_supported, make_optimizer
 from makemore.config import Config
-from makemore.data import Vocab
+from makemore.data import Vocab, Windows
 from makemore.evaluate import mean_nll
 from makemore.models.mlp import MLP
 from makemore.sample import draw, sample
@@ -133,7 +133,7 @@ def test_fused_training_reaches_autograds_loss(tmp_path) -> None:
             X, Y = batch(100 + step, 32)
             backend.train_step(X, Y, 0.1)
         X, Y = batch(999, 256)
-        losses[fused] = backend.mean_loss(X.numpy(), Y.numpy())
+        losses[fused] = backend.mean_loss(Windows.of_arrays(X.numpy(), Y.numpy()))
     assert losses[True] == pytest.approx(losses[False], abs=1e-5)
 
 
@@ -243,7 +243,7 @@ def test_mean_nll_is_chunked_and_autograd_free(name_model) -> None:
     Y = np.random.default_rng(1).integers(0, V, size=1000)
     handle = model.register_forward_hook(record)
     try:
-        chunked = mean_nll(model, X, Y, chunk=64)
+        chunked = mean_nll(model, Windows.of_arrays(X, Y), chunk=64)
     finally:
         handle.remove()
     assert [rows for rows, _, _ in seen] == [64] * 15 + [40]

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from makemore.config import Config
+from makemore.data import Windows
 from makemore.errors import MakemoreError
 
 
@@ -31,8 +32,8 @@ class Backend(Protocol):
         (nats/char) as a scalar that float() reads; it may stay lazy until then.
         """
 
-    def mean_loss(self, X: np.ndarray, Y: np.ndarray) -> float:
-        """Mean NLL in nats per character over all rows (evaluation mode, no gradients, chunked)."""
+    def mean_loss(self, windows: Windows) -> float:
+        """Mean NLL in nats per character over every window (evaluation mode, no gradients, EVAL_CHUNK windows at a time)."""
 
     def export_params(self) -> dict[str, np.ndarray]:
         """Parameters and buffers as the torch model's state_dict names → NumPy arrays."""

@@ -24,7 +24,7 @@ import numpy as np
 from makemore.backends.numpy_mlp import BN_MOMENTUM, GELU_C, GELU_K, NORM_EPS
 from makemore.config import Config
 from makemore.errors import MakemoreError
-from makemore.evaluate import EVAL_CHUNK
+from makemore.data import Windows
 
 try:
     import mlx.core as mx
@@ -177,15 +177,14 @@ class MLXBackend:
             return None
         return [(self.buffers[f"norm{i}.running_mean"], self.buffers[f"norm{i}.running_var"]) for i in range(1, self.cfg.model.n_layers + 1)]
 
-    def mean_loss(self, X: np.ndarray, Y: np.ndarray) -> float:
+    def mean_loss(self, windows: Windows) -> float:
         stats = self._running_stats()
         total = 0.0
-        for start in range(0, len(Y), EVAL_CHUNK):
-            xb = mx.array(X[start : start + EVAL_CHUNK].astype(np.int32))  # (b, T)
-            yb = mx.array(Y[start : start + EVAL_CHUNK].astype(np.int32))  # (b,)
+        for X, Y in windows.chunks():
+            xb, yb = mx.array(X.astype(np.int32)), mx.array(Y.astype(np.int32))  # (b, T), (b,)
             logits, _ = self.model(xb, stats, None)  # (b, V) evaluation: running statistics, no dropout
             total += nn.losses.cross_entropy(logits, yb, reduction="sum").item()
-        return total / max(len(Y), 1)
+        return total / max(len(windows), 1)
 
     def export_params(self) -> dict[str, np.ndarray]:
         out = {k: np.array(v) for k, v in tree_flatten(self.model.parameters())}

@@ -51,7 +51,7 @@ import numpy as np
 
 from makemore.config import Config, ModelConfig
 from makemore.errors import MakemoreError
-from makemore.evaluate import EVAL_CHUNK
+from makemore.data import Windows
 
 #: torch.nn.BatchNorm1d / LayerNorm defaults, so the numpy model is torch's model.
 NORM_EPS = 1e-5
@@ -401,13 +401,12 @@ class NumpyBackend:
             rv += BN_MOMENTUM * (var * (B / max(B - 1, 1)) - rv)  # (H,)
             self.params[f"norm{i}.num_batches_tracked"] += 1
 
-    def mean_loss(self, X: np.ndarray, Y: np.ndarray) -> float:
+    def mean_loss(self, windows: Windows) -> float:
         total = 0.0
-        for start in range(0, len(Y), EVAL_CHUNK):
-            yb = Y[start : start + EVAL_CHUNK]  # (b,)
-            _, loss, _ = forward(self.params, X[start : start + EVAL_CHUNK], yb, self.spec, train=False)
+        for xb, yb in windows.chunks():  # (b, block_size), (b,)
+            _, loss, _ = forward(self.params, xb, yb, self.spec, train=False)
             total += loss * len(yb)
-        return total / max(len(Y), 1)
+        return total / max(len(windows), 1)
 
     def export_params(self) -> dict[str, np.ndarray]:
         return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v.copy()) for k, v in self.params.items()}

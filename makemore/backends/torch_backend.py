@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from makemore.config import Config
+from makemore.data import Windows
 from makemore.evaluate import mean_nll
 from makemore.models import build_model
 
@@ -305,8 +306,8 @@ class TorchBackend:
         opt.step()
         return loss.detach()
 
-    def mean_loss(self, X: np.ndarray, Y: np.ndarray) -> float:
-        return mean_nll(self.model, X, Y, self.device)
+    def mean_loss(self, windows: Windows) -> float:
+        return mean_nll(self.model, windows, self.device)
 
     def export_params(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}

@@ -26,16 +26,19 @@ import torch
 from torch import nn
 
 from makemore.config import Config, ModelConfig
-from makemore.data import Vocab
+from makemore.data import Vocab, Windows
 
 
-def count_bigrams(X: np.ndarray, Y: np.ndarray, vocab_size: int) -> np.ndarray:
-    """N (vocab_size, vocab_size) int64: N[i, j] = how many rows have last context char i and target j.
+def count_bigrams(windows: Windows, vocab_size: int) -> np.ndarray:
+    """N (vocab_size, vocab_size) int64: N[i, j] = how many windows have last context char i and target j.
 
-    X: int (n, block_size) contexts; Y: int (n,) targets.
+    Counted EVAL_CHUNK windows at a time, so memory is bounded for any split.
     """
-    pair = X[:, -1] * vocab_size + Y  # (n,) flat index i·V + j of each (last char, next char) pair
-    return np.bincount(pair, minlength=vocab_size * vocab_size).reshape(vocab_size, vocab_size)  # (V, V)
+    N = np.zeros(vocab_size * vocab_size, dtype=np.int64)  # (V·V,)
+    for X, Y in windows.chunks():  # (b, block_size), (b,)
+        pair = X[:, -1] * vocab_size + Y  # (b,) flat index i·V + j of each (last char, next char) pair
+        N += np.bincount(pair, minlength=vocab_size * vocab_size)
+    return N.reshape(vocab_size, vocab_size)  # (V, V)
 
 
 class Bigram(nn.Module):
@@ -86,7 +89,7 @@ class Bigram(nn.Module):
 
 
 def fit_bigram(
-    cfg: Config, run_dir: Path, vocab: Vocab, train: tuple[np.ndarray, np.ndarray], dev: tuple[np.ndarray, np.ndarray], provenance: dict[str, Any]
+    cfg: Config, run_dir: Path, vocab: Vocab, train: Windows, dev: Windows, provenance: dict[str, Any]
 ) -> Any:
     """"Train" the counting bigram on the train split and write a complete run into `run_dir`.
 
@@ -98,7 +101,7 @@ def fit_bigram(
         cfg: the config (model.type = "bigram"; model.smoothing is k).
         run_dir: the run directory, already created with config.toml and vocab.json.
         vocab: the run's vocabulary.
-        train, dev: the windows (X (N, block_size), Y (N,)) of the train and dev splits.
+        train, dev: the windows of the train and dev splits.
         provenance: extra checkpoint entries the driver records for every run (data digest, ...).
 
     Returns:
@@ -110,12 +113,10 @@ def fit_bigram(
 
     t0 = time.perf_counter()
     vocab_size = vocab.vocab_size
-    Xtr, Ytr = train  # (N, block_size), (N,)
-    Xdev, Ydev = dev
     model = Bigram(cfg.model, vocab_size, cfg.data.block_size)
-    model.counts.copy_(torch.from_numpy(count_bigrams(Xtr, Ytr, vocab_size)))  # (V, V)
+    model.counts.copy_(torch.from_numpy(count_bigrams(train, vocab_size)))  # (V, V)
     model.eval()
-    train_loss, dev_loss = mean_nll(model, Xtr, Ytr), mean_nll(model, Xdev, Ydev)
+    train_loss, dev_loss = mean_nll(model, train), mean_nll(model, dev)
     elapsed = time.perf_counter() - t0
     runs.save_checkpoint(run_dir, {
         "model": {k: v.numpy() for k, v in model.state_dict().items()}, "config": cfg.to_dict(),

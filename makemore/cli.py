@@ -130,7 +130,7 @@ def evaluate(
 
     The test split is reported only when asked for (--split test or all): touch it rarely.
     """
-    from makemore.evaluate import describe, mean_nll
+    from makemore.evaluate import describe, evaluate_splits
     from makemore.runs import load_run
 
     names = ["train", "dev", "test"] if split == "all" else [s.strip() for s in split.split(",") if s.strip()]
@@ -140,23 +140,18 @@ def evaluate(
     run = load_run(run_dir)
     if run.data_changed:
         console(stderr=True).print(f"warning: {run.config.data.path} changed since this run was trained; splits may differ")
-    results = {}
-    sizes = {}
-    for name in names:
-        windows = run.dataset.windows(name)
-        results[name] = mean_nll(run.model, windows)
-        sizes[name] = len(windows)
+    results = evaluate_splits(run, names)  # split → (NLL, windows)
     if as_json:
-        typer.echo(json.dumps(results))
+        typer.echo(json.dumps({name: nll for name, (nll, _) in results.items()}))
         return
     from rich.table import Table
 
     table = Table(title=f"{run.path}  (step {run.checkpoint['step']})")
     for column in ("split", "NLL (nats/char)", "perplexity", "bits/char", "windows"):
         table.add_column(column, justify="left" if column == "split" else "right")
-    for name, nll in results.items():
+    for name, (nll, count) in results.items():
         d = describe(nll)
-        table.add_row(name, f"{d['nll']:.4f}", f"{d['perplexity']:.3f}", f"{d['bits_per_char']:.4f}", f"{sizes[name]:,}")
+        table.add_row(name, f"{d['nll']:.4f}", f"{d['perplexity']:.3f}", f"{d['bits_per_char']:.4f}", f"{count:,}")
     console().print(table)
 
 

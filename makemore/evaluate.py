@@ -40,20 +40,29 @@ def describe(nll: float) -> dict[str, float]:
     return {"nll": nll, "perplexity": math.exp(nll), "bits_per_char": nll / math.log(2)}
 
 
-def evaluate_run(run_dir: str | Path, splits: list[str]) -> dict[str, float]:
-    """Mean NLL (nats/char) of a run's checkpoint on each of `splits` ("train", "dev", "test").
-
-    The data is re-read from the run's data.path and split with its data.seed.
+def evaluate_splits(run: Any, splits: list[str]) -> dict[str, tuple[float, int]]:
+    """(mean NLL in nats/char, number of windows) of a loaded run (makemore.runs.Run) on each of
+    `splits` ("train", "dev", "test"). The data is re-read from the run's data.path and split
+    with its data.seed.
 
     Raises:
-        MakemoreError: unreadable checkpoint, or data that no longer fits the run's vocabulary.
+        MakemoreError: an unknown split, or data that no longer fits the run's vocabulary.
     """
-    from makemore.runs import load_run
-
-    run = load_run(run_dir)
-    out: dict[str, Any] = {}
+    out: dict[str, tuple[float, int]] = {}
     for split in splits:
         if split not in run.dataset.order:
             raise MakemoreError(f"unknown split {split!r}: choose train, dev or test")
-        out[split] = mean_nll(run.model, run.dataset.windows(split))
+        windows = run.dataset.windows(split)
+        out[split] = (mean_nll(run.model, windows), len(windows))
     return out
+
+
+def evaluate_run(run_dir: str | Path, splits: list[str]) -> dict[str, float]:
+    """Mean NLL (nats/char) of a run's checkpoint on each of `splits` ("train", "dev", "test").
+
+    Raises:
+        MakemoreError: unreadable checkpoint, an unknown split, or data that no longer fits the run's vocabulary.
+    """
+    from makemore.runs import load_run
+
+    return {split: nll for split, (nll, _) in evaluate_splits(load_run(run_dir), splits).items()}

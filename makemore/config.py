@@ -47,8 +47,10 @@ class DataConfig:
 class ModelConfig:
     """[model]: which model and how big. The defaults are the lecture's MLP."""
 
-    type: str = field(default="mlp", metadata=_choices("mlp", "bigram"))
-    """"mlp": Bengio et al. 2003; "bigram": the counting baseline with add-k smoothing."""
+    type: str = "mlp"
+    """The model family: a name in makemore.models.FAMILIES ("mlp": Bengio et al. 2003; "bigram":
+    the counting baseline with add-k smoothing). Checked against the registry, which also says
+    which of the keys below each family reads; the others are ignored for that family."""
     n_embd: int = field(default=10, metadata=_range(1))
     """Dimensions of each character's embedding (a row of C)."""
     n_hidden: int = field(default=200, metadata=_range(1))
@@ -107,6 +109,10 @@ class TrainConfig:
     threads: int = field(default=0, metadata=_range(0))
     """CPU threads for torch; 0 lets makemore choose."""
 
+
+#: torch.optim.AdamW's default betas and eps: every backend's AdamW uses these (Kingma & Ba 2015).
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 

@@ -11,7 +11,7 @@ import random
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -209,6 +209,41 @@ def window_targets(starts: np.ndarray, lengths: np.ndarray, order: np.ndarray) -
     return np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(starts[order] - first, counts)  # (N,)
 
 
+class View(Protocol):
+    """What training and evaluation need from a split's examples, whatever their shape.
+
+    A view holds `len(view)` examples to draw minibatches from (windows, or whole words in the
+    sequence view of the model-family issue) and predicts `n_targets` characters in all: every
+    character of every word plus one end token, so the mean NLL per character of a split means
+    the same thing for every view.
+    """
+
+    def __len__(self) -> int:
+        """Examples to draw minibatch indices from."""
+
+    @property
+    def n_targets(self) -> int:
+        """Characters predicted over the whole split (Σ (len(w) + 1) over its words)."""
+
+    def batches(self, ix: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The minibatches of example indices ix int (k, B), one (X, Y) int64 pair per row, in order."""
+
+    def chunks(self, size: int = EVAL_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every example in order, about `size` targets at a time, as (X, Y) int64 pairs."""
+
+
+def mean_over(view: View, nll_sum: Callable[[np.ndarray, np.ndarray], float], chunk: int = EVAL_CHUNK) -> float:
+    """Mean NLL in nats per character over a whole view: Σ nll_sum(X, Y) over its chunks / n_targets.
+
+    `nll_sum(X, Y)` returns the summed NLL (nats) of one chunk's targets; chunking bounds memory
+    whatever the split's size. Every backend and `makemore evaluate` compute a split's loss here.
+    """
+    total = 0.0
+    for X, Y in view.chunks(chunk):
+        total += float(nll_sum(X, Y))
+    return total / max(view.n_targets, 1)
+
+
 @dataclass(frozen=True)
 class Windows:
     """The (context, target) pairs of a list of words, gathered on demand from one padded stream.
@@ -237,6 +272,17 @@ class Windows:
         t = self.targets[ix]  # (*ix.shape,)
         X = self.stream[t[..., None] + np.arange(-self.block_size, 0)]  # (*ix.shape, block_size)
         return X.astype(np.int64), self.stream[t].astype(np.int64)
+
+    @property
+    def n_targets(self) -> int:
+        """One target per window: N."""
+        return len(self.targets)
+
+    def batches(self, ix: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Minibatches of windows ix int (k, B): gathered in one pass, then (X (B, block_size), Y (B,)) row by row."""
+        X, Y = self[ix]  # (k, B, block_size), (k, B)
+        for k in range(len(ix)):
+            yield X[k], Y[k]
 
     def chunks(self, size: int = EVAL_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every window in order, `size` at a time: (X (≤size, block_size), Y (≤size,)) int64."""
@@ -299,6 +345,16 @@ class Dataset:
     def windows(self, split: str) -> Windows:
         """The windows of one split (N = Σ (len(w) + 1) over its words), sharing the dataset's stream."""
         return Windows(self.stream, window_targets(self.starts, self.lengths, self.order[split]), self.block_size)
+
+    def view(self, split: str, kind: str) -> View:
+        """The examples of one split as the model family needs them: "windows" (see VIEWS)."""
+        if kind != "windows":
+            raise ValueError(f"unknown data view {kind!r}; known: {', '.join(VIEWS)}")
+        return self.windows(split)
+
+
+#: The data views a model family can ask for (makemore.models.Family.view).
+VIEWS = ("windows",)
 
 
 def load_dataset(path: str | Path, block_size: int, seed: int, boundary: str = ".", vocab: Vocab | None = None) -> Dataset:

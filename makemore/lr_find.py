@@ -11,9 +11,9 @@ Grid (the lecture's exercise): a few independent short runs, each from the same 
 initialisation at one constant rate of a log-spaced grid; the dev NLL at the end of each run,
 plotted against the rate, shows which rate trains best in that budget.
 
-Both use the run's config as given (model, optimizer, data, seed) and every backend, through
-makemore.train.prepare, makemore.train.minibatches (the same seeded minibatches as a training
-run) and the backend's train_step; the schedule and warm-up are ignored, since the rate is what
+Both use the run's config as given (model, optimizer, data, seed) and every gradient backend,
+through makemore.train.prepare, makemore.train.minibatches (the same seeded minibatches as a
+training run) and the backend's train_step; the schedule and warm-up are ignored, since the rate is what
 is being varied.
 
 Source: A. Karpathy, "Building makemore Part 2: MLP" (2022); the idea of a rate range test is
@@ -30,8 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from makemore.backends import make_backend, resolve_device
 from makemore.config import Config
 from makemore.errors import MakemoreError
+from makemore.models import family
+from makemore.plots import smooth
+from makemore.train import minibatches, prepare
 
 #: Relative tolerance of the valley: exponents whose smoothed loss is within this fraction of its minimum.
 VALLEY_TOLERANCE = 0.05
@@ -86,8 +90,6 @@ def suggest_lr(lrs: np.ndarray, losses: np.ndarray, window: int, tolerance: floa
     lrs, losses = lrs[keep], losses[keep]
     if len(losses) < 3:
         raise MakemoreError(f"only {len(losses)} finite losses in the sweep: too few to suggest a rate (lower --min-exp or raise --steps)")
-    from makemore.plots import smooth
-
     e = np.log10(lrs)  # (n,) exponents
     s = smooth(losses, window, centered=True)  # (n,)
     i_min = int(np.argmin(s))
@@ -150,15 +152,17 @@ def _check_range(min_exp: float, max_exp: float, steps: int, what: str = "--step
 
 
 def _setup(cfg: Config) -> tuple[Any, Any, str, int]:
-    """Data and device for cfg: (dataset, train windows, device, vocab_size)."""
-    from makemore.backends import resolve_device
-    from makemore.train import prepare
+    """Data and device for cfg: (dataset, train view, device, vocab_size).
 
-    if cfg.model.type == "bigram":
-        raise MakemoreError("model.type = 'bigram' is fitted by counting, with no learning rate: lr-find needs model.type = 'mlp'")
-    device = resolve_device(cfg.train.device, cfg.train.backend)
+    Raises:
+        MakemoreError: a family fitted by counting (no learning rate), or what prepare/resolve_device raise.
+    """
+    fam = family(cfg.model)
+    if fam.counted:
+        raise MakemoreError(f"model.type = {fam.name!r} is fitted by counting, with no learning rate: lr-find needs a model trained by gradient steps")
     dataset = prepare(cfg)
-    return dataset, dataset.windows("train"), device, dataset.vocab.vocab_size
+    device = resolve_device(cfg)
+    return dataset, dataset.view("train", fam.view), device, dataset.vocab.vocab_size
 
 
 def sweep(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, steps: int = 1000, stop_factor: float = STOP_FACTOR) -> Sweep:
@@ -173,18 +177,15 @@ def sweep(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, steps: int =
     Raises:
         MakemoreError: a bigram model, an empty range, bad data or device, too few finite losses.
     """
-    from makemore.backends import make_backend
-    from makemore.train import minibatches
-
     _check_range(min_exp, max_exp, steps)
-    _, train_windows, device, vocab_size = _setup(cfg)
+    _, train_view, device, vocab_size = _setup(cfg)
     backend = make_backend(cfg, vocab_size, device)
     lrs = 10.0 ** np.linspace(min_exp, max_exp, steps)  # (steps,)
     window = smoothing_window(steps)
     losses: list[float] = []
     stopped = None
     best = math.inf
-    for i, (X, Y) in enumerate(minibatches(backend, cfg.train, train_windows, 0, steps)):
+    for i, (X, Y) in enumerate(minibatches(backend, cfg.train, train_view, 0, steps)):
         loss = float(backend.train_step(X, Y, float(lrs[i])))
         losses.append(loss)
         if not math.isfinite(loss):
@@ -225,26 +226,23 @@ def grid(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, rates: int = 
     Raises:
         MakemoreError: a bigram model, an empty range, bad data or device, every run diverged.
     """
-    from makemore.backends import make_backend
-    from makemore.train import minibatches
-
     _check_range(min_exp, max_exp, rates, "--rates")
     if steps < 1:
         raise MakemoreError(f"--steps {steps}: need at least 1")
-    dataset, train_windows, device, vocab_size = _setup(cfg)
-    dev_windows = dataset.windows("dev")
+    dataset, train_view, device, vocab_size = _setup(cfg)
+    dev_view = dataset.view("dev", family(cfg.model).view)
     lrs = 10.0 ** np.linspace(min_exp, max_exp, rates)  # (rates,)
     tail = max(1, steps // 10)
     train_loss, dev_loss = np.full(rates, np.inf), np.full(rates, np.inf)  # (rates,), (rates,)
     for r, lr in enumerate(lrs):
         backend = make_backend(cfg, vocab_size, device)
         last: list[float] = []
-        for X, Y in minibatches(backend, cfg.train, train_windows, 0, steps):
+        for X, Y in minibatches(backend, cfg.train, train_view, 0, steps):
             last.append(float(backend.train_step(X, Y, float(lr))))
             if not math.isfinite(last[-1]):
                 break
         else:
-            dev = backend.mean_loss(dev_windows)
+            dev = backend.mean_loss(dev_view)
             if math.isfinite(dev):
                 train_loss[r], dev_loss[r] = float(np.mean(last[-tail:])), dev
     if not np.isfinite(dev_loss).any():

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from makemore.errors import MakemoreError
-
-if TYPE_CHECKING:
-    from makemore.lr_find import Grid, Sweep
 
 #: Colours of the embedding plot's three kinds of token.
 VOWEL_COLOR, CONSONANT_COLOR, OTHER_COLOR, BOUNDARY_COLOR = "#d62728", "#1f77b4", "#7f7f7f", "#2ca02c"
@@ -71,24 +68,26 @@ def _plain_log_axis(ax: Any, axis: str = "y") -> None:
     target.set_minor_locator(NullLocator())
 
 
-def plot_loss(run_dirs: Sequence[Path], out: Path, labels: Sequence[str] | None = None) -> Path:
+def plot_loss(series: Sequence[tuple[str, Sequence[dict[str, Any]]]], out: Path) -> Path:
     """Train loss (smoothed) and dev loss against step for one or more runs, on a log-scale axis.
 
-    Train: each metrics record's mean minibatch NLL (nats/char), the raw records faint, and a
-    moving average of their log10 over a window of records (the lecture averages log10 losses),
-    drawn back in nats/char. Dev: the whole dev split at each evaluation, dashed with markers.
-    A run without metrics records is named in the legend as such. Returns `out`.
-    """
-    from makemore.runs import read_metrics
+    Args:
+        series: (legend label, metrics records) per run; a record is a metrics.jsonl object with
+            step, train_loss and dev_loss (nats/char; dev_loss None where not computed).
+        out: the PNG to write.
 
+    Train: each record's mean minibatch NLL, the raw records faint, and a moving average of their
+    log10 over a window of records (the lecture averages log10 losses), drawn back in nats/char.
+    Dev: the whole dev split at each evaluation, dashed with markers. A run without records is
+    named in the legend as such. Returns `out`.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     plotted = False
     all_steps: list[float] = []
-    for i, run_dir in enumerate(run_dirs):
-        records = [r for r in read_metrics(run_dir) if r.get("train_loss") is not None]
-        label = labels[i] if labels else Path(run_dir).name
+    for i, (label, run_records) in enumerate(series):
+        records = [r for r in run_records if r.get("train_loss") is not None]
         color = colors[i % len(colors)]
         if not records:
             ax.plot([], [], color=color, label=f"{label}: no metrics recorded")
@@ -117,14 +116,14 @@ def plot_loss(run_dirs: Sequence[Path], out: Path, labels: Sequence[str] | None 
         _plain_log_axis(ax)
     ax.set_xlabel("step")
     ax.set_ylabel("loss: mean NLL (nats/char, log scale)")
-    ax.set_title("Training loss" if len(run_dirs) == 1 else f"Training loss: {len(run_dirs)} runs compared")
+    ax.set_title("Training loss" if len(series) == 1 else f"Training loss: {len(series)} runs compared")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     return _save(fig, out)
 
 
-def plot_lr_sweep(result: Sweep, out: Path) -> Path:
-    """The sweep's loss against log10(lr): raw steps faint, the centred moving average bold, the
+def plot_lr_sweep(result: Any, out: Path) -> Path:
+    """A learning-rate sweep (makemore.lr_find.Sweep) as loss against log10(lr): raw steps faint, the centred moving average bold, the
     valley shaded and the suggested rate marked with a vertical line. Returns `out`."""
     plt = _pyplot()
     s = result.suggestion
@@ -159,8 +158,8 @@ def plot_lr_sweep(result: Sweep, out: Path) -> Path:
     return _save(fig, out)
 
 
-def plot_lr_grid(result: Grid, out: Path) -> Path:
-    """Each grid run's final dev NLL (and its last-tenth train loss) against its rate, log x axis;
+def plot_lr_grid(result: Any, out: Path) -> Path:
+    """A learning-rate grid (makemore.lr_find.Grid): each run's final dev NLL (and its last-tenth train loss) against its rate, log x axis;
     diverged runs marked at the top. Returns `out`."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)

@@ -29,16 +29,124 @@ from typing import Any
 import numpy as np
 import torch
 
-from makemore.errors import MakemoreError
+from makemore.config import Config
+from makemore.data import Dataset, View, Vocab, file_digest, load_dataset
+from makemore.errors import MakemoreError, first_line
+from makemore.models import build_model, family
 
+# The file names of a run directory. This module is the only one that knows them: every other
+# module goes through the functions below.
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.toml"
 VOCAB = "vocab.json"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 LOSS_PNG = "loss.png"
+EMBEDDING_PNG = "embedding.png"
 FORMAT = "makemore-checkpoint-1"
 DEFAULT_ROOT = Path("runs")
+
+
+def create_run(run_dir: str | Path, config_toml: str, itos: list[str]) -> Path:
+    """Make a new run directory holding config.toml (the resolved config) and vocab.json.
+
+    Raises:
+        MakemoreError: the directory exists already or cannot be created.
+    """
+    path = Path(run_dir)
+    if path.exists():
+        raise MakemoreError(f"{path} already exists: choose a new run directory, or continue it with makemore train --resume {path}")
+    try:
+        path.mkdir(parents=True, exist_ok=False)
+    except OSError as e:
+        raise MakemoreError(f"{path}: cannot create the run directory: {e.strerror or e}") from None
+    atomic_write_text(path / CONFIG, config_toml)
+    write_json(path / VOCAB, {"itos": list(itos), "vocab_size": len(itos)})
+    return path
+
+
+def make_checkpoint(*, params: dict[str, Any], config: dict[str, Any], itos: list[str], step: int, backend: str,
+                    backend_state: dict[str, Any], elapsed_s: float, provenance: dict[str, Any]) -> dict[str, Any]:
+    """The one constructor of a checkpoint's contents (what `save_checkpoint` writes).
+
+    Args:
+        params: the model's state_dict as name → array. config: Config.to_dict(). itos: the vocabulary.
+        step: optimizer steps taken. backend: the backend's name (its state's format).
+        backend_state: optimizer and generator state. elapsed_s: training seconds so far.
+        provenance: what the data was (data_sha256, max_word_len).
+    """
+    return {"model": params, "config": config, "vocab": list(itos), "step": int(step), "backend": backend,
+            "backend_state": backend_state, "elapsed_s": float(elapsed_s), **provenance}
+
+
+def checkpoint_config(run_dir: str | Path, checkpoint: dict[str, Any]) -> Config:
+    """The Config stored in a checkpoint of run_dir (errors name the checkpoint file).
+
+    Raises:
+        MakemoreError: the stored config is not valid for this version of makemore.
+    """
+    return Config.from_dict(checkpoint["config"], source=str(Path(run_dir) / CHECKPOINT))
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """Whether run_dir holds a checkpoint (training started and can be resumed)."""
+    return (Path(run_dir) / CHECKPOINT).is_file()
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """Whether run_dir's training ended (its summary.json exists)."""
+    return (Path(run_dir) / SUMMARY).is_file()
+
+
+def config_text(run_dir: str | Path) -> str | None:
+    """run_dir's config.toml as text, or None if it has none."""
+    path = Path(run_dir) / CONFIG
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any]:
+    """run_dir's summary.json."""
+    return json.loads((Path(run_dir) / SUMMARY).read_text(encoding="utf-8"))
+
+
+def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> None:
+    """Atomically write run_dir/summary.json."""
+    write_json(Path(run_dir) / SUMMARY, summary)
+
+
+def read_vocab_size(run_dir: str | Path) -> int:
+    """vocab_size from run_dir's vocab.json."""
+    return int(json.loads((Path(run_dir) / VOCAB).read_text(encoding="utf-8"))["vocab_size"])
+
+
+def loss_png(run_dir: str | Path) -> Path:
+    """Where a run's loss curve goes."""
+    return Path(run_dir) / LOSS_PNG
+
+
+def embedding_png(run_dir: str | Path) -> Path:
+    """Where plot-emb puts a run's embedding scatter by default."""
+    return Path(run_dir) / EMBEDDING_PNG
+
+
+class MetricsLog:
+    """metrics.jsonl opened for appending: one JSON object per line, flushed as written."""
+
+    def __init__(self, run_dir: str | Path):
+        self._file = open(Path(run_dir) / METRICS, "a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def truncate_metrics(run_dir: str | Path, step: int) -> None:
+    """Keep only metrics records up to `step` (those after the checkpoint a run resumes from go)."""
+    kept = [r for r in read_metrics(run_dir) if r["step"] <= step]
+    atomic_write_text(Path(run_dir) / METRICS, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def new_run_dir(name: str, root: str | Path = DEFAULT_ROOT) -> Path:
@@ -211,12 +319,6 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def first_line(e: BaseException) -> str:
-    """The first line of an exception's message (its type name if the message is empty), for one-line errors."""
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
 def write_json(path: Path, obj: Any) -> None:
     """Atomically write pretty JSON."""
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
@@ -246,13 +348,9 @@ class Run:
     """
 
     def __init__(self, path: Path, checkpoint: dict[str, Any]):
-        from makemore.config import Config
-        from makemore.data import Vocab
-        from makemore.models import build_model
-
         self.path = path
         self.checkpoint = checkpoint
-        self.config = Config.from_dict(checkpoint["config"], source=str(path / CHECKPOINT))
+        self.config = checkpoint_config(path, checkpoint)
         self.vocab = Vocab(tuple(checkpoint["vocab"]))
         self.model = build_model(self.config.model, self.vocab.vocab_size, self.config.data.block_size)
         try:
@@ -260,21 +358,28 @@ class Run:
         except (RuntimeError, KeyError) as e:
             raise MakemoreError(f"{path / CHECKPOINT}: parameters do not match the model in its config: {first_line(e)}") from None
         self.model.eval()
-        self._dataset: Any = None
+        self._dataset: Dataset | None = None
 
     @property
-    def dataset(self) -> Any:
+    def step(self) -> int:
+        """Optimizer steps the checkpoint was taken at."""
+        return int(self.checkpoint["step"])
+
+    @property
+    def dataset(self) -> Dataset:
         """The run's data (makemore.data.Dataset), re-read from data.path and split with data.seed.
 
         Raises:
             MakemoreError: the file is gone, unreadable, or has characters outside the run's vocabulary.
         """
         if self._dataset is None:
-            from makemore.data import load_dataset
-
             d = self.config.data
             self._dataset = load_dataset(d.path, d.block_size, d.seed, d.boundary, self.vocab)
         return self._dataset
+
+    def view(self, split: str) -> View:
+        """The examples of one split ("train", "dev", "test"), as the run's model family reads them."""
+        return self.dataset.view(split, family(self.config.model).view)
 
     @property
     def data_changed(self) -> bool:
@@ -284,8 +389,6 @@ class Run:
 
 def data_changed(checkpoint: dict[str, Any], data_path: str | Path) -> bool:
     """True when `data_path` exists but does not hold the bytes `checkpoint` was trained on."""
-    from makemore.data import file_digest
-
     recorded = checkpoint.get("data_sha256")
     return bool(recorded) and Path(data_path).is_file() and file_digest(data_path) != recorded
 

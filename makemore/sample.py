@@ -45,11 +45,13 @@ def sample(
     top_k: int | None = None,
     max_len: int = 64,
     batch: int = SAMPLE_BATCH,
+    view: str = "windows",
 ) -> list[tuple[str, bool]]:
     """Draw `n` words from `model`.
 
     Args:
-        model: maps contexts int64 (b, block_size) to (logits (b, vocab_size), None); eval mode.
+        model: a makemore model in eval mode with a `block_size` attribute: for a window model the
+            context it reads, for a sequence model the longest input it takes.
         vocab: the run's vocabulary (id 0 = boundary).
         n: how many words.
         generator: seeded torch.Generator: the same seed gives the same words.
@@ -57,6 +59,9 @@ def sample(
         top_k: if set, only the k most likely characters may be drawn at each position.
         max_len: length cap, so sampling always ends.
         batch: samples advanced together (bounds memory: a batch's logits are (batch, vocab_size)).
+        view: the family's data view (makemore.models.Family.view): "windows" feeds the model the
+            last block_size characters (boundary-padded), a sequence view the boundary and every
+            character so far.
 
     Returns:
         n pairs (word, finished): finished is False for a word cut at max_len.
@@ -68,34 +73,36 @@ def sample(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _sample(model, vocab, n, generator, temperature, top_k, max_len, batch)
+        pad = model.block_size if view == "windows" else 1
+        out: list[tuple[str, bool]] = []
+        for first in range(0, n, batch):
+            out.extend(_sample_batch(model, vocab, min(batch, n - first), generator, temperature, top_k, max_len, pad))
+        return out
     finally:
         torch.set_num_threads(threads)
 
 
-def _sample(model: torch.nn.Module, vocab: Vocab, n: int, generator: torch.Generator, temperature: float,
-            top_k: int | None, max_len: int, batch: int) -> list[tuple[str, bool]]:
+def _sample_batch(model: torch.nn.Module, vocab: Vocab, b: int, generator: torch.Generator, temperature: float,
+                  top_k: int | None, max_len: int, pad: int) -> list[tuple[str, bool]]:
+    """One batch of b samples, all advancing together. `seq` holds `pad` boundary tokens and then each
+    sample's characters; the model reads at most block_size tokens ending where the next one goes."""
     block_size = model.block_size
-    out: list[tuple[str, bool]] = []
-    for first in range(0, n, batch):
-        b = min(batch, n - first)
-        tokens = torch.zeros(b, max_len, dtype=torch.long)  # (b, max_len) every sample's characters
-        length = torch.full((b,), max_len, dtype=torch.long)  # (b,) characters before the boundary
-        rows = torch.arange(b)  # (a,) the samples still being written: only these are run through the model
-        context = torch.zeros(b, block_size, dtype=torch.long)  # (a, block_size) all boundary
-        for t in range(max_len):
-            logits, _ = model(context)  # (a, vocab_size)
-            nxt = draw(logits, temperature, top_k, generator)  # (a,)
-            tokens[rows, t] = nxt
-            ended = nxt == 0  # (a,)
-            length[rows[ended]] = t
-            going = ~ended  # (a,)
-            rows = rows[going]
-            if len(rows) == 0:
-                break
-            context = torch.cat([context[going, 1:], nxt[going, None]], dim=1)  # (a', block_size) slide by one
-        out.extend(decode_rows(tokens, length, vocab, max_len))
-    return out
+    seq = torch.zeros(b, pad + max_len, dtype=torch.long)  # (b, pad + max_len) boundary padding, then characters
+    length = torch.full((b,), max_len, dtype=torch.long)  # (b,) characters before the boundary
+    rows = torch.arange(b)  # (a,) the samples still being written: only these are run through the model
+    for t in range(max_len):
+        context = seq[rows, max(0, pad + t - block_size) : pad + t]  # (a, ≤ block_size)
+        logits, _ = model(context)  # (a, vocab_size), or (a, T, vocab_size) from a sequence model
+        if logits.dim() == 3:
+            logits = logits[:, -1]  # (a, vocab_size): the prediction after the last token
+        nxt = draw(logits, temperature, top_k, generator)  # (a,)
+        seq[rows, pad + t] = nxt
+        ended = nxt == 0  # (a,)
+        length[rows[ended]] = t
+        rows = rows[~ended]
+        if len(rows) == 0:
+            break
+    return decode_rows(seq[:, pad:], length, vocab, max_len)
 
 
 def decode_rows(tokens: torch.Tensor, length: torch.Tensor, vocab: Vocab, max_len: int) -> list[tuple[str, bool]]:

@@ -29,8 +29,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from makemore import runs
+from makemore.backends import check_supported
 from makemore.config import Config, parse_override
 from makemore.errors import MakemoreError
+from makemore.models import count_params
+from makemore.train import Listener, TrainingDiverged, TrainingInterrupted, prepare, train
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
@@ -111,8 +114,9 @@ def plan(base: Config, grid: list[tuple[str, list[Any]]], out: Path) -> list[Pla
     key varies fastest), each checked before anything is trained.
 
     Raises:
-        MakemoreError: an unknown key, a value of the wrong type or out of range, two
-            combinations whose names coincide after making them filesystem-safe.
+        MakemoreError: an unknown key, a value of the wrong type or out of range, a model the
+            backend cannot train, two combinations whose names coincide after making them
+            filesystem-safe.
     """
     keys = [k for k, _ in grid]
     planned: list[Planned] = []
@@ -123,6 +127,10 @@ def plan(base: Config, grid: list[tuple[str, list[Any]]], out: Path) -> list[Pla
         for key, value in combo.items():
             cfg.set(key, value, source="--grid")
         cfg.validate(f"--grid {run_name(combo)}")
+        try:
+            check_supported(cfg)
+        except MakemoreError as e:
+            raise MakemoreError(f"--grid {run_name(combo)}: {e}") from None
         name = run_name(combo)
         if name in names:
             raise MakemoreError(f"--grid: two combinations share the run name {name!r}; give distinct values")
@@ -165,27 +173,18 @@ class SweepOutcome:
     interrupted: bool = False
 
 
-def count_params(cfg: Config, vocab_size: int) -> int:
-    """Trainable parameters of the model `cfg` describes (BatchNorm running statistics excluded)."""
-    from makemore.models import build_model
-
-    model = build_model(cfg.model, vocab_size, cfg.data.block_size)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def _finished_result(p: Planned, status: str) -> Result:
-    summary = json.loads((p.run_dir / runs.SUMMARY).read_text(encoding="utf-8"))
-    vocab = json.loads((p.run_dir / runs.VOCAB).read_text(encoding="utf-8"))
+    summary = runs.read_summary(p.run_dir)
     return Result(
-        run_name(p.combo), p.combo, p.run_dir, status, count_params(p.config, int(vocab["vocab_size"])),
+        run_name(p.combo), p.combo, p.run_dir, status, count_params(p.config, runs.read_vocab_size(p.run_dir)),
         int(summary["steps"]), float(summary["train_loss"]), float(summary["dev_loss"]), float(summary["train_time_s"]),
     )
 
 
 def _check_same_config(p: Planned) -> None:
     """Refuse to reuse a run directory that was trained with a different config."""
-    existing = (p.run_dir / runs.CONFIG).read_text(encoding="utf-8")
-    if existing != p.config.to_toml():
+    existing = runs.config_text(p.run_dir)
+    if existing is not None and existing != p.config.to_toml():
         raise MakemoreError(
             f"{p.run_dir}: this run was trained with a different config than the sweep now asks for "
             f"(was the base config or a --set changed?); use another --out, or delete that directory"
@@ -197,9 +196,8 @@ def run_sweep(
     grid: list[tuple[str, list[Any]]],
     out: str | Path,
     *,
-    progress: bool = True,
     announce: Callable[[int, int, Planned, str], None] | None = None,
-    on_record: Callable[[Any], None] | None = None,
+    listener: Listener | None = None,
 ) -> SweepOutcome:
     """Train every combination of `grid` on `base`, one after another, each into out/<run name>/,
     then write out/results.csv and out/results.md (best dev loss first).
@@ -213,16 +211,13 @@ def run_sweep(
         base: the validated base config.
         grid: [(section.key, [values])] from parse_grid.
         out: the sweep's directory (created if needed).
-        progress: show each run's progress bar.
         announce: called as announce(i, n, planned, "train" | "resume" | "skip") before each run.
-        on_record: passed to makemore.train.train for every metrics record.
+        listener: hears every run's progress (makemore.train.Listener).
 
     Raises:
-        MakemoreError: a bad grid (before anything is trained), bad data, or a run directory that
-            holds a run of a different config.
+        MakemoreError: a bad grid, model or backend (before anything is trained), bad data, or a
+            run directory that holds a run of a different config.
     """
-    from makemore.train import TrainingDiverged, TrainingInterrupted, prepare, train
-
     out = Path(out)
     planned = plan(base, grid, out)
     for data in {json.dumps(p.config.to_dict()["data"]): p.config for p in planned}.values():
@@ -231,24 +226,20 @@ def run_sweep(
     outcome = SweepOutcome(out, [k for k, _ in grid], len(planned))
     try:
         for i, p in enumerate(planned, 1):
-            if (p.run_dir / runs.SUMMARY).is_file():
+            if runs.is_finished(p.run_dir):
                 _check_same_config(p)
                 if announce:
                     announce(i, len(planned), p, "skip")
                 outcome.results.append(_finished_result(p, "skipped"))
                 continue
-            resume = (p.run_dir / runs.CHECKPOINT).is_file()
-            if resume:
-                _check_same_config(p)
-            elif p.run_dir.exists():
-                # created but never checkpointed (stopped before its first step): start it afresh
-                if (p.run_dir / runs.CONFIG).is_file():
-                    _check_same_config(p)
-                shutil.rmtree(p.run_dir)
+            resume = runs.has_checkpoint(p.run_dir)
+            _check_same_config(p)
+            if not resume and p.run_dir.exists():
+                shutil.rmtree(p.run_dir)  # created but never checkpointed (stopped before its first step): start afresh
             if announce:
                 announce(i, len(planned), p, "resume" if resume else "train")
             try:
-                train(p.config, p.run_dir, resume=resume, progress=progress, on_record=on_record)
+                train(p.config, p.run_dir, resume=resume, listener=listener)
             except TrainingDiverged:
                 outcome.results.append(Result(run_name(p.combo), p.combo, p.run_dir, "diverged"))
                 continue
@@ -312,20 +303,3 @@ def write_results(outcome: SweepOutcome) -> None:
     runs.atomic_write_text(outcome.out / RESULTS_CSV, to_csv(outcome))
     note = f"\n_Sweep interrupted: {len(outcome.results)} run(s) listed._\n" if outcome.interrupted else ""
     runs.atomic_write_text(outcome.out / RESULTS_MD, to_markdown(outcome) + note)
-
-
-def rich_table(outcome: SweepOutcome, title: str | None = None) -> Any:
-    """The results as a rich Table for the terminal."""
-    from rich.table import Table
-
-    table = Table(title=title or f"sweep {outcome.out}  (mean NLL, nats/char; best dev first)")
-    short = [k.rpartition(".")[2] for k in outcome.keys]
-    names = header(outcome)
-    if len(set(short)) == len(short):  # "n_hidden" rather than "model.n_hidden" where unambiguous
-        names[1 : 1 + len(short)] = short
-    for i, name in enumerate(names):
-        table.add_column(name, justify="left" if 0 < i <= len(outcome.keys) or name == "status" else "right")
-    for row in table_rows(outcome):
-        table.add_row(*row)
-    return table
-

@@ -1,7 +1,8 @@
 """The one training driver: minibatches, learning-rate schedule, evaluation, checkpoints, progress.
 
-Every backend (torch, numpy, mlx) is trained by `train`; a backend only takes steps and
-exports its state (makemore.backends). The loop is the lecture's:
+Every model family and backend is trained by `train`: a backend only takes steps (or, for the
+counting bigram, fits in one pass) and exports its state (makemore.backends). The loop is the
+lecture's:
 
     for step in range(steps):
         ix = random minibatch indices            # (B,)
@@ -10,26 +11,28 @@ exports its state (makemore.backends). The loop is the lecture's:
 
 Minibatches are drawn by a generator seeded from (train.seed, chunk number), a chunk of steps at
 a time, so the batch of any step can be recomputed from the step alone: a resumed run sees
-exactly the batches an uninterrupted one would.
+exactly the batches an uninterrupted one would. Progress is reported to a `Listener`; drawing
+it is the command line's business.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 from makemore import runs
+from makemore.backends import check_supported, make_backend, resolve_device
 from makemore.config import Config, TrainConfig
-from makemore.data import Dataset, Vocab, Windows, file_digest, load_dataset
-from makemore.errors import MakemoreError
+from makemore.data import Dataset, View, Vocab, file_digest, load_dataset
+from makemore.errors import MakemoreError, first_line
+from makemore.plots import plot_loss
 from makemore.schedule import lr_at
 
 #: Minibatch indices are drawn for about this many windows at a time (a chunk of steps).
@@ -62,21 +65,20 @@ def chunk_indices(seed: int, chunk: int, n: int, batch_size: int) -> np.ndarray:
     return rng.integers(0, n, size=(steps_per_chunk(batch_size), batch_size))
 
 
-def minibatches(backend: Any, t: TrainConfig, windows: Windows, start: int, stop: int) -> Iterator[tuple[Any, Any]]:
-    """The minibatches of steps start..stop-1 as (X (B, block_size), Y (B,)) in the backend's arrays.
+def minibatches(backend: Any, t: TrainConfig, view: View, start: int, stop: int) -> Iterator[tuple[Any, Any]]:
+    """The minibatches of steps start..stop-1 as (X, Y) in the backend's arrays (windows: X (B,
+    block_size), Y (B,)).
 
-    Indices come from `chunk_indices`, a chunk of steps at a time, gathered from `windows` in bulk:
+    Indices come from `chunk_indices`, a chunk of steps at a time, gathered from `view` in bulk:
     the batch of a step is the same however the run got there (from step 0, or resumed mid-chunk).
     """
     per_chunk = steps_per_chunk(t.batch_size)
     step = start
     while step < stop:
         chunk, offset = divmod(step, per_chunk)
-        ix = chunk_indices(t.seed, chunk, len(windows), t.batch_size)[offset : offset + stop - step]  # (k, B)
-        Xc, Yc = windows[ix]  # (k, B, block_size), (k, B)
-        Xc, Yc = backend.asarray(Xc), backend.asarray(Yc)
-        for k in range(len(ix)):
-            yield Xc[k], Yc[k]
+        ix = chunk_indices(t.seed, chunk, len(view), t.batch_size)[offset : offset + stop - step]  # (k, B)
+        for X, Y in view.batches(ix):
+            yield backend.asarray(X), backend.asarray(Y)
         step += len(ix)
 
 
@@ -93,8 +95,9 @@ class Record:
     elapsed_s: float
     """Seconds of training since the run began (across resumes)."""
 
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__)
+    def to_dict(self) -> dict[str, Any]:
+        """The metrics.jsonl object."""
+        return dict(self.__dict__)
 
 
 @dataclass
@@ -140,80 +143,65 @@ class _InterruptFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
-class Progress:
-    """A rich progress bar on stderr: step, loss, lr, steps/s. Updated only at log records."""
+class Listener:
+    """Hears how a training run goes; this one ignores everything. The command line subclasses it
+    to draw a progress bar; a sweep passes one to every run."""
 
-    def __init__(self, total: int, start: int, enabled: bool = True):
-        self.enabled = enabled
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+    def started(self, run_dir: Path, step: int, steps: int, resumed: bool) -> None:
+        """Training of run_dir begins at `step` of `steps` (0 of 0 for a run fitted in one pass)."""
 
-        self._bar = RichProgress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss [cyan]{task.fields[loss]}"), TextColumn("dev [magenta]{task.fields[dev]}"),
-            TextColumn("lr {task.fields[lr]}"), TextColumn("{task.fields[speed]} steps/s"), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=False,
-        )
-        self._task = self._bar.add_task("train", total=total, completed=start, loss="-", dev="-", lr="-", speed="-")
-        self._bar.start()
+    def record(self, record: Record, steps_per_s: float) -> None:
+        """A metrics record was written; steps_per_s is this session's speed so far."""
 
-    def update(self, record: Record, steps_per_s: float) -> None:
-        if not self.enabled:
-            return
-        fields = {"loss": f"{record.train_loss:.4f}", "lr": f"{record.lr:.3g}", "speed": f"{steps_per_s:,.0f}"}
-        if record.dev_loss is not None:
-            fields["dev"] = f"{record.dev_loss:.4f}"
-        self._bar.update(self._task, completed=record.step, **fields)
-
-    def close(self) -> None:
-        if self.enabled:
-            self._bar.stop()
+    def ended(self) -> None:
+        """The training loop stopped (finished, interrupted or failed)."""
 
 
 def prepare(cfg: Config, vocab: Vocab | None = None) -> Dataset:
-    """Read and split the data for `cfg` (before any run directory exists, so bad data leaves nothing behind)."""
+    """Check cfg's model family and backend, then read and split its data (before any run
+    directory exists, so a mistake leaves nothing behind).
+
+    Raises:
+        MakemoreError: an unknown model.type, a combination train.backend cannot train, bad data.
+    """
+    check_supported(cfg)
     return load_dataset(cfg.data.path, cfg.data.block_size, cfg.data.seed, cfg.data.boundary, vocab)
 
 
-def train(
-    cfg: Config,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    progress: bool = True,
-    on_record: Callable[[Record], None] | None = None,
-    on_start: Callable[[Path], None] | None = None,
-) -> Summary:
+def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: Listener | None = None) -> Summary:
     """Train a model as `cfg` says, writing everything into `run_dir` (see makemore.runs).
+
+    The one driver for every model family and backend: gradient backends take cfg.train.steps
+    minibatch steps; a family fitted by counting (the bigram) is fitted in one pass instead. Either
+    way the run gets the same files: config, vocabulary, metrics, checkpoint, summary, loss curve.
 
     Args:
         cfg: a validated Config.
         run_dir: a new directory (created here), or an existing run when `resume` is True.
         resume: continue `run_dir` from its checkpoint: parameters, optimizer, schedule position
             and generator state, so the result equals an uninterrupted run's exactly.
-        progress: show the rich progress bar on stderr.
-        on_record: called with every metrics record (after it is written).
-        on_start: called with run_dir once the data is checked and the directory exists.
+        listener: told when the run starts and of every metrics record (the command line draws
+            a progress bar from these); None: nobody listens.
 
     Returns:
         The Summary: whole-split train and dev NLL (nats/char) and timings.
 
     Raises:
-        MakemoreError: bad data or device, a checkpoint that does not fit, a finished run.
+        MakemoreError: bad data, device or model/backend combination, a checkpoint that does not
+            fit, a finished run.
         TrainingDiverged: the loss became non-finite (the last good checkpoint is kept).
         TrainingInterrupted: Ctrl-C; a checkpoint of the last completed step was written.
     """
-    from makemore.backends import make_backend, resolve_device
-
+    listener = listener or Listener()
     run_dir = Path(run_dir)
     if not resume and run_dir.exists():
         raise MakemoreError(f"{run_dir} already exists: choose a new run directory, or continue it with makemore train --resume {run_dir}")
-    device = resolve_device(cfg.train.device, cfg.train.backend)
+    fam = check_supported(cfg)
+    device = resolve_device(cfg)
     checkpoint = runs.load_checkpoint(run_dir) if resume else None
-    vocab = Vocab(tuple(checkpoint["vocab"])) if checkpoint else None
-    dataset = prepare(cfg, vocab)
+    if checkpoint and fam.counted:
+        raise MakemoreError(f"{run_dir}: a model.type = {fam.name!r} run is fitted in one pass: there is nothing to resume")
+    dataset = prepare(cfg, Vocab(tuple(checkpoint["vocab"])) if checkpoint else None)
     if checkpoint and checkpoint["step"] >= cfg.train.steps:
         raise MakemoreError(
             f"{run_dir}: this run already finished at step {checkpoint['step']}; "
@@ -222,24 +210,30 @@ def train(
     vocab = dataset.vocab
     # recorded in every checkpoint: which data the run saw, and a length cap for sampling
     provenance = {"data_sha256": file_digest(cfg.data.path), "max_word_len": int(dataset.lengths.max())}
-
-    train_windows, dev_windows = dataset.windows("train"), dataset.windows("dev")
-    # the counting bigram has no parameters to optimise: no backend is built for it
-    backend = None if cfg.model.type == "bigram" else make_backend(cfg, vocab.vocab_size, device)
-
+    train_view, dev_view = dataset.view("train", fam.view), dataset.view("dev", fam.view)
+    backend = make_backend(cfg, vocab.vocab_size, device)
     if not resume:
-        try:
-            run_dir.mkdir(parents=True, exist_ok=False)
-        except OSError as e:
-            raise MakemoreError(f"{run_dir}: cannot create the run directory: {e.strerror or e}") from None
-        runs.atomic_write_text(run_dir / runs.CONFIG, cfg.to_toml())
-        runs.write_json(run_dir / runs.VOCAB, {"itos": list(vocab.itos), "vocab_size": vocab.vocab_size})
-    if on_start:
-        on_start(run_dir)
-    if cfg.model.type == "bigram":
-        from makemore.models.bigram import fit_bigram
+        runs.create_run(run_dir, cfg.to_toml(), list(vocab.itos))
 
-        return fit_bigram(cfg, run_dir, vocab, train_windows, dev_windows, provenance)
+    def save(step: int, elapsed: float) -> None:
+        runs.save_checkpoint(run_dir, runs.make_checkpoint(
+            params=backend.export_params(), config=cfg.to_dict(), itos=list(vocab.itos), step=step, backend=backend.name,
+            backend_state=backend.export_state(), elapsed_s=elapsed, provenance=provenance))
+
+    if not backend.takes_steps:  # fitted in one pass: that pass is the run's one step
+        listener.started(run_dir, 0, 0, resumed=False)
+        t0 = time.perf_counter()
+        backend.fit(train_view)
+        train_loss, dev_loss = backend.mean_loss(train_view), backend.mean_loss(dev_view)
+        elapsed = time.perf_counter() - t0
+        save(0, elapsed)
+        record = Record(0, train_loss, dev_loss, 0.0, round(elapsed, 4))
+        log = runs.MetricsLog(run_dir)
+        log.write(record.to_dict())
+        log.close()
+        listener.record(record, 0.0)
+        listener.ended()
+        return finish(run_dir, Summary(run_dir, 0, train_loss, dev_loss, elapsed, 0.0, backend.summary_extra))
 
     start_step, elapsed0 = 0, 0.0
     if checkpoint:
@@ -247,30 +241,23 @@ def train(
             backend.load(checkpoint["model"], checkpoint.get("backend_state"))
         except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
             raise MakemoreError(
-                f"{run_dir}: the checkpoint does not fit this config ({runs.first_line(e)}); "
+                f"{run_dir}: the checkpoint does not fit this config ({first_line(e)}); "
                 "resume without --set for model, data.block_size or train.backend/optimizer keys"
             ) from None
         start_step, elapsed0 = int(checkpoint["step"]), float(checkpoint["elapsed_s"])
-        kept = [r for r in runs.read_metrics(run_dir) if r["step"] <= start_step]
-        runs.atomic_write_text(run_dir / runs.METRICS, "".join(json.dumps(r) + "\n" for r in kept))
+        runs.truncate_metrics(run_dir, start_step)
         runs.remove_temporaries(run_dir)  # left behind by a process killed inside a write
 
-    def save(step: int, elapsed: float) -> None:
-        runs.save_checkpoint(run_dir, {
-            "model": backend.export_params(), "config": cfg.to_dict(), "vocab": list(vocab.itos), "step": step,
-            "backend": backend.name, "backend_state": backend.export_state(), "elapsed_s": elapsed, **provenance,
-        })
-
     t = cfg.train
-    bar = Progress(t.steps, start_step, progress)
-    metrics = open(run_dir / runs.METRICS, "a", encoding="utf-8")
+    listener.started(run_dir, start_step, t.steps, resumed=resume)
+    log = runs.MetricsLog(run_dir)
     t_start = time.perf_counter()
     step, running, count, last_dev = start_step, 0.0, 0, math.nan
     try:
         with _InterruptFlag() as interrupted:
             if start_step == 0:
                 save(0, 0.0)
-            for Xb, Yb in minibatches(backend, t, train_windows, start_step, t.steps):  # (B, block_size), (B,)
+            for Xb, Yb in minibatches(backend, t, train_view, start_step, t.steps):  # (B, block_size), (B,)
                 lr = lr_at(step, t)
                 running += backend.train_step(Xb, Yb, lr)
                 count += 1
@@ -279,7 +266,7 @@ def train(
                 if at_eval or step % t.log_interval == 0 or interrupted.set:
                     stop = interrupted.set  # read once, so a Ctrl-C is raised only after its checkpoint is saved
                     train_loss = float(running) / count
-                    dev = backend.mean_loss(dev_windows) if at_eval and math.isfinite(train_loss) else None
+                    dev = backend.mean_loss(dev_view) if at_eval and math.isfinite(train_loss) else None
                     if not math.isfinite(train_loss) or (dev is not None and not math.isfinite(dev)):
                         raise TrainingDiverged(
                             f"training diverged at step {step} (loss {train_loss}); lower train.lr (now {t.lr:g}) "
@@ -287,29 +274,24 @@ def train(
                         )
                     elapsed = elapsed0 + time.perf_counter() - t_start
                     record = Record(step, train_loss, dev, lr, round(elapsed, 4))
-                    metrics.write(record.to_json() + "\n")
-                    metrics.flush()
+                    log.write(record.to_dict())
                     running, count = 0.0, 0
                     if at_eval or stop:
                         save(step, elapsed)
                         last_dev = dev if dev is not None else last_dev
-                    bar.update(record, (step - start_step) / max(time.perf_counter() - t_start, 1e-9))
-                    if on_record:
-                        on_record(record)
+                    listener.record(record, (step - start_step) / max(time.perf_counter() - t_start, 1e-9))
                     if stop:
                         raise TrainingInterrupted(run_dir, step)
     finally:
-        metrics.close()
-        bar.close()
+        log.close()
+        listener.ended()
     loop_s = time.perf_counter() - t_start
-    summary = Summary(run_dir, step, backend.mean_loss(train_windows), last_dev, elapsed0 + loop_s, (step - start_step) / max(loop_s, 1e-9))
-    finish(run_dir, summary)
+    return finish(run_dir, Summary(run_dir, step, backend.mean_loss(train_view), last_dev, elapsed0 + loop_s,
+                                   (step - start_step) / max(loop_s, 1e-9), backend.summary_extra))
+
+
+def finish(run_dir: Path, summary: Summary) -> Summary:
+    """Write summary.json and the loss-curve PNG of a finished run; return `summary`."""
+    runs.write_summary(run_dir, summary.to_dict())
+    plot_loss([(run_dir.name, runs.read_metrics(run_dir))], runs.loss_png(run_dir))
     return summary
-
-
-def finish(run_dir: Path, summary: Summary) -> None:
-    """Write summary.json and the loss-curve PNG of a finished run."""
-    runs.write_json(run_dir / runs.SUMMARY, summary.to_dict())
-    from makemore.plots import plot_loss
-
-    plot_loss([run_dir], run_dir / runs.LOSS_PNG)

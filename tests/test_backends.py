@@ -249,10 +249,10 @@ def test_backend_run_loads_everywhere_and_resumes_exactly(backend, tiny_words_fi
     from makemore.sample import sample
 
     extra = ("train.optimizer=adamw", "train.weight_decay=0.01", "model.norm=batchnorm", "model.dropout=0.2", "train.lr=0.01")
-    straight = train(load_cfg(tiny_words_file, backend, 80, extra), tmp_path / "straight", progress=False)
+    straight = train(load_cfg(tiny_words_file, backend, 80, extra), tmp_path / "straight")
     half = load_cfg(tiny_words_file, backend, 80, (*extra, "train.steps=40"))  # the same run, stopped at step 40
-    train(half, tmp_path / "resumed", progress=False)
-    resumed = train(load_cfg(tiny_words_file, backend, 80, extra), tmp_path / "resumed", resume=True, progress=False)
+    train(half, tmp_path / "resumed")
+    resumed = train(load_cfg(tiny_words_file, backend, 80, extra), tmp_path / "resumed", resume=True)
 
     a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "resumed")
     assert a["backend"] == b["backend"] == backend
@@ -291,7 +291,7 @@ def test_backends_follow_the_same_trajectory(tiny_words_file, tmp_path):
         backends.append("mlx")
     except ImportError:
         pass
-    dev = {b: train(load_cfg(tiny_words_file, b, 60), tmp_path / b, progress=False).dev_loss for b in backends}
+    dev = {b: train(load_cfg(tiny_words_file, b, 60), tmp_path / b).dev_loss for b in backends}
     for b in backends:
         assert dev[b] == pytest.approx(dev["torch"], abs=1e-4), dev
 

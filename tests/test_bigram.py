@@ -70,11 +70,11 @@ def test_only_the_last_character_matters_and_smoothing_keeps_unseen_pairs_finite
 def test_bigram_run_on_names_reaches_the_lecture_loss(tmp_path):
     """Done-when: train NLL within 0.03 of 2.45 on data/names.txt (the lecture: 2.454 with k = 1)."""
     cfg = load_config("configs/names.toml", ["model.type=bigram"])
-    summary = train(cfg, tmp_path / "bigram", progress=False)
+    summary = train(cfg, tmp_path / "bigram")
     assert abs(summary.train_loss - 2.45) < 0.03
     assert summary.dev_loss < 2.55
     cfg0 = load_config("configs/names.toml", ["model.type=bigram", "model.smoothing=0"])
-    assert train(cfg0, tmp_path / "mle", progress=False).train_loss <= summary.train_loss  # counts are the train-split MLE
+    assert train(cfg0, tmp_path / "mle").train_loss <= summary.train_loss  # counts are the train-split MLE
 
 
 def test_bigram_run_works_with_evaluate_and_sample(tiny_words_file, tmp_path, runner):

@@ -286,7 +286,7 @@ def test_plot_loss_draws_both_runs(tiny_runs, tmp_path, monkeypatch) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from makemore import plots
+    from makemore import plots, runs
 
     _, made = tiny_runs
     captured = {}
@@ -298,7 +298,7 @@ def test_plot_loss_draws_both_runs(tiny_runs, tmp_path, monkeypatch) -> None:
         return original(fig, out)
 
     monkeypatch.setattr(plots, "_save", keep)
-    plots.plot_loss([made[2], made[4]], tmp_path / "x.png", labels=["A", "B"])
+    plots.plot_loss([("A", runs.read_metrics(made[2])), ("B", runs.read_metrics(made[4]))], tmp_path / "x.png")
     plt.close("all")
     assert sum(label.startswith("A train") for label in captured["labels"]) == 1
     assert sum(label.startswith("B dev") for label in captured["labels"]) == 1

@@ -59,7 +59,7 @@ def test_a_short_training_run_lowers_the_loss(tmp_path) -> None:
     from makemore.train import train
 
     cfg = load_config("configs/names.toml", ["train.steps=400", "train.eval_interval=200", "train.log_interval=50", "train.device=cpu"])
-    summary = train(cfg, tmp_path / "run", progress=False)
+    summary = train(cfg, tmp_path / "run")
     from makemore.runs import read_metrics
 
     records = read_metrics(tmp_path / "run")

@@ -54,7 +54,7 @@ def words(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("name", list(OPTIONS))
 def test_each_option_trains_and_its_checkpoint_reloads_to_the_same_model(tmp_path: Path, words: Path, name: str) -> None:
     cfg = tiny_config(words, **OPTIONS[name])
-    summary = train(cfg, tmp_path / name, progress=False)
+    summary = train(cfg, tmp_path / name)
     assert math.isfinite(summary.train_loss) and math.isfinite(summary.dev_loss)
 
     run = load_run(tmp_path / name)
@@ -79,7 +79,7 @@ def test_each_option_trains_and_its_checkpoint_reloads_to_the_same_model(tmp_pat
 
 def test_batchnorm_running_statistics_are_trained_saved_and_used_in_evaluation(tmp_path: Path, words: Path) -> None:
     cfg = tiny_config(words, **{"model.norm": "batchnorm", "model.n_layers": 2})
-    train(cfg, tmp_path / "bn", progress=False)
+    train(cfg, tmp_path / "bn")
     state = load_checkpoint(tmp_path / "bn")["model"]
     for i in (1, 2):
         assert not torch.equal(state[f"norm{i}.running_mean"], torch.zeros(16))  # moved away from the init
@@ -149,9 +149,9 @@ def test_training_with_dropout_and_batchnorm_resumes_exactly(tmp_path: Path, wor
     """Dropout generator, optimizer and running statistics all travel in the checkpoint."""
     options = {"model.norm": "batchnorm", "model.dropout": 0.3, "train.optimizer": "adamw", "train.lr": 0.01,
                "train.lr_milestones": [30]}  # the same schedule for the 20-step and the 40-step config
-    whole = train(tiny_config(words, steps=40, **options), tmp_path / "whole", progress=False)
-    train(tiny_config(words, steps=20, **options), tmp_path / "split", progress=False)
-    resumed = train(tiny_config(words, steps=40, **options), tmp_path / "split", resume=True, progress=False)
+    whole = train(tiny_config(words, steps=40, **options), tmp_path / "whole")
+    train(tiny_config(words, steps=20, **options), tmp_path / "split")
+    resumed = train(tiny_config(words, steps=40, **options), tmp_path / "split", resume=True)
     a, b = load_checkpoint(tmp_path / "whole")["model"], load_checkpoint(tmp_path / "split")["model"]
     assert a.keys() == b.keys()
     for key in a:
@@ -180,7 +180,7 @@ def test_optimizers_and_weight_decay_change_the_trained_parameters(tmp_path: Pat
         "adamw": {"train.optimizer": "adamw", "train.lr": 0.01},
         "adamw-wd": {"train.optimizer": "adamw", "train.lr": 0.01, "train.weight_decay": 0.5},
     }.items():
-        train(tiny_config(words, steps=20, **options), tmp_path / name, progress=False)
+        train(tiny_config(words, steps=20, **options), tmp_path / name)
         finals[name] = load_checkpoint(tmp_path / name)["model"]["W1"]
     names = list(finals)
     for i, a in enumerate(names):
@@ -192,7 +192,7 @@ def test_optimizers_and_weight_decay_change_the_trained_parameters(tmp_path: Pat
 
 def test_the_recorded_learning_rate_follows_warmup_and_cosine(tmp_path: Path, words: Path) -> None:
     cfg = tiny_config(words, steps=60, **OPTIONS["adamw-cosine-warmup"])
-    train(cfg, tmp_path / "cos", progress=False)
+    train(cfg, tmp_path / "cos")
     records = read_metrics(tmp_path / "cos")
     assert [r["lr"] for r in records] == [lr_at(r["step"] - 1, cfg.train) for r in records]
     t = cfg.train

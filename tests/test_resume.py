@@ -101,14 +101,15 @@ def cli(*args) -> object:
     return result
 
 
-def interrupt_at(step: int):
-    """An on_record callback that sends this process a real SIGINT at the record of `step`."""
+def interrupt_at(step: int) -> train_module.Listener:
+    """A training listener that sends this process a real SIGINT at the record of `step`."""
 
-    def on_record(record) -> None:
-        if record.step == step:
-            os.kill(os.getpid(), signal.SIGINT)
+    class Interrupter(train_module.Listener):
+        def record(self, record, steps_per_s) -> None:
+            if record.step == step:
+                os.kill(os.getpid(), signal.SIGINT)
 
-    return on_record
+    return Interrupter()
 
 
 def assert_same_state(a: dict, b: dict) -> None:
@@ -152,7 +153,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, setup, backe
 
     # a real SIGINT at step 10's record: the loop finishes step 11, checkpoints it and stops
     with pytest.raises(TrainingInterrupted) as info:
-        train_module.train(load_config(config), stopped, progress=False, on_record=interrupt_at(10))
+        train_module.train(load_config(config), stopped , listener=interrupt_at(10))
     assert info.value.step == 11
     assert runs.load_checkpoint(stopped)["step"] == 11
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler was put back

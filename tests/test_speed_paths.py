@@ -1,7 +1,7 @@
-"""The fast paths of issue 5 do the same mathematics as the slow ones.
+"""The fast paths do the same mathematics as the slow ones.
 
-- The torch backend's fused path (hand-derived backward, no autograd, foreach updates) gives
-  autograd's gradients and torch.optim's updates, and its checkpoints load either way.
+- Small steps run on one CPU thread; the lecture's and the fast recipe's configs train with the
+  NumPy backend's hand-derived backward (its gradients are checked in tests/test_backends.py).
 - Batched sampling (all names advanced together, inverse-CDF draws) has the distribution of the
   lecture's one-name-at-a-time torch.multinomial loop: chi-square tests on length and first letter.
 - Evaluation is chunked and runs without autograd.
@@ -19,8 +19,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from makemore.backends.torch_backend import FusedMLP, TorchBackend, choose_threads, fused_supported, make_optimizer
-from makemore.config import Config
+from makemore.backends import torch_backend
+from makemore.backends.torch_backend import choose_threads
+from makemore.config import Config, load_config
 from makemore.data import Vocab, Windows
 from makemore.evaluate import mean_nll
 from makemore.models.mlp import MLP
@@ -42,99 +43,19 @@ def batch(seed: int, B: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randint(0, V, (B, BLOCK), generator=g), torch.randint(0, V, (B,), generator=g)
 
 
-@pytest.mark.parametrize("activation", ["tanh", "relu", "gelu"])
-@pytest.mark.parametrize("n_layers", [1, 3])
-def test_fused_gradients_equal_autograd(activation: str, n_layers: int) -> None:
-    cfg = small_cfg(activation=activation, n_layers=n_layers)
-    model = MLP(cfg.model, V, BLOCK, torch.Generator().manual_seed(1)).double()
-    X, Y = batch(2)
-    _, loss = model(X, Y)
-    loss.backward()
-    fused_loss, grads = FusedMLP(model, cfg).loss_and_grads(X, Y)
-    assert fused_loss.item() == pytest.approx(loss.item(), abs=1e-12)
-    names = ["C"] + [f"{k}{i}" for i in range(1, n_layers + 2) for k in ("W", "b")]
-    assert len(grads) == len(names) == len(list(model.parameters()))
-    for name, g in zip(names, grads):
-        torch.testing.assert_close(g, getattr(model, name).grad, rtol=1e-10, atol=1e-12, msg=name)
+def test_small_steps_run_on_one_thread_and_big_ones_on_torchs_default() -> None:
+    lecture = Config()
+    assert choose_threads(MLP(lecture.model, V, BLOCK), lecture) == 1  # a step too small to split across threads
+    big = load_config("configs/best.toml")
+    model = MLP(big.model, V, big.data.block_size)
+    assert choose_threads(model, big) == torch_backend.DEFAULT_THREADS
 
 
-@pytest.mark.parametrize("optimizer, weight_decay", [("sgd", 0.0), ("sgd", 0.1), ("momentum", 0.01), ("adamw", 0.0), ("adamw", 0.1)])
-def test_fused_updates_equal_torch_optim(optimizer: str, weight_decay: float) -> None:
-    """Six steps at changing learning rates, float64: the fused update rules give torch.optim's parameters and state."""
-    cfg = small_cfg(n_layers=2)
-    cfg.train.optimizer, cfg.train.weight_decay = optimizer, weight_decay
-    fused_model = MLP(cfg.model, V, BLOCK, torch.Generator().manual_seed(3)).double()
-    ref_model = MLP(cfg.model, V, BLOCK, torch.Generator().manual_seed(3)).double()
-    fused = FusedMLP(fused_model, cfg)
-    opt = make_optimizer(list(ref_model.parameters()), cfg)
-    for step in range(6):
-        X, Y = batch(10 + step)
-        lr = 0.05 / (step + 1)
-        fused.step(X, Y, lr)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        opt.zero_grad()
-        ref_model(X, Y)[1].backward()
-        opt.step()
-    for (name, a), b in zip(fused_model.named_parameters(), ref_model.parameters()):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
-    ours, theirs = fused.state_dict(), opt.state_dict()
-    assert ours["state"].keys() == theirs["state"].keys()
-    for i, entry in theirs["state"].items():
-        for key, value in entry.items():
-            torch.testing.assert_close(torch.as_tensor(ours["state"][i][key], dtype=torch.float64),
-                                       torch.as_tensor(value, dtype=torch.float64), rtol=1e-10, atol=1e-12, msg=f"{i} {key}")
-
-
-@pytest.mark.parametrize("optimizer", ["momentum", "adamw"])
-def test_checkpoint_state_moves_between_fused_and_autograd(optimizer: str) -> None:
-    """A fused run's export_state continues identically under autograd, and the other way round."""
-    cfg = small_cfg()
-    cfg.train.optimizer, cfg.train.weight_decay, cfg.train.device = optimizer, 0.01, "cpu"
-    fused, auto = TorchBackend(cfg, V, fused=True), TorchBackend(cfg, V, fused=False)
-    for step in range(4):
-        X, Y = batch(step)
-        fused.train_step(X, Y, 0.03)
-        auto.train_step(X, Y, 0.03)
-    swapped_auto, swapped_fused = TorchBackend(cfg, V, fused=False), TorchBackend(cfg, V, fused=True)
-    swapped_auto.load(fused.export_params(), fused.export_state())
-    swapped_fused.load(auto.export_params(), auto.export_state())
-    for step in range(4, 8):
-        X, Y = batch(step)
-        for backend in (fused, auto, swapped_auto, swapped_fused):
-            backend.train_step(X, Y, 0.03)
-    reference = auto.export_params()
-    for backend in (fused, swapped_auto, swapped_fused):
-        for name, value in backend.export_params().items():
-            np.testing.assert_allclose(value, reference[name], rtol=1e-5, atol=1e-6, err_msg=name)
-
-
-def test_the_fused_path_is_used_exactly_where_it_applies() -> None:
-    cfg = small_cfg()
-    cfg.train.device = "cpu"
-    assert fused_supported(cfg) and TorchBackend(cfg, V).fused is not None
-    for option in ({"norm": "batchnorm"}, {"norm": "layernorm"}, {"dropout": 0.2}):
-        other = small_cfg(**option)
-        assert not fused_supported(other)
-        assert TorchBackend(other, V).fused is None
-        with pytest.raises(ValueError, match="fused path"):
-            TorchBackend(other, V, fused=True)
-    assert choose_threads(Config()) == 1  # the lecture's model: a step too small to split across threads
-
-
-def test_fused_training_reaches_autograds_loss(tmp_path) -> None:
-    """Two whole backends trained on the same minibatches by either path end with the same loss."""
-    cfg = small_cfg()
-    cfg.train.device = "cpu"
-    losses = {}
-    for fused in (True, False):
-        backend = TorchBackend(cfg, V, fused=fused)
-        for step in range(30):
-            X, Y = batch(100 + step, 32)
-            backend.train_step(X, Y, 0.1)
-        X, Y = batch(999, 256)
-        losses[fused] = backend.mean_loss(Windows.of_arrays(X.numpy(), Y.numpy()))
-    assert losses[True] == pytest.approx(losses[False], abs=1e-5)
+def test_the_fast_configs_train_with_the_hand_written_backward() -> None:
+    """The lecture's config and the fast recipe name the NumPy backend: on a CPU it takes the MLP's
+    steps fastest (BENCHMARKS.md); tests/test_backends.py checks it follows torch's trajectory."""
+    for path in ("configs/names.toml", "configs/fast.toml"):
+        assert load_config(path).train.backend == "numpy", path
 
 
 # ---------------------------------------------------------------- sampling: same distribution

@@ -14,6 +14,7 @@ import pytest
 from makemore.cli import app
 from makemore.config import Config
 from makemore.errors import MakemoreError
+from makemore.train import Listener
 from makemore.sweep import parse_grid, plan, run_name, run_sweep, split_values
 
 from conftest import tiny_overrides
@@ -67,12 +68,13 @@ def test_ctrl_c_keeps_the_finished_runs_and_a_rerun_continues(tmp_path: Path, ti
     out = tmp_path / "sweep"
     seen: list[int] = []
 
-    def ctrl_c_in_second_run(record) -> None:
-        seen.append(record.step)
-        if seen.count(30) == 1 and record.step == 10 and len(seen) > 6:  # step 10 of the second run
-            os.kill(os.getpid(), signal.SIGINT)
+    class CtrlCInSecondRun(Listener):
+        def record(self, record, steps_per_s) -> None:
+            seen.append(record.step)
+            if seen.count(30) == 1 and record.step == 10 and len(seen) > 6:  # step 10 of the second run
+                os.kill(os.getpid(), signal.SIGINT)
 
-    stopped = run_sweep(base, grid, out, progress=False, on_record=ctrl_c_in_second_run)
+    stopped = run_sweep(base, grid, out, listener=CtrlCInSecondRun())
     assert stopped.interrupted
     assert [r.combo["train.lr"] for r in stopped.results] == [0.1]  # only the finished run is listed
     rows = list(csv.DictReader((out / "results.csv").open()))
@@ -82,7 +84,7 @@ def test_ctrl_c_keeps_the_finished_runs_and_a_rerun_continues(tmp_path: Path, ti
     assert (second / "checkpoint.pt").is_file() and not (second / "summary.json").exists()
 
     actions: list[str] = []
-    done = run_sweep(base, grid, out, progress=False, announce=lambda i, n, p, action: actions.append(action))
+    done = run_sweep(base, grid, out, announce=lambda i, n, p, action: actions.append(action))
     assert actions == ["skip", "resume", "train"]
     assert not done.interrupted and len(done.results) == 3
     assert all((out / run_name({"train.lr": lr}) / "summary.json").is_file() for lr in (0.1, 0.05, 0.02))
@@ -139,7 +141,7 @@ def test_a_diverging_run_is_listed_and_the_sweep_goes_on(tmp_path: Path, tiny_wo
                        "train.batch_size": 16, "train.eval_interval": 10, "train.log_interval": 5, "train.device": "cpu",
                        "model.activation": "relu"}.items():  # relu does not saturate: a huge lr overflows to nan
         base.set(key, value)
-    outcome = run_sweep(base, parse_grid(["train.lr=1e30,0.1"]), tmp_path / "sweep", progress=False)
+    outcome = run_sweep(base, parse_grid(["train.lr=1e30,0.1"]), tmp_path / "sweep")
     assert [(r.combo["train.lr"], r.status) for r in outcome.results] == [(0.1, "trained"), (1e30, "diverged")]
     rows = list(csv.DictReader((tmp_path / "sweep" / "results.csv").open()))
     assert [r["status"] for r in rows] == ["trained", "diverged"] and rows[1]["dev_loss"] == ""

@@ -1,59 +1,82 @@
-"""Backends: the same model trained by torch autograd, by hand in NumPy, or in MLX.
+"""Backends: how a model's parameters get updated, and nothing else.
 
-One training driver (makemore.train) serves every backend. A backend only knows how to take one
-optimizer step on a minibatch, compute the mean NLL of a split, and move its parameters and
-optimizer/generator state in and out as named NumPy arrays (the names of the torch model's
-state_dict), so every backend writes the same checkpoint and every command reads it.
+- torch (`torch_backend.py`): the model's own forward, autograd, torch.optim. The reference: it
+  trains every registered model family, on any torch device.
+- numpy (`numpy_mlp.py`): the MLP family with every gradient derived by hand.
+- mlx (`mlx_mlp.py`): the MLP family in Apple's MLX.
+- counting (`counting.py`): families fitted in one pass (the counting bigram), whatever
+  train.backend says: there is nothing for a gradient backend to do.
+
+One training driver (makemore.train) serves every backend. A backend takes one optimizer step on
+a minibatch, computes the mean NLL of a split, and moves its parameters and optimizer/generator
+state in and out as named NumPy arrays (the names of the torch model's state_dict), so every
+backend writes the same checkpoint and every command reads it.
+
+Each backend declares what it can train (`Support`, an allow-list). `check_supported` refuses
+any other combination with one line before training starts, naming the backends that can.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
-import numpy as np
-
+from makemore.backends.base import Backend
 from makemore.config import Config
-from makemore.data import Windows
 from makemore.errors import MakemoreError
+from makemore.models import Family, family
+
+#: The gradient backends, in the order error messages list them.
+BACKENDS = ("torch", "numpy", "mlx")
 
 
-class Backend(Protocol):
-    """What the training driver needs from a backend."""
+def backend_class(name: str) -> type[Backend]:
+    """The class of gradient backend `name` (its module is imported only when asked for)."""
+    if name == "numpy":
+        from makemore.backends.numpy_mlp import NumpyBackend
 
-    name: str
+        return NumpyBackend
+    if name == "mlx":
+        from makemore.backends.mlx_mlp import MLXBackend
 
-    def asarray(self, a: np.ndarray) -> Any:
-        """A NumPy int array (a chunk of minibatches) in the backend's own array type and device."""
+        return MLXBackend
+    from makemore.backends.torch_backend import TorchBackend
 
-    def train_step(self, X: Any, Y: Any, lr: float) -> Any:
-        """One step: forward, backward, update at learning rate `lr`.
-
-        X: int (B, block_size) contexts; Y: int (B,) targets. Returns the minibatch's mean NLL
-        (nats/char) as a scalar that float() reads; it may stay lazy until then.
-        """
-
-    def mean_loss(self, windows: Windows) -> float:
-        """Mean NLL in nats per character over every window (evaluation mode, no gradients, EVAL_CHUNK windows at a time)."""
-
-    def export_params(self) -> dict[str, np.ndarray]:
-        """Parameters and buffers as the torch model's state_dict names → NumPy arrays."""
-
-    def export_state(self) -> dict[str, Any]:
-        """Optimizer and random-generator state: tensors/arrays and plain values only."""
-
-    def load(self, params: dict[str, Any], state: dict[str, Any] | None) -> None:
-        """Restore what export_params / export_state returned (values may be torch tensors)."""
+    return TorchBackend
 
 
-def resolve_device(name: str, backend: str) -> str:
-    """The concrete device for train.device: "auto" picks cuda, then mps, then cpu.
+def check_supported(cfg: Config) -> Family:
+    """Check that cfg's model family exists and that train.backend can train it; return the family.
+
+    A family fitted by counting is accepted with any train.backend (it takes no gradient steps).
+
+    Raises:
+        MakemoreError: an unknown model.type, or a combination the backend does not implement,
+            naming the backends that can train it.
+    """
+    fam = family(cfg.model)
+    if fam.counted:
+        return fam
+    why = backend_class(cfg.train.backend).SUPPORTS.refusal(cfg, fam)
+    if why is not None:
+        able = [name for name in BACKENDS if backend_class(name).SUPPORTS.refusal(cfg, fam) is None]
+        hint = f"train it with train.backend = {' or '.join(repr(b) for b in able)}" if able else "no backend trains this combination"
+        raise MakemoreError(f"train.backend = {cfg.train.backend!r} cannot train {why}: {hint}")
+    return fam
+
+
+def resolve_device(cfg: Config) -> str:
+    """The concrete device for train.device: "auto" picks cuda, then mps, then cpu, among the
+    devices train.backend runs on (a family fitted by counting runs on the CPU).
 
     Raises:
         MakemoreError: the named device is not available, or the backend cannot use it.
     """
-    if backend != "torch":
-        if name not in ("auto", "cpu"):
-            raise MakemoreError(f"train.device = {name!r}: the {backend} backend runs on the CPU only; use train.device=cpu")
+    name, backend = cfg.train.device, cfg.train.backend
+    if family(cfg.model).counted:
+        return "cpu"  # counting needs no accelerator
+    devices = backend_class(backend).SUPPORTS.devices
+    if devices is not None:
+        if name != "auto" and name.partition(":")[0] not in devices:
+            where = "the CPU" if devices == ("cpu",) else ", ".join(devices)
+            raise MakemoreError(f"train.device = {name!r}: the {backend} backend runs on {where} only; use train.device=cpu")
         return "cpu"
     import torch
 
@@ -74,16 +97,15 @@ def resolve_device(name: str, backend: str) -> str:
     return name
 
 
-def make_backend(cfg: Config, vocab_size: int, device: str) -> Backend:
-    """A freshly initialised backend of cfg.train.backend for cfg.model."""
-    if cfg.train.backend == "numpy":
-        from makemore.backends.numpy_mlp import NumpyBackend
+def make_backend(cfg: Config, vocab_size: int, device: str = "cpu") -> Backend:
+    """A freshly initialised backend for cfg: the counting one for a counted family, else train.backend's.
 
-        return NumpyBackend(cfg, vocab_size)
-    if cfg.train.backend == "mlx":
-        from makemore.backends.mlx_mlp import MLXBackend
+    Raises:
+        MakemoreError: as check_supported; MLX not installed.
+    """
+    if check_supported(cfg).counted:
+        from makemore.backends.counting import CountingBackend
 
-        return MLXBackend(cfg, vocab_size)
-    from makemore.backends.torch_backend import TorchBackend
+        return CountingBackend(cfg, vocab_size, device)
+    return backend_class(cfg.train.backend)(cfg, vocab_size, device)
 
-    return TorchBackend(cfg, vocab_size, device)

@@ -21,10 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from makemore.backends.numpy_mlp import BN_MOMENTUM, GELU_C, GELU_K, NORM_EPS
-from makemore.config import Config
+from makemore.backends.base import MLP_FAMILY
+from makemore.config import ADAM_BETAS, ADAM_EPS, Config
+from makemore.data import View, mean_over
 from makemore.errors import MakemoreError
-from makemore.data import Windows
+from makemore.models import initial_state
+from makemore.models.mlp import BN_MOMENTUM, GELU_C, GELU_K, NORM_EPS
 
 try:
     import mlx.core as mx
@@ -106,21 +108,21 @@ class MLXBackend:
     """Trains the MLP with MLX (train.backend = "mlx") on the CPU.
 
     Args:
-        cfg: the config; model.type must be "mlp".
+        cfg: the config; [model] must be an MLP (see MLP_FAMILY).
         vocab_size: tokens, boundary included.
+        device: "cpu" (MLX's Linux build; on Apple silicon MLX would use the GPU through unified memory).
 
     Raises:
-        MakemoreError: MLX is not installed, or model.type is not "mlp".
+        MakemoreError: MLX is not installed.
     """
 
     name = "mlx"
+    takes_steps = True
+    SUPPORTS = MLP_FAMILY
 
-    def __init__(self, cfg: Config, vocab_size: int):
+    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu"):
         _require_mlx()
-        from makemore.models import initial_state
-
-        if cfg.model.type != "mlp":
-            raise MakemoreError(f"the mlx backend trains model.type = 'mlp' only, got {cfg.model.type!r}")
+        self.summary_extra: dict[str, Any] = {}
         mx.set_default_device(mx.cpu)
         self.cfg = cfg
         m, t = cfg.model, cfg.train
@@ -128,7 +130,7 @@ class MLXBackend:
         self.buffers = {k: mx.array(v) for k, v in state.items() if k.endswith(_BUFFER_SUFFIXES)}
         self.model = MLXMLP({k: v for k, v in state.items() if not k.endswith(_BUFFER_SUFFIXES)}, m.n_layers, m.activation, m.norm, m.dropout)
         if t.optimizer == "adamw":
-            self.optimizer = optim.AdamW(learning_rate=t.lr, betas=[0.9, 0.999], eps=1e-8, weight_decay=t.weight_decay, bias_correction=True)
+            self.optimizer = optim.AdamW(learning_rate=t.lr, betas=list(ADAM_BETAS), eps=ADAM_EPS, weight_decay=t.weight_decay, bias_correction=True)
         else:
             self.optimizer = optim.SGD(learning_rate=t.lr, momentum=t.momentum if t.optimizer == "momentum" else 0.0, weight_decay=t.weight_decay)
         self.optimizer.init(self.model.trainable_parameters())
@@ -177,14 +179,15 @@ class MLXBackend:
             return None
         return [(self.buffers[f"norm{i}.running_mean"], self.buffers[f"norm{i}.running_var"]) for i in range(1, self.cfg.model.n_layers + 1)]
 
-    def mean_loss(self, windows: Windows) -> float:
+    def mean_loss(self, view: View) -> float:
         stats = self._running_stats()
-        total = 0.0
-        for X, Y in windows.chunks():
+
+        def nll_sum(X: np.ndarray, Y: np.ndarray) -> float:
             xb, yb = mx.array(X.astype(np.int32)), mx.array(Y.astype(np.int32))  # (b, T), (b,)
             logits, _ = self.model(xb, stats, None)  # (b, V) evaluation: running statistics, no dropout
-            total += nn.losses.cross_entropy(logits, yb, reduction="sum").item()
-        return total / max(len(windows), 1)
+            return nn.losses.cross_entropy(logits, yb, reduction="sum").item()
+
+        return mean_over(view, nll_sum)
 
     def export_params(self) -> dict[str, np.ndarray]:
         out = {k: np.array(v) for k, v in tree_flatten(self.model.parameters())}

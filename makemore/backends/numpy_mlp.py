@@ -49,20 +49,12 @@ from typing import Any
 
 import numpy as np
 
-from makemore.config import Config, ModelConfig
+from makemore.backends.base import MLP_FAMILY
+from makemore.config import ADAM_BETAS, ADAM_EPS, Config, ModelConfig
+from makemore.data import View, mean_over
 from makemore.errors import MakemoreError
-from makemore.data import Windows
-
-#: torch.nn.BatchNorm1d / LayerNorm defaults, so the numpy model is torch's model.
-NORM_EPS = 1e-5
-BN_MOMENTUM = 0.1
-#: torch.optim.AdamW defaults.
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8
-#: √(2/π) and the cubic coefficient of the tanh approximation of GELU (Hendrycks & Gimpel 2016).
-GELU_K = math.sqrt(2.0 / math.pi)
-GELU_C = 0.044715
-
+from makemore.models import initial_state
+from makemore.models.mlp import BN_MOMENTUM, GELU_C, GELU_K, NORM_EPS
 
 @dataclass(frozen=True)
 class Spec:
@@ -355,8 +347,9 @@ class NumpyBackend:
     """The MLP trained by the hand-written forward/backward above (train.backend = "numpy").
 
     Args:
-        cfg: the config; [model] must be an MLP, [train] names the optimizer.
+        cfg: the config; [model] must be an MLP (see MLP_FAMILY), [train] names the optimizer.
         vocab_size: tokens, boundary included.
+        device: "cpu" (the only one).
         dtype: np.float32 for training (the default); np.float64 for gradient checks.
 
     Initial weights are the torch model's for train.seed (identical across backends); dropout
@@ -364,12 +357,11 @@ class NumpyBackend:
     """
 
     name = "numpy"
+    takes_steps = True
+    SUPPORTS = MLP_FAMILY
 
-    def __init__(self, cfg: Config, vocab_size: int, dtype: Any = np.float32):
-        from makemore.models import initial_state
-
-        if cfg.model.type != "mlp":
-            raise MakemoreError(f"the numpy backend trains model.type = 'mlp' only, got {cfg.model.type!r}")
+    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", dtype: Any = np.float32):
+        self.summary_extra: dict[str, Any] = {}
         self.spec = Spec.from_config(cfg.model)
         self.dtype = np.dtype(dtype)
         self.params: dict[str, np.ndarray] = {}
@@ -401,12 +393,12 @@ class NumpyBackend:
             rv += BN_MOMENTUM * (var * (B / max(B - 1, 1)) - rv)  # (H,)
             self.params[f"norm{i}.num_batches_tracked"] += 1
 
-    def mean_loss(self, windows: Windows) -> float:
-        total = 0.0
-        for xb, yb in windows.chunks():  # (b, block_size), (b,)
-            _, loss, _ = forward(self.params, xb, yb, self.spec, train=False)
-            total += loss * len(yb)
-        return total / max(len(windows), 1)
+    def mean_loss(self, view: View) -> float:
+        def nll_sum(X: np.ndarray, Y: np.ndarray) -> float:  # (b, T), (b,)
+            _, loss, _ = forward(self.params, X, Y, self.spec, train=False)
+            return loss * len(Y)
+
+        return mean_over(view, nll_sum)
 
     def export_params(self) -> dict[str, np.ndarray]:
         return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v.copy()) for k, v in self.params.items()}

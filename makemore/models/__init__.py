@@ -1,38 +1,101 @@
-"""Model families behind one interface: `model(idx (B, block_size)) -> (logits (B, vocab_size), loss)`.
+"""The model registry: model.type → the family's class, the [model] options it reads, the data view it needs.
 
-Evaluation, sampling and plotting only ever see a torch module built here, whatever backend
-trained the parameters: every backend exports the same named arrays into the checkpoint.
+Each family lives in one file of this package, as a torch `nn.Module` built as
+`Family.cls(cfg.model, vocab_size, block_size, generator)` whose `forward(idx, targets=None)`
+returns `(logits, loss)` (see makemore.models.base). Evaluation, sampling and plotting only ever
+see a module built here, whatever backend trained its parameters: every backend exports the same
+named arrays (the module's state_dict) into the checkpoint.
+
+Adding a family: its file, one line in FAMILIES, its options in makemore.config.ModelConfig if it
+has new ones, a config and tests. Nothing in train.py, runs.py or the command line changes.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torch import nn
 
 from makemore.config import Config, ModelConfig
+from makemore.errors import MakemoreError
+from makemore.models.bigram import Bigram
+from makemore.models.mlp import MLP
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family: what the rest of makemore needs to know about it."""
+
+    name: str
+    """The model.type that selects it."""
+    cls: type[nn.Module]
+    """Built as cls(cfg.model, vocab_size, block_size, generator)."""
+    options: tuple[str, ...]
+    """The [model] keys it reads (besides type); it ignores the others."""
+    view: str
+    """The data view it trains on: "windows" (a context of block_size characters → the next one)."""
+    embedding: str | None
+    """The state_dict name of its character embedding table (vocab_size, n_embd), for plot-emb; None if it has none."""
+    counted: bool = False
+    """Fitted in one pass by `cls.fit(view)` (the counting bigram) instead of by gradient steps."""
+
+
+#: Every model family, by model.type.
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("bigram", Bigram, ("smoothing",), "windows", embedding=None, counted=True),
+    Family("mlp", MLP, ("n_embd", "n_hidden", "n_layers", "activation", "norm", "dropout", "init"), "windows", embedding="C"),
+)}
+
+
+def family(cfg: ModelConfig) -> Family:
+    """The registered family of cfg.type.
+
+    Raises:
+        MakemoreError: no family of that name, listing the known ones.
+    """
+    try:
+        return FAMILIES[cfg.type]
+    except KeyError:
+        known = ", ".join(repr(name) for name in FAMILIES)
+        raise MakemoreError(f"model.type must be one of {known}, got {cfg.type!r}") from None
+
+
+def unused_options(cfg: ModelConfig) -> list[str]:
+    """[model] keys set away from their default that cfg.type does not read (e.g. model.n_hidden for
+    a bigram): not an error, since one config can serve several types in a sweep, but worth a note."""
+    reads = family(cfg).options
+    defaults = ModelConfig()
+    return [f"model.{f.name}" for f in dataclasses.fields(cfg)
+            if f.name != "type" and f.name not in reads and getattr(cfg, f.name) != getattr(defaults, f.name)]
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None) -> nn.Module:
-    """A freshly initialised model of cfg.type ("mlp" or "bigram") on the CPU.
+    """A freshly initialised model of cfg.type on the CPU.
 
     Args:
         cfg: the [model] section.
         vocab_size: tokens, boundary included.
         block_size: characters of context in each input row.
-        generator: seeded generator for the initialisation.
+        generator: seeded generator for the initialisation (the lecture's `g`).
+
+    Raises:
+        MakemoreError: an unknown model.type.
     """
-    if cfg.type == "bigram":
-        from makemore.models.bigram import Bigram
-
-        return Bigram(cfg, vocab_size, block_size)
-    from makemore.models.mlp import MLP
-
-    return MLP(cfg, vocab_size, block_size, generator)
+    return family(cfg).cls(cfg, vocab_size, block_size, generator)
 
 
-def initial_state(cfg: Config, vocab_size: int) -> dict:
+def initial_state(cfg: Config, vocab_size: int) -> dict[str, np.ndarray]:
     """The initial parameters and buffers for `cfg` as {state_dict name: NumPy array}: the torch
     model's, initialised with torch.Generator().manual_seed(train.seed), so every backend starts
     from identical weights."""
     model = build_model(cfg.model, vocab_size, cfg.data.block_size, torch.Generator().manual_seed(cfg.train.seed))
     return {k: v.numpy() for k, v in model.state_dict().items()}
+
+
+def count_params(cfg: Config, vocab_size: int) -> int:
+    """Trainable parameters of the model `cfg` describes (buffers such as BatchNorm's running statistics excluded)."""
+    model = build_model(cfg.model, vocab_size, cfg.data.block_size)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

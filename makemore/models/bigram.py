@@ -17,16 +17,13 @@ Processing", ch. 3.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import torch
 from torch import nn
 
-from makemore.config import Config, ModelConfig
-from makemore.data import Vocab, Windows
+from makemore.config import ModelConfig
+from makemore.data import Windows
+from makemore.models.base import lm_loss
 
 
 def count_bigrams(windows: Windows, vocab_size: int) -> np.ndarray:
@@ -48,12 +45,13 @@ class Bigram(nn.Module):
         cfg: [model]; cfg.smoothing is k of add-k smoothing.
         vocab_size: tokens, boundary included.
         block_size: characters of context in each input row; only the last one is used.
+        generator: unused (counting starts from zeros); accepted like every family's.
 
-    State: the buffer `counts` (vocab_size, vocab_size), float32 (set by `fit_bigram`); the
+    State: the buffer `counts` (vocab_size, vocab_size), float32 (set by `fit`); the
     smoothing is read from the config, so the checkpoint holds the raw counts.
     """
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int, block_size: int):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None):
         super().__init__()
         self.vocab_size, self.block_size = vocab_size, block_size
         self.smoothing = cfg.smoothing
@@ -82,48 +80,15 @@ class Bigram(nn.Module):
             loss: mean NLL in nats per character (scalar), or None.
         """
         logits = self.log_probs()[idx[:, -1]]  # (B, V)
-        loss = None
-        if targets is not None:
-            loss = -logits.gather(1, targets.view(-1, 1)).mean()  # scalar: mean −ln P(target | last char)
+        loss = lm_loss(logits, targets) if targets is not None else None  # scalar: mean −ln P(target | last char)
         return logits, loss
 
+    @torch.no_grad()
+    def fit(self, windows: Windows) -> None:
+        """"Train" by counting: set `counts` to the pairs (last context character, target) of `windows`.
 
-def fit_bigram(
-    cfg: Config, run_dir: Path, vocab: Vocab, train: Windows, dev: Windows, provenance: dict[str, Any]
-) -> Any:
-    """"Train" the counting bigram on the train split and write a complete run into `run_dir`.
+        The counts are the maximum-likelihood bigram; the driver runs this once, in place of
+        gradient steps (makemore.backends.counting).
+        """
+        self.counts.copy_(torch.from_numpy(count_bigrams(windows, self.vocab_size)))  # (V, V)
 
-    Writes what every other run has, so `makemore evaluate`, `sample` and the loss plots work:
-    checkpoint.pt (model state_dict {"counts"}, config, vocab, step 0, ...), one metrics.jsonl
-    record with the whole-split train and dev NLL, summary.json and loss.png.
-
-    Args:
-        cfg: the config (model.type = "bigram"; model.smoothing is k).
-        run_dir: the run directory, already created with config.toml and vocab.json.
-        vocab: the run's vocabulary.
-        train, dev: the windows of the train and dev splits.
-        provenance: extra checkpoint entries the driver records for every run (data digest, ...).
-
-    Returns:
-        makemore.train.Summary with the whole-split train and dev NLL (nats/char); steps = 0.
-    """
-    from makemore import runs
-    from makemore.evaluate import mean_nll
-    from makemore.train import Record, Summary, finish
-
-    t0 = time.perf_counter()
-    vocab_size = vocab.vocab_size
-    model = Bigram(cfg.model, vocab_size, cfg.data.block_size)
-    model.counts.copy_(torch.from_numpy(count_bigrams(train, vocab_size)))  # (V, V)
-    model.eval()
-    train_loss, dev_loss = mean_nll(model, train), mean_nll(model, dev)
-    elapsed = time.perf_counter() - t0
-    runs.save_checkpoint(run_dir, {
-        "model": {k: v.numpy() for k, v in model.state_dict().items()}, "config": cfg.to_dict(),
-        "vocab": list(vocab.itos), "step": 0, "backend": "counting", "backend_state": {},
-        "elapsed_s": elapsed, **provenance,
-    })
-    runs.atomic_write_text(run_dir / runs.METRICS, Record(0, train_loss, dev_loss, 0.0, round(elapsed, 4)).to_json() + "\n")
-    summary = Summary(run_dir, 0, train_loss, dev_loss, elapsed, 0.0, {"model": "bigram", "smoothing": cfg.model.smoothing})
-    finish(run_dir, summary)
-    return summary

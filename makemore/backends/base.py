@@ -1,0 +1,92 @@
+"""What every backend declares (`Support`, an allow-list) and provides (`Backend`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from makemore.config import Config, ModelConfig
+from makemore.data import View
+from makemore.models import Family
+
+
+@dataclass(frozen=True)
+class Support:
+    """An allow-list: what one backend can train.
+
+    models: model.type → {option: allowed values, or None for any value}. An option of the family
+    that is not listed must stay at its default (a new option is refused until the backend
+    implements it and lists it). None instead of a dict: every registered family, every option.
+    optimizers: the train.optimizer values it implements.
+    devices: the device types it runs on ("cpu", "cuda", "mps"); None: any torch device.
+    """
+
+    models: dict[str, dict[str, tuple | None]] | None
+    optimizers: tuple[str, ...]
+    devices: tuple[str, ...] | None = None
+
+    def refusal(self, cfg: Config, fam: Family) -> str | None:
+        """Why this backend cannot train `cfg` (one phrase), or None if it can."""
+        if self.models is not None:
+            if fam.name not in self.models:
+                return f"model.type = {fam.name!r}"
+            allowed = self.models[fam.name]
+            defaults = ModelConfig()
+            for option in fam.options:
+                value = getattr(cfg.model, option)
+                if option in allowed:
+                    if allowed[option] is not None and value not in allowed[option]:
+                        return f"model.{option} = {value!r}"
+                elif value != getattr(defaults, option):
+                    return f"model.{option} = {value!r}"
+        if cfg.train.optimizer not in self.optimizers:
+            return f"train.optimizer = {cfg.train.optimizer!r}"
+        return None
+
+
+class Backend(Protocol):
+    """What the training driver needs from a backend."""
+
+    name: str
+    """Recorded in the checkpoint: which backend's optimizer state it holds."""
+    takes_steps: bool
+    """True for gradient backends; False for one that is fitted in one pass by `fit`."""
+    summary_extra: dict[str, Any]
+    """Extra entries for summary.json (the counting bigram's smoothing); usually empty."""
+
+    def asarray(self, a: np.ndarray) -> Any:
+        """A NumPy int array (one minibatch) in the backend's own array type and device (gradient backends)."""
+
+    def train_step(self, X: Any, Y: Any, lr: float) -> Any:
+        """One step: forward, backward, update at learning rate `lr` (gradient backends).
+
+        X: int (B, block_size) contexts; Y: int (B,) targets. Returns the minibatch's mean NLL
+        (nats/char) as a scalar that float() reads; it may stay lazy until then.
+        """
+
+    def fit(self, view: View) -> None:
+        """Fit in one pass on the train split (backends with takes_steps False only)."""
+
+    def mean_loss(self, view: View) -> float:
+        """Mean NLL in nats per character over every target of `view` (evaluation mode, no gradients)."""
+
+    def export_params(self) -> dict[str, np.ndarray]:
+        """Parameters and buffers as the torch model's state_dict names → NumPy arrays."""
+
+    def export_state(self) -> dict[str, Any]:
+        """Optimizer and random-generator state: tensors/arrays and plain values only."""
+
+    def load(self, params: dict[str, Any], state: dict[str, Any] | None) -> None:
+        """Restore what export_params / export_state returned (values may be torch tensors)."""
+
+
+#: Every option of the MLP family, each optimizer, on the CPU: what the NumPy and MLX backends,
+#: written option by option, implement. A new MLP option is refused by both until it is added here.
+MLP_FAMILY = Support(
+    models={"mlp": {"n_embd": None, "n_hidden": None, "n_layers": None, "activation": ("tanh", "relu", "gelu"),
+                    "norm": ("none", "batchnorm", "layernorm"), "dropout": None, "init": None}},
+    optimizers=("sgd", "momentum", "adamw"),
+    devices=("cpu",),
+)

@@ -1,0 +1,87 @@
+"""What every model family shares: the language-modelling loss and its evaluation over a split.
+
+Every family is a torch `nn.Module` whose `forward(idx, targets=None)` returns `(logits, loss)`:
+
+- a window model (bigram, mlp) maps contexts idx int64 (B, block_size) to logits (B, vocab_size)
+  and takes targets (B,);
+- a sequence model maps idx (B, T) to logits (B, T, vocab_size) and takes targets (B, T), where a
+  target of IGNORE marks padding.
+
+`lm_loss` is the loss of both: the mean negative log-likelihood, in nats per character, of the
+targets that are not IGNORE.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from makemore.data import EVAL_CHUNK, View, mean_over
+
+#: The target of a padded position: no loss, no gradient (F.cross_entropy's ignore_index).
+IGNORE = -1
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of the next character: −ln softmax(logits)[target], over every non-padded target.
+
+    Args:
+        logits: (..., vocab_size), e.g. (B, vocab_size) or (B, T, vocab_size).
+        targets: int64 (...), the same leading shape; IGNORE where there is no target.
+        reduction: "mean" (nats per character, the training loss) or "sum" (nats).
+
+    Returns:
+        A scalar tensor.
+    """
+    V = logits.shape[-1]
+    return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=IGNORE, reduction=reduction)
+
+
+def mean_nll(model: torch.nn.Module, view: View, device: str | torch.device = "cpu", chunk: int = EVAL_CHUNK) -> float:
+    """Mean NLL (nats/char) of `model` over every target of `view`, in evaluation mode.
+
+    Runs under torch.inference_mode (no autograd graph), `chunk` targets of the view at a time, so
+    memory is bounded for any split; the model is put back in training mode if it was in it.
+    """
+    was_training = model.training
+    model.eval()
+
+    def nll_sum(X, Y) -> float:
+        logits, _ = model(torch.from_numpy(X).to(device))  # (b, vocab_size) or (b, T, vocab_size)
+        return lm_loss(logits.float(), torch.from_numpy(Y).to(device), reduction="sum").item()
+
+    try:
+        with torch.inference_mode():
+            return mean_over(view, nll_sum, chunk)
+    finally:
+        model.train(was_training)
+
+
+class Dropout(torch.nn.Module):
+    """Inverted dropout (Srivastava et al. 2014) drawing its masks from an explicit generator.
+
+    In training, each element is kept with probability 1 − p and scaled by 1/(1 − p), so the
+    expected activation is unchanged; in evaluation it is the identity. The mask is
+    `torch.rand(x.shape, generator=self.generator) >= p`, the draw the NumPy and MLX backends
+    reproduce. The training backend sets `generator` (see `set_dropout_generator`), so dropout is
+    seeded from train.seed and its state is saved in the checkpoint, which makes resume exact.
+    No parameters: adding it to a model leaves the state_dict unchanged.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p  # (*x.shape,) bool
+        return x * keep / (1.0 - self.p)  # (*x.shape,)
+
+
+def set_dropout_generator(model: torch.nn.Module, generator: torch.Generator) -> None:
+    """Make every Dropout of `model` draw from `generator` (one stream, in forward order)."""
+    for module in model.modules():
+        if isinstance(module, Dropout):
+            module.generator = generator

@@ -1,0 +1,66 @@
+"""Run directories made by makemore 0.1 (tests/fixtures/v0.1, made before the redesign) keep working.
+
+Each fixture run is evaluated, sampled, plotted and resumed by today's code, and compared with
+what 0.1 printed for it (expected.json, recorded when the fixtures were made).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from makemore.cli import app
+
+FIXTURES = Path(__file__).parent / "fixtures" / "v0.1"
+EXPECTED = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def old_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the fixture folder as the working directory (data.path = "words.txt" is relative)."""
+    work = tmp_path / "v0.1"
+    shutil.copytree(FIXTURES, work)
+    monkeypatch.chdir(work)
+    return work
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, (args, result.output, result.exception)
+    return result.stdout
+
+
+@pytest.mark.parametrize("run", ["mlp", "torch-adamw", "numpy-adamw", "bigram"])
+def test_an_old_run_evaluates_and_samples_as_it_did(old_runs: Path, run: str) -> None:
+    evaluated = json.loads(invoke("evaluate", run, "--split", "all", "--json"))
+    for split, nll in EXPECTED[run]["evaluate_all"].items():
+        assert evaluated[split] == pytest.approx(nll, rel=1e-9, abs=1e-12), split
+    assert json.loads(invoke("sample", run, "-n", "10", "--seed", "0", "--json")) == EXPECTED[run]["sample_seed0_n10"]
+
+
+@pytest.mark.parametrize("run", ["mlp", "torch-adamw", "numpy-adamw"])
+def test_an_old_run_resumes_to_where_0_1_resumed_it(old_runs: Path, run: str) -> None:
+    """0.1's torch runs were trained by its fused path, whose optimizer state was kept in torch.optim's
+    layout; today's torch backend (autograd + torch.optim) continues them to the same losses, up to
+    float rounding. The NumPy backend did not change: its continuation is the same to the last bit."""
+    summary = json.loads(invoke("train", "--resume", run, "--set", "train.steps=60", "--json").strip().splitlines()[-1])
+    expected = EXPECTED[run]["resume_to_60"]
+    assert summary["steps"] == expected["steps"] == 60
+    tolerance = 0 if run == "numpy-adamw" else 1e-5
+    assert summary["train_loss"] == pytest.approx(expected["train_loss"], abs=tolerance)
+    assert summary["dev_loss"] == pytest.approx(expected["dev_loss"], abs=tolerance)
+
+
+def test_old_runs_plot(old_runs: Path) -> None:
+    assert "wrote" in invoke("plot-emb", "mlp", "--out", "emb.png")
+    assert "wrote" in invoke("plot-loss", "mlp", "numpy-adamw", "bigram", "--out", "loss.png")
+    assert (old_runs / "emb.png").stat().st_size > 10_000 and (old_runs / "loss.png").stat().st_size > 10_000
+
+
+def test_a_finished_old_bigram_run_is_not_refitted(old_runs: Path) -> None:
+    result = CliRunner().invoke(app, ["train", "--resume", "bigram"])
+    assert result.exit_code == 2 and "nothing to resume" in result.stderr

@@ -357,6 +357,19 @@ class Dataset:
 VIEWS = ("windows",)
 
 
+def view_of_words(words: list[str], vocab: Vocab, kind: str, block_size: int) -> View:
+    """A view ("windows") of the given words, in order: targets come word after word, each word's
+    characters then its end token, the same order for every view (see `View`).
+
+    Raises:
+        MakemoreError: a word has a character the vocabulary lacks.
+        ValueError: an unknown view.
+    """
+    if kind != "windows":
+        raise ValueError(f"unknown data view {kind!r}; known: {', '.join(VIEWS)}")
+    return build_windows(words, vocab, block_size)
+
+
 def load_dataset(path: str | Path, block_size: int, seed: int, boundary: str = ".", vocab: Vocab | None = None) -> Dataset:
     """Read, build the vocabulary (or check the given one fits), split the words and pad them into one stream.
 

@@ -13,6 +13,7 @@ targets that are not IGNORE.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -55,6 +56,27 @@ def mean_nll(model: torch.nn.Module, view: View, device: str | torch.device = "c
             return mean_over(view, nll_sum, chunk)
     finally:
         model.train(was_training)
+
+
+@torch.inference_mode()
+def nll_per_target(model: torch.nn.Module, view: View, device: str | torch.device = "cpu", chunk: int = EVAL_CHUNK) -> np.ndarray:
+    """−ln p(target) of every target of `view`, in nats, float64 (n_targets,), in the view's order
+    (word after word, each word's characters then its end token), in evaluation mode.
+
+    Summing a word's len(word) + 1 entries gives its NLL; their mean is its NLL per character.
+    """
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for X, Y in view.chunks(chunk):
+            logits, _ = model(torch.from_numpy(X).to(device))  # (b, vocab_size) or (b, T, vocab_size)
+            y = torch.from_numpy(Y).to(device).reshape(-1)  # (b,) or (b·T,)
+            nll = F.cross_entropy(logits.reshape(len(y), -1).float(), y, ignore_index=IGNORE, reduction="none")  # (b·T,)
+            out.append(nll[y != IGNORE].double().cpu().numpy())  # padding dropped: row-major order is target order
+    finally:
+        model.train(was_training)
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 class Dropout(torch.nn.Module):

@@ -41,6 +41,9 @@ class DataConfig:
     """Seed of the 80/10/10 train/dev/test shuffle of the words (random.Random(seed), as in the lecture)."""
     boundary: str = field(default=".", metadata={"char": True})
     """The boundary token (index 0) that pads the context and ends every word. No word may contain it."""
+    max_len: int = field(default=256, metadata=_range(1))
+    """Longest word a sequence model (model families with the "sequences" view) accepts: its context
+    is the longest word + 1 characters, so a longer line in the file is an error before training."""
 
 
 @dataclass

@@ -54,7 +54,8 @@ from makemore.config import ADAM_BETAS, ADAM_EPS, Config, ModelConfig
 from makemore.data import View, mean_over
 from makemore.errors import MakemoreError
 from makemore.models import initial_state
-from makemore.models.mlp import BN_MOMENTUM, GELU_C, GELU_K, NORM_EPS
+from makemore.models.base import BN_MOMENTUM, NORM_EPS
+from makemore.models.mlp import GELU_C, GELU_K
 
 @dataclass(frozen=True)
 class Spec:
@@ -350,6 +351,7 @@ class NumpyBackend:
         cfg: the config; [model] must be an MLP (see MLP_FAMILY), [train] names the optimizer.
         vocab_size: tokens, boundary included.
         device: "cpu" (the only one).
+        block_size: characters of context; default data.block_size.
         dtype: np.float32 for training (the default); np.float64 for gradient checks.
 
     Initial weights are the torch model's for train.seed (identical across backends); dropout
@@ -360,12 +362,12 @@ class NumpyBackend:
     takes_steps = True
     SUPPORTS = MLP_FAMILY
 
-    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", dtype: Any = np.float32):
+    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None, dtype: Any = np.float32):
         self.summary_extra: dict[str, Any] = {}
         self.spec = Spec.from_config(cfg.model)
         self.dtype = np.dtype(dtype)
         self.params: dict[str, np.ndarray] = {}
-        self.load(initial_state(cfg, vocab_size), None)
+        self.load(initial_state(cfg, vocab_size, block_size), None)
         self.optimizer = Optimizer(cfg.train.optimizer, cfg.train.momentum, cfg.train.weight_decay)
         self.rng = np.random.default_rng(cfg.train.seed + 1)
         self.onehot_rows = np.eye(vocab_size, dtype=self.dtype)  # (V, V)

@@ -50,7 +50,7 @@ def choose_threads(model: torch.nn.Module, cfg: Config) -> int:
     over threads costs more in synchronisation than it saves, and far more when the cores are
     shared (BENCHMARKS.md).
     """
-    positions = 1 if family(cfg.model).view == "windows" else cfg.data.block_size
+    positions = 1 if family(cfg.model).view == "windows" else model.block_size
     macs = cfg.train.batch_size * positions * sum(p.numel() for p in model.parameters())
     return 1 if macs < SMALL_STEP_MACS else DEFAULT_THREADS
 
@@ -65,18 +65,19 @@ class TorchBackend:
         cfg: the whole config.
         vocab_size: tokens, boundary included.
         device: a torch device name (see makemore.backends.resolve_device).
+        block_size: the model's context (makemore.models.context_length); default data.block_size.
     """
 
     name = "torch"
     takes_steps = True
     SUPPORTS = Support(models=None, optimizers=("sgd", "momentum", "adamw"), devices=None)
 
-    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu"):
+    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None):
         self.cfg = cfg
         self.summary_extra: dict[str, Any] = {}
         self.device = torch.device(device)
         g = torch.Generator().manual_seed(cfg.train.seed)
-        self.model = build_model(cfg.model, vocab_size, cfg.data.block_size, g)
+        self.model = build_model(cfg.model, vocab_size, cfg.data.block_size if block_size is None else block_size, g)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         elif self.device.type == "cpu":

@@ -105,7 +105,7 @@ def evaluate(
     from rich.table import Table
 
     table = Table(title=f"{run.path}  (step {run.step})")
-    for column in ("split", "NLL (nats/char)", "perplexity", "bits/char", "windows"):
+    for column in ("split", "NLL (nats/char)", "perplexity", "bits/char", "targets"):
         table.add_column(column, justify="left" if column == "split" else "right")
     for name, (nll, count) in results.items():
         d = describe(nll)

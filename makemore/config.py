@@ -52,14 +52,22 @@ class ModelConfig:
 
     type: str = "mlp"
     """The model family: a name in makemore.models.FAMILIES ("mlp": Bengio et al. 2003; "bigram":
-    the counting baseline with add-k smoothing). Checked against the registry, which also says
-    which of the keys below each family reads; the others are ignored for that family."""
+    the counting baseline with add-k smoothing; "wavenet": the hierarchical model of lecture part 5;
+    "rnn", "gru", "lstm": recurrent networks over the whole word; "bow": a causal bag of words;
+    "transformer": a GPT-style decoder; docs/models.md). Checked against the registry, which also
+    says which of the keys below each family reads; the others are ignored for that family."""
     n_embd: int = field(default=10, metadata=_range(1))
-    """Dimensions of each character's embedding (a row of C)."""
+    """Dimensions of each character's embedding (a row of C); for the transformer also the width of
+    its residual stream."""
     n_hidden: int = field(default=200, metadata=_range(1))
-    """Units in each hidden layer."""
+    """Units in each hidden layer: the MLP's and bag of words' hidden layer, each WaveNet level, the
+    state of a recurrent cell (rnn, gru, lstm), the MLP inside each transformer block (4·n_embd in GPT)."""
     n_layers: int = field(default=1, metadata=_range(1))
-    """Hidden layers stacked between the embeddings and the logits (the lecture has 1)."""
+    """Layers stacked between the embeddings and the logits: the MLP's hidden layers (the lecture has
+    1), recurrent layers (rnn, gru, lstm), transformer blocks."""
+    n_head: int = field(default=1, metadata=_range(1))
+    """Attention heads in each transformer block; each head reads n_embd / n_head dimensions, so it
+    must divide n_embd (the default, 1, divides every n_embd)."""
     activation: str = field(default="tanh", metadata=_choices("tanh", "relu", "gelu"))
     """Non-linearity of the hidden layers (gelu is the tanh approximation)."""
     norm: str = field(default="none", metadata=_choices("none", "batchnorm", "layernorm"))

@@ -20,9 +20,11 @@ import torch
 from typer.testing import CliRunner
 
 from makemore import runs
+from makemore.backends import check_supported
 from makemore.cli import app
 from makemore.config import Config, ModelConfig
 from makemore.data import IGNORE, Vocab, load_dataset, view_of_words
+from makemore.errors import MakemoreError
 from makemore.evaluate import evaluate_splits
 from makemore.models import FAMILIES, build_model, context_length, family
 from makemore.models.base import nll_per_target
@@ -52,7 +54,7 @@ def inputs(name: str, B: int = 6, T: int = 8, seed: int = 1) -> torch.Tensor:
 
 def tiny_config(words: Path, name: str, steps: int = 40) -> Config:
     cfg = Config()
-    settings = {"data.path": str(words), "data.block_size": 3, "model.type": name, "model.n_embd": 8, "model.n_hidden": 16,
+    settings = {"data.path": str(words), "data.block_size": 4, "model.type": name, "model.n_embd": 8, "model.n_hidden": 16,
                 "train.backend": "torch", "train.device": "cpu", "train.steps": steps, "train.batch_size": 8,
                 "train.optimizer": "adamw", "train.lr": 0.01, "train.eval_interval": 20, "train.log_interval": 5,
                 "train.schedule": "cosine"}
@@ -115,6 +117,17 @@ def test_padding_never_changes_the_loss(name: str) -> None:
         logits, _ = model(torch.from_numpy(X))
     nll = torch.nn.functional.cross_entropy(logits[0, :4], torch.from_numpy(Y[0, :4]))
     torch.testing.assert_close(nll, alone)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "mlx"])
+@pytest.mark.parametrize("name", [n for n in GRADIENT if n != "mlp"])
+def test_only_the_torch_backend_trains_the_other_families(name: str, backend: str) -> None:
+    """The NumPy and MLX backends implement the MLP only: any other family is refused in one line naming torch."""
+    cfg = Config()
+    cfg.model.type, cfg.data.block_size, cfg.train.backend = name, 4, backend
+    with pytest.raises(MakemoreError) as info:
+        check_supported(cfg)
+    assert str(info.value) == f"train.backend = {backend!r} cannot train model.type = {name!r}: train it with train.backend = 'torch'"
 
 
 @pytest.mark.parametrize("name", GRADIENT)

@@ -69,7 +69,7 @@ def test_every_family_is_registered_once_with_options_that_exist() -> None:
     for name, fam in FAMILIES.items():
         assert fam.name == name
         assert set(fam.options) <= fields - {"type"}, name
-        model = build_model(dataclasses.replace(ModelConfig(), type=name), vocab_size=7, block_size=3)
+        model = build_model(dataclasses.replace(ModelConfig(), type=name), vocab_size=7, block_size=4)
         assert hasattr(model, "block_size") and hasattr(model, "vocab_size")
         if fam.embedding is not None:
             assert model.state_dict()[fam.embedding].shape[0] == 7

@@ -21,7 +21,7 @@ from __future__ import annotations
 from makemore.backends.base import Backend
 from makemore.config import Config
 from makemore.errors import MakemoreError
-from makemore.models import Family, family
+from makemore.models import Family, check_model, family
 
 #: The gradient backends, in the order error messages list them.
 BACKENDS = ("torch", "numpy", "mlx")
@@ -43,15 +43,15 @@ def backend_class(name: str) -> type[Backend]:
 
 
 def check_supported(cfg: Config) -> Family:
-    """Check that cfg's model family exists and that train.backend can train it; return the family.
+    """Check that cfg's model family exists, accepts cfg's keys, and that train.backend can train it; return the family.
 
     A family fitted by counting is accepted with any train.backend (it takes no gradient steps).
 
     Raises:
-        MakemoreError: an unknown model.type, or a combination the backend does not implement,
-            naming the backends that can train it.
+        MakemoreError: an unknown model.type, keys the family cannot be built from (its Family.check),
+            or a combination the backend does not implement, naming the backends that can train it.
     """
-    fam = family(cfg.model)
+    fam = check_model(cfg)
     if fam.counted:
         return fam
     why = backend_class(cfg.train.backend).SUPPORTS.refusal(cfg, fam)

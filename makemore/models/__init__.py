@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -21,9 +22,11 @@ from torch import nn
 
 from makemore.config import Config, ModelConfig
 from makemore.errors import MakemoreError
+from makemore.models import transformer, wavenet
 from makemore.models.bigram import Bigram
 from makemore.models.bow import BoW
 from makemore.models.mlp import MLP
+from makemore.models.recurrent import GRU, LSTM, RNN
 
 
 @dataclass(frozen=True)
@@ -43,13 +46,22 @@ class Family:
     """The state_dict name of its character embedding table (vocab_size, n_embd), for plot-emb; None if it has none."""
     counted: bool = False
     """Fitted in one pass by `cls.fit(view)` (the counting bigram) instead of by gradient steps."""
+    check: Callable[[Config], None] | None = None
+    """Checks the keys of a whole config together, before any data is read (e.g. a WaveNet's
+    power-of-two data.block_size), raising MakemoreError; None: the per-key checks suffice."""
 
 
 #: Every model family, by model.type.
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("bigram", Bigram, ("smoothing",), "windows", embedding=None, counted=True),
     Family("mlp", MLP, ("n_embd", "n_hidden", "n_layers", "activation", "norm", "dropout", "init"), "windows", embedding="C"),
+    Family("wavenet", wavenet.WaveNet, ("n_embd", "n_hidden", "dropout"), "windows", embedding="C", check=wavenet.check),
+    Family("rnn", RNN, ("n_embd", "n_hidden", "n_layers", "dropout"), "sequences", embedding="C"),
+    Family("gru", GRU, ("n_embd", "n_hidden", "n_layers", "dropout"), "sequences", embedding="C"),
+    Family("lstm", LSTM, ("n_embd", "n_hidden", "n_layers", "dropout"), "sequences", embedding="C"),
     Family("bow", BoW, ("n_embd", "n_hidden", "dropout"), "sequences", embedding="C"),
+    Family("transformer", transformer.Transformer, ("n_embd", "n_hidden", "n_layers", "n_head", "dropout"), "sequences",
+           embedding="C", check=transformer.check),
 )}
 
 
@@ -64,6 +76,18 @@ def family(cfg: ModelConfig) -> Family:
     except KeyError:
         known = ", ".join(repr(name) for name in FAMILIES)
         raise MakemoreError(f"model.type must be one of {known}, got {cfg.type!r}") from None
+
+
+def check_model(cfg: Config) -> Family:
+    """The family of cfg.model.type, after its own checks of the config's keys together (Family.check).
+
+    Raises:
+        MakemoreError: an unknown model.type, or a combination of keys the family cannot be built from.
+    """
+    fam = family(cfg.model)
+    if fam.check is not None:
+        fam.check(cfg)
+    return fam
 
 
 def unused_options(cfg: ModelConfig) -> list[str]:

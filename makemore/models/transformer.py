@@ -1,0 +1,192 @@
+"""A GPT-style Transformer decoder over the whole word.
+
+    idx (B, T) ──C[idx] + P[t]──▶ x (B, T, n_embd)                       the residual stream
+        n_layers blocks, each:  x = x + Attention(LayerNorm(x))           causal, n_head heads
+                                x = x + MLP(LayerNorm(x))                 n_embd → n_hidden → n_embd, GELU
+        ──LayerNorm, @ W_out + b_out──▶ logits (B, T, vocab_size)
+
+A sequence model (the "sequences" view): the input is the boundary and then the word, and
+position t predicts the character after inputs 0..t. Self-attention lets every position gather
+from the positions before it with learned, data-dependent weights (the bag of words, bow.py,
+averages them uniformly):
+
+    Attention(x) = concat over heads of softmax(q·kᵀ / √d + M) · v, then @ W_proj + b_proj
+
+with q, k, v = x·W_qkv + b_qkv split into n_head heads of d = n_embd / n_head dimensions, and M
+the causal mask (0 on and below the diagonal, −∞ above: no position sees a later one). The
+attention itself is torch's `F.scaled_dot_product_attention(is_causal=True)`, which computes
+exactly that (tests/test_transformer.py checks it against the explicit masked softmax). The
+LayerNorm comes before each sub-layer ("pre-LN", GPT-2), with a last one before the logits.
+
+Dropout (model.dropout) is applied to the embeddings and to each sub-layer's output before it is
+added to the residual stream, always through makemore.models.base.Dropout's seeded generator so
+that a resumed run is exact; attention weights themselves are not dropped (the fused attention
+would draw from torch's global generator).
+
+Initialisation follows lecture part 3: each weight matrix is randn · gain / √fan_in (gain √2 before
+the GELU, 1 elsewhere), and the two projections that write into the residual stream are further
+scaled by 1/√(2·n_layers) so the stream's variance does not grow with depth (GPT-2); the output
+layer starts small, so the initial loss is about ln(vocab_size).
+
+Sources: A. Vaswani et al., "Attention Is All You Need", NeurIPS 2017; A. Radford, J. Wu, R. Child,
+D. Luan, D. Amodei, I. Sutskever, "Language Models are Unsupervised Multitask Learners" (GPT-2,
+2019); A. Karpathy, "Let's build GPT: from scratch, in code, spelled out" (2023), nanoGPT (the
+block structure) and makemore.py (its Transformer model, the default size of configs/transformer.toml).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from makemore.config import Config, ModelConfig
+from makemore.errors import MakemoreError
+from makemore.models.base import GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, lm_loss
+
+
+def head_size(cfg: ModelConfig) -> int:
+    """Dimensions of one attention head: n_embd / n_head.
+
+    Raises:
+        MakemoreError: n_head does not divide n_embd, naming both keys.
+    """
+    if cfg.n_embd % cfg.n_head:
+        raise MakemoreError(
+            f"model.type = 'transformer' splits model.n_embd = {cfg.n_embd} over model.n_head = {cfg.n_head} heads: "
+            f"n_head must divide n_embd"
+        )
+    return cfg.n_embd // cfg.n_head
+
+
+def check(cfg: Config) -> None:
+    """What a Transformer needs of a whole config, checked before any data is read: n_head divides
+    n_embd (raises MakemoreError otherwise, see `head_size`)."""
+    head_size(cfg.model)
+
+
+def _weight(fan_in: int, fan_out: int, gain: float, generator: torch.Generator | None) -> nn.Parameter:
+    """randn (fan_in, fan_out) · gain / √fan_in."""
+    return nn.Parameter(torch.randn(fan_in, fan_out, generator=generator) * (gain / math.sqrt(fan_in)))
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention (Vaswani et al. 2017, section 3.2).
+
+    Shapes: W_qkv (n_embd, 3·n_embd), columns [q | k | v]; b_qkv (3·n_embd,); W_proj (n_embd, n_embd);
+    b_proj (n_embd,).
+    """
+
+    def __init__(self, n_embd: int, n_head: int, residual_gain: float, dropout: float, generator: torch.Generator | None):
+        super().__init__()
+        self.n_head = n_head
+        self.W_qkv = _weight(n_embd, 3 * n_embd, 1.0, generator)  # (n_embd, 3·n_embd)
+        self.b_qkv = nn.Parameter(torch.zeros(3 * n_embd))  # (3·n_embd,)
+        self.W_proj = _weight(n_embd, n_embd, residual_gain, generator)  # (n_embd, n_embd)
+        self.b_proj = nn.Parameter(torch.zeros(n_embd))  # (n_embd,)
+        self.drop = Dropout(dropout)
+
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values of x (B, T, n_embd), each (B, n_head, T, d)."""
+        B, T, E = x.shape
+        q, k, v = (x @ self.W_qkv + self.b_qkv).split(E, dim=-1)  # (B, T, n_embd) each
+        return tuple(a.view(B, T, self.n_head, E // self.n_head).transpose(1, 2) for a in (q, k, v))  # (B, n_head, T, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, n_embd) → (B, T, n_embd): each position's mix of the values at and before it."""
+        B, T, E = x.shape
+        q, k, v = self.heads(x)  # (B, n_head, T, d) each
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, n_head, T, d) = softmax(q·kᵀ/√d + M)·v
+        y = y.transpose(1, 2).reshape(B, T, E)  # (B, T, n_embd): the heads side by side
+        return self.drop(y @ self.W_proj + self.b_proj)  # (B, T, n_embd)
+
+
+class FeedForward(nn.Module):
+    """The position-wise MLP of a block: GELU(x·W_fc + b_fc)·W_proj + b_proj.
+
+    Shapes: W_fc (n_embd, n_hidden); b_fc (n_hidden,); W_proj (n_hidden, n_embd); b_proj (n_embd,).
+    """
+
+    def __init__(self, n_embd: int, n_hidden: int, residual_gain: float, dropout: float, generator: torch.Generator | None):
+        super().__init__()
+        self.W_fc = _weight(n_embd, n_hidden, GAINS["gelu"], generator)  # (n_embd, n_hidden)
+        self.b_fc = nn.Parameter(torch.zeros(n_hidden))  # (n_hidden,)
+        self.act = nn.GELU(approximate="tanh")
+        self.W_proj = _weight(n_hidden, n_embd, residual_gain, generator)  # (n_hidden, n_embd)
+        self.b_proj = nn.Parameter(torch.zeros(n_embd))  # (n_embd,)
+        self.drop = Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, n_embd) → (B, T, n_embd)."""
+        h = self.act(x @ self.W_fc + self.b_fc)  # (B, T, n_hidden)
+        return self.drop(h @ self.W_proj + self.b_proj)  # (B, T, n_embd)
+
+
+class Block(nn.Module):
+    """One pre-LayerNorm Transformer block: x + Attention(LN(x)), then + MLP(LN(x))."""
+
+    def __init__(self, cfg: ModelConfig, generator: torch.Generator | None):
+        super().__init__()
+        residual_gain = 1.0 / math.sqrt(2 * cfg.n_layers)
+        self.ln1 = nn.LayerNorm(cfg.n_embd, eps=NORM_EPS)
+        self.attn = CausalSelfAttention(cfg.n_embd, cfg.n_head, residual_gain, cfg.dropout, generator)
+        self.ln2 = nn.LayerNorm(cfg.n_embd, eps=NORM_EPS)
+        self.mlp = FeedForward(cfg.n_embd, cfg.n_hidden, residual_gain, cfg.dropout, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, n_embd) → (B, T, n_embd)."""
+        x = x + self.attn(self.ln1(x))  # (B, T, n_embd): communicate between positions
+        return x + self.mlp(self.ln2(x))  # (B, T, n_embd): compute at each position
+
+
+class Transformer(nn.Module):
+    """GPT-style decoder-only Transformer language model.
+
+    Args:
+        cfg: model options n_embd, n_hidden (each block's MLP width), n_layers (blocks), n_head,
+            dropout.
+        vocab_size: tokens, boundary included.
+        block_size: the longest input it takes (the longest word + 1): rows of P.
+        generator: seeded torch.Generator for the initialisation.
+
+    Shapes: C (vocab_size, n_embd) character embeddings; P (block_size, n_embd) position
+    embeddings (GPT-2's wte and wpe); blocks.i (see Block); ln_f LayerNorm(n_embd);
+    W_out (n_embd, vocab_size); b_out (vocab_size,).
+
+    Raises:
+        MakemoreError: n_head does not divide n_embd.
+    """
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None):
+        super().__init__()
+        self.vocab_size, self.block_size = vocab_size, block_size
+        head_size(cfg)
+        g = generator
+        self.C = nn.Parameter(torch.randn(vocab_size, cfg.n_embd, generator=g))  # (vocab_size, n_embd)
+        self.P = nn.Parameter(torch.randn(block_size, cfg.n_embd, generator=g))  # (block_size, n_embd)
+        self.drop = Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg, g) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(cfg.n_embd, eps=NORM_EPS)
+        self.W_out = nn.Parameter(torch.randn(cfg.n_embd, vocab_size, generator=g) * OUTPUT_SCALE)  # (n_embd, vocab_size)
+        self.b_out = nn.Parameter(torch.zeros(vocab_size))  # (vocab_size,)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits for the character after every prefix of each row, and the mean NLL if targets are given.
+
+        Args:
+            idx: int64 (B, T) inputs, T ≤ block_size: the boundary, then the word (then boundary padding).
+            targets: int64 (B, T) the next character at every position, IGNORE at padding; or None.
+
+        Returns:
+            logits (B, T, vocab_size); loss: mean NLL in nats per character over the non-padded
+            targets (scalar), or None. Position t depends only on idx[:, :t+1] (causal).
+        """
+        B, T = idx.shape
+        x = self.drop(self.C[idx] + self.P[:T])  # (B, T, n_embd)
+        for block in self.blocks:
+            x = block(x)  # (B, T, n_embd)
+        logits = self.ln_f(x) @ self.W_out + self.b_out  # (B, T, vocab_size)
+        loss = lm_loss(logits, targets) if targets is not None else None
+        return logits, loss

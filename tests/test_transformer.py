@@ -1,0 +1,76 @@
+"""The Transformer family: its attention is the explicit masked softmax, its blocks are pre-LayerNorm,
+its size is GPT's, and an n_head that does not divide n_embd is one clear error."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from makemore.backends import check_supported
+from makemore.config import ModelConfig, load_config
+from makemore.errors import MakemoreError
+from makemore.models import build_model, count_params
+from makemore.models.transformer import Block, CausalSelfAttention
+
+
+def test_attention_is_the_explicit_masked_softmax_head_by_head() -> None:
+    """softmax(q·kᵀ/√d with −∞ above the diagonal)·v per head, heads side by side, then the projection."""
+    g = torch.Generator().manual_seed(0)
+    n_embd, n_head, T = 12, 3, 7
+    attn = CausalSelfAttention(n_embd, n_head, 1.0, 0.0, g).eval()
+    with torch.no_grad():
+        attn.b_qkv.copy_(torch.randn(3 * n_embd, generator=g))
+    x = torch.randn(2, T, n_embd, generator=g)
+    with torch.no_grad():
+        q, k, v = (x @ attn.W_qkv + attn.b_qkv).split(n_embd, dim=-1)  # (B, T, n_embd) each
+        d = n_embd // n_head
+        heads = []
+        for h in range(n_head):
+            qh, kh, vh = (a[..., h * d : (h + 1) * d] for a in (q, k, v))  # (B, T, d)
+            scores = qh @ kh.transpose(1, 2) / math.sqrt(d)  # (B, T, T)
+            scores = scores.masked_fill(torch.ones(T, T).triu(1).bool(), float("-inf"))
+            heads.append(torch.softmax(scores, dim=-1) @ vh)  # (B, T, d)
+        expected = torch.cat(heads, dim=-1) @ attn.W_proj + attn.b_proj
+        torch.testing.assert_close(attn(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_block_normalises_before_each_sublayer_and_adds_to_the_residual_stream() -> None:
+    cfg = dataclasses.replace(ModelConfig(), type="transformer", n_embd=8, n_hidden=16, n_head=2, n_layers=2)
+    block = Block(cfg, torch.Generator().manual_seed(1)).eval()
+    x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        mid = x + block.attn(block.ln1(x))
+        expected = mid + block.mlp(block.ln2(mid))
+        torch.testing.assert_close(block(x), expected)
+
+
+def test_makemore_py_default_size() -> None:
+    """4 blocks of n_embd 64 (MLP 256 wide), 27 characters, a 16-character context: GPT's parameter count."""
+    cfg = load_config("configs/transformer.toml")
+    E, L, V, T, F = cfg.model.n_embd, cfg.model.n_layers, 27, 16, cfg.model.n_hidden
+    per_block = (E * 3 * E + 3 * E) + (E * E + E) + (E * F + F) + (F * E + E) + 2 * 2 * E  # attention, MLP, two LayerNorms
+    assert (E, L, cfg.model.n_head, F) == (64, 4, 4, 256)
+    assert count_params(cfg, V, T) == V * E + T * E + L * per_block + 2 * E + E * V + V
+
+
+def test_an_n_head_that_does_not_divide_n_embd_is_refused() -> None:
+    cfg = load_config("configs/transformer.toml", ["model.n_head=5"])
+    with pytest.raises(MakemoreError, match="model.n_embd = 64 over model.n_head = 5 heads: n_head must divide n_embd"):
+        check_supported(cfg)
+    with pytest.raises(MakemoreError, match="n_head must divide n_embd"):
+        build_model(cfg.model, 27, 16)
+
+
+def test_the_command_line_refuses_it_in_one_line(runner, tmp_path: Path) -> None:
+    from makemore.cli import app
+
+    result = runner.invoke(app, ["train", "--config", "configs/transformer.toml", "--set", "model.n_head=3",
+                                 "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "model.n_head = 3" in lines[0]
+    assert not (tmp_path / "run").exists()

@@ -87,12 +87,16 @@ def build_model(cfg: ModelConfig, vocab_size: int, block_size: int, generator: t
     return family(cfg).cls(cfg, vocab_size, block_size, generator)
 
 
+def initial_model(cfg: Config, vocab_size: int) -> nn.Module:
+    """The model `cfg` describes as initialised with torch.Generator().manual_seed(train.seed): the
+    weights every backend starts a run from (and `makemore inspect` shows for step 1)."""
+    return build_model(cfg.model, vocab_size, cfg.data.block_size, torch.Generator().manual_seed(cfg.train.seed))
+
+
 def initial_state(cfg: Config, vocab_size: int) -> dict[str, np.ndarray]:
     """The initial parameters and buffers for `cfg` as {state_dict name: NumPy array}: the torch
-    model's, initialised with torch.Generator().manual_seed(train.seed), so every backend starts
-    from identical weights."""
-    model = build_model(cfg.model, vocab_size, cfg.data.block_size, torch.Generator().manual_seed(cfg.train.seed))
-    return {k: v.numpy() for k, v in model.state_dict().items()}
+    model's (`initial_model`), so every backend starts from identical weights."""
+    return {k: v.numpy() for k, v in initial_model(cfg, vocab_size).state_dict().items()}
 
 
 def count_params(cfg: Config, vocab_size: int) -> int:

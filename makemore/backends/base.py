@@ -21,11 +21,13 @@ class Support:
     implements it and lists it). None instead of a dict: every registered family, every option.
     optimizers: the train.optimizer values it implements.
     devices: the device types it runs on ("cpu", "cuda", "mps"); None: any torch device.
+    records_stats: whether it implements `recorded_step` (train.stats_interval > 0).
     """
 
     models: dict[str, dict[str, tuple | None]] | None
     optimizers: tuple[str, ...]
     devices: tuple[str, ...] | None = None
+    records_stats: bool = False
 
     def refusal(self, cfg: Config, fam: Family) -> str | None:
         """Why this backend cannot train `cfg` (one phrase), or None if it can."""
@@ -64,6 +66,13 @@ class Backend(Protocol):
 
         X: int (B, block_size) contexts; Y: int (B,) targets. Returns the minibatch's mean NLL
         (nats/char) as a scalar that float() reads; it may stay lazy until then.
+        """
+
+    def recorded_step(self, X: Any, Y: Any, lr: float) -> tuple[float, dict[str, Any]]:
+        """`train_step`, also returning what makemore.stats.step_stats makes of this step: every
+        hidden layer's output, every parameter's gradient, value after the step, and update (the
+        value after minus before the optimizer step). Returns (mean NLL as a float, the statistics).
+        Only backends whose Support says records_stats implement it; nothing of it runs in train_step.
         """
 
     def fit(self, view: View) -> None:

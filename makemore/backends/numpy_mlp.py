@@ -42,6 +42,7 @@ Regularization" (2019).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -54,7 +55,8 @@ from makemore.config import ADAM_BETAS, ADAM_EPS, Config, ModelConfig
 from makemore.data import View, mean_over
 from makemore.errors import MakemoreError
 from makemore.models import initial_state
-from makemore.models.mlp import BN_MOMENTUM, GELU_C, GELU_K, NORM_EPS
+from makemore.models.mlp import BN_MOMENTUM, GELU_C, GELU_K, NORM_EPS, activation_name
+from makemore.stats import step_stats
 
 @dataclass(frozen=True)
 class Spec:
@@ -358,7 +360,7 @@ class NumpyBackend:
 
     name = "numpy"
     takes_steps = True
-    SUPPORTS = MLP_FAMILY
+    SUPPORTS = dataclasses.replace(MLP_FAMILY, records_stats=True)
 
     def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", dtype: Any = np.float32):
         self.summary_extra: dict[str, Any] = {}
@@ -380,9 +382,24 @@ class NumpyBackend:
 
     def train_step(self, X: np.ndarray, Y: np.ndarray, lr: float) -> float:
         loss, grads, cache = self.loss_and_grads(X, Y)
-        self.update_running_stats(cache["batch_stats"], X.shape[0])
-        self.optimizer.step(self.params, grads, lr)
+        self.update(grads, cache, lr)
         return loss
+
+    def update(self, grads: dict[str, np.ndarray], cache: dict[str, Any], lr: float) -> None:
+        """The step's update: BatchNorm's running statistics, then the optimizer (which may scale `grads` in place)."""
+        self.update_running_stats(cache["batch_stats"], cache["X"].shape[0])
+        self.optimizer.step(self.params, grads, lr)
+
+    def recorded_step(self, X: np.ndarray, Y: np.ndarray, lr: float) -> tuple[float, dict[str, Any]]:
+        """`train_step`, returning the step's statistics too (makemore.stats): each hidden layer's
+        output h from the forward cache (before dropout, as the torch model's activation module
+        outputs it), each parameter's gradient, and its value before and after the optimizer."""
+        loss, grads, cache = self.loss_and_grads(X, Y)
+        hidden = [(activation_name(i), self.spec.activation, layer["h"]) for i, layer in enumerate(cache["layers"], start=1)]  # h (B, H)
+        names = [name for name in self.params if name in grads]  # state_dict order, as the torch model's parameters
+        before = {name: (self.params[name].copy(), grads[name].copy()) for name in names}  # the optimizer may scale grads in place
+        self.update(grads, cache, lr)
+        return loss, step_stats(hidden, [(n, self.params[n], before[n][1], self.params[n] - before[n][0]) for n in names])
 
     def update_running_stats(self, batch_stats: list[tuple[np.ndarray, np.ndarray]], B: int) -> None:
         """BatchNorm's running statistics, as torch: r ← (1 − 0.1)·r + 0.1·batch value, with the

@@ -19,7 +19,8 @@ from makemore.backends.base import Support
 from makemore.config import ADAM_BETAS, ADAM_EPS, Config
 from makemore.data import View
 from makemore.models import build_model, family
-from makemore.models.base import mean_nll, set_dropout_generator
+from makemore.models.base import HiddenCapture, mean_nll, set_dropout_generator
+from makemore.stats import step_stats
 
 #: Below this many multiply-adds per step (see `choose_threads`), one CPU thread is faster than
 #: several: the work is too small to split.
@@ -69,7 +70,7 @@ class TorchBackend:
 
     name = "torch"
     takes_steps = True
-    SUPPORTS = Support(models=None, optimizers=("sgd", "momentum", "adamw"), devices=None)
+    SUPPORTS = Support(models=None, optimizers=("sgd", "momentum", "adamw"), devices=None, records_stats=True)
 
     def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu"):
         self.cfg = cfg
@@ -84,7 +85,8 @@ class TorchBackend:
         self.model.to(self.device).train()
         self.drop_generator = torch.Generator(self.device).manual_seed(cfg.train.seed + 1)
         set_dropout_generator(self.model, self.drop_generator)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.named_params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in self.named_params]
         self.optimizer = make_optimizer(self.params, cfg)
 
     def asarray(self, a: np.ndarray) -> torch.Tensor:
@@ -98,6 +100,27 @@ class TorchBackend:
         loss.backward()
         self.optimizer.step()
         return loss.detach()
+
+    def recorded_step(self, X: torch.Tensor, Y: torch.Tensor, lr: float) -> tuple[float, dict[str, Any]]:
+        """`train_step` with forward hooks on the hidden layers' non-linearities (HiddenCapture) and
+        an optimizer pre-step hook that copies the parameters, so update = after − before the step;
+        both hooks are removed before returning. Returns (loss, makemore.stats.step_stats)."""
+        before: list[torch.Tensor] = []
+        snapshot = self.optimizer.register_step_pre_hook(lambda *_: before.extend(p.detach().clone() for p in self.params))
+        try:
+            with HiddenCapture(self.model) as capture:
+                loss = self.train_step(X, Y, lr)
+        finally:
+            snapshot.remove()
+
+        def numpy(t: torch.Tensor) -> np.ndarray:
+            t = t.detach().cpu()
+            return (t if t.dtype in (torch.float32, torch.float64) else t.float()).numpy()  # bf16/fp16 have no NumPy type
+
+        hidden = [(name, kind, numpy(h)) for name, kind, h in capture.outputs()]  # h (N, units)
+        params = [(name, numpy(p), None if p.grad is None else numpy(p.grad), numpy(p.detach() - b))
+                  for (name, p), b in zip(self.named_params, before)]
+        return float(loss), step_stats(hidden, params)
 
     def mean_loss(self, view: View) -> float:
         return mean_nll(self.model, view, self.device)

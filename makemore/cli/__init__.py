@@ -46,7 +46,7 @@ def _register(target: typer.Typer, name: str, command: Callable[..., Any]) -> No
 
 for _name, _command in [
     ("train", run.train), ("evaluate", run.evaluate), ("sample", run.sample),
-    ("lr-find", explore.lr_find), ("plot-emb", explore.plot_emb), ("plot-loss", explore.plot_loss),
+    ("lr-find", explore.lr_find), ("plot-emb", explore.plot_emb), ("plot-loss", explore.plot_loss), ("inspect", explore.inspect),
     ("sweep", sweep.sweep),
 ]:
     _register(app, _name, _command)

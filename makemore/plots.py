@@ -313,6 +313,15 @@ def _hist_curve(hist: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return centres, counts / max(counts.sum(), 1.0)
 
 
+def _finish(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
+    """Axis labels, a two-line title, grid and legend, as every figure of `makemore inspect` has them."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+
+
 def activations_figure(layers: Sequence[dict[str, Any]], step: int) -> Any:
     """One histogram curve per hidden layer (records of makemore.stats.layer_stats), its mean, std,
     saturated and dead shares in the legend (lecture part 3's activation plot)."""
@@ -326,12 +335,9 @@ def activations_figure(layers: Sequence[dict[str, Any]], step: int) -> Any:
         if layer["dead"] is not None:
             label += f", dead {layer['dead']:.1%}"
         ax.plot(x, y, linewidth=1.6, label=label)
-    ax.set_xlabel("activation value h (values beyond the axis are counted in the end bins)")
-    ax.set_ylabel("share of the batch's entries in each bin")
-    ax.set_title(f"Hidden-layer activations at step {step:,}: histogram of each layer's output over one batch"
-                 "\nsaturated: |tanh| > 0.97; dead: a unit flat on every example (tanh saturated, relu zero)", fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    _finish(ax, "activation value h (values beyond the axis are counted in the end bins)", "share of the batch's entries in each bin",
+            f"Hidden-layer activations at step {step:,}: histogram of each layer's output over one batch\n"
+            "saturated: |tanh| > 0.97; dead: a unit flat on every example (tanh saturated, relu zero)")
     return fig
 
 
@@ -353,12 +359,9 @@ def gradients_figure(params: Sequence[dict[str, Any]], step: int) -> Any:
     used = np.concatenate([x[y > 0] for _, x, y in curves] or [np.zeros(0)])  # centres of the bins that hold gradients
     if used.size:
         ax.set_xlim(used.min() - 0.5, used.max() + 0.5)
-    ax.set_xlabel("log10 |gradient|   (-3 means 0.001)")
-    ax.set_ylabel("share of the entries in each bin")
-    ax.set_title(f"Gradients of the weight matrices at step {step:,}: histogram of log10 |grad|\n"
-                 "curves far apart: some layers learn much faster than others", fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    _finish(ax, "log10 |gradient|   (-3 means 0.001)", "share of the entries in each bin",
+            f"Gradients of the weight matrices at step {step:,}: histogram of log10 |grad|\n"
+            "curves far apart: some layers learn much faster than others")
     return fig
 
 
@@ -379,12 +382,9 @@ def update_ratio_figure(series: Sequence[tuple[str, Sequence[int], Sequence[floa
         ax.plot(steps, ratios, linewidth=1.4, marker="o" if len(steps) < 3 else None, label=name)
     ax.axhline(-3.0, color="black", linestyle="--", linewidth=1, label="-3: updates about 1/1000 of the values (rule of thumb)")
     ax.axvline(step, color="#7f7f7f", linestyle=":", linewidth=1, label=f"step {step:,} (the table's)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("log10( std(update) / std(parameter) )")
-    ax.set_title("Update-to-data ratio of each weight matrix: how much one step changes it\n"
-                 "well above -3: the learning rate is too high; far below: the matrix learns slowly", fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    _finish(ax, "step", "log10( std(update) / std(parameter) )",
+            "Update-to-data ratio of each weight matrix: how much one step changes it\n"
+            "well above -3: the learning rate is too high; far below: the matrix learns slowly")
     return fig
 
 

@@ -76,6 +76,8 @@ class Inspection:
     ratio_series: list[tuple[str, list[int], list[float]]]
     """(name, steps, log10 update-to-data ratios) of every weight matrix, over every recorded step (NaN where undefined)."""
     figures: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What `write_figures` could not draw, and why."""
 
     @property
     def ln_vocab_size(self) -> float:
@@ -98,7 +100,7 @@ class Inspection:
         return {"run": str(self.run_dir), "step": self.step, "recorded_steps": len(self.recorded_steps),
                 "first_step": self.first_step, "first_loss": clean(self.first_loss), "ln_vocab_size": self.ln_vocab_size,
                 "loss_flag": self.loss_flag, "layers": layers, "params": params, "flags": self.flags(),
-                "figures": [str(p) for p in self.figures]}
+                "figures": [str(p) for p in self.figures], "notes": self.notes}
 
 
 def is_matrix(param: dict[str, Any]) -> bool:
@@ -239,7 +241,8 @@ def saturation_maps(run: runs.Run, initial: bool, examples: int = SATURATION_EXA
 
 
 def write_figures(ins: Inspection, run: runs.Run, out_dir: Path) -> list[Path]:
-    """Draw activations.png, gradients.png, update_ratio.png and saturation.png into out_dir; record and return their paths."""
+    """Draw activations.png, gradients.png, update_ratio.png and saturation.png into out_dir; record
+    their paths in ins.figures (and why a figure was not drawn in ins.notes) and return them."""
     paths = runs.inspect_pngs(out_dir)
     ins.figures = [
         plot_activations(ins.layers, ins.step, paths["activations"]),
@@ -247,8 +250,14 @@ def write_figures(ins: Inspection, run: runs.Run, out_dir: Path) -> list[Path]:
         plot_update_ratios(ins.ratio_series, ins.step, paths["update_ratio"]),
     ]
     initial = ins.step == 1
-    maps = saturation_maps(run, initial)
+    try:
+        maps = saturation_maps(run, initial)
+    except MakemoreError as e:  # e.g. the data file is gone: the other figures still stand
+        ins.notes.append(f"no saturation map: {e}")
+        return ins.figures
     if maps:
         where = "the initial parameters (step 0, rebuilt from train.seed)" if initial else f"the checkpoint's parameters (step {run.step:,})"
         ins.figures.append(plot_saturation(maps, where, paths["saturation"]))
+    else:
+        ins.notes.append("no saturation map: no tanh or relu hidden layer (gelu has no flat region)")
     return ins.figures

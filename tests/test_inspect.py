@@ -314,6 +314,11 @@ def test_inspect_tells_the_lecture_story_end_to_end(tiny_words_file, tmp_path, r
     assert result.exit_code == 0, result.output
     assert "step 40" in result.stdout and "act1" in result.stdout and "W1" in result.stdout
     assert (run_dir / "saturation.png").is_file()  # by default into the run directory
+    tiny_words_file.unlink()  # without its data the run has no dev batch: everything but the saturation map
+    result = runner.invoke(app, ["inspect", str(run_dir), "--json", "--out", str(tmp_path / "no-data")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert len(report["figures"]) == 3 and report["notes"][0].startswith("no saturation map:")
 
 
 def test_inspect_without_statistics_says_which_key_to_set(tiny_words_file, tmp_path, runner):

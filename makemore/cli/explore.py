@@ -188,10 +188,10 @@ def inspect(
     from rich.markup import escape
     from rich.table import Table
 
-    from makemore import runs
     from makemore.inspect import inspect_run, write_figures
+    from makemore.runs import load_run
 
-    run = runs.load_run(run_dir)
+    run = load_run(run_dir)
     ins = inspect_run(run, step)
     figures = write_figures(ins, run, out or run.path)
     if as_json:
@@ -223,7 +223,7 @@ def inspect(
     con.print(params)
     if ins.loss_flag:
         con.print(f"[yellow]loss: {escape(ins.loss_flag)}[/]")
-    if not any(p.name == runs.INSPECT_PNGS["saturation"] for p in figures):
-        con.print("no saturation map: no tanh or relu hidden layer (gelu has no flat region)")
+    for text in ins.notes:
+        con.print(escape(text))
     for path in figures:
         con.print(f"wrote {escape(str(path))}")

@@ -197,11 +197,9 @@ def inspect_run(run: runs.Run, step: int | None = None) -> Inspection:
     params = [dict(p, grad_data=p["grad_std"] / p["std"] if p["grad_std"] is not None and p["std"] else None,
                    flag=param_flag(p, largest, at_init)) for p in record["params"]]
     steps = [r["step"] for r in records]
-    series = []
-    for i, p in enumerate(record["params"]):
-        if is_matrix(p):
-            ratios = [r["params"][i]["update_ratio"] for r in records]
-            series.append((p["name"], steps, [math.nan if v is None else v for v in ratios]))
+    by_name = [{p["name"]: p["update_ratio"] for p in r["params"]} for r in records]
+    series = [(p["name"], steps, [math.nan if ratios.get(p["name"]) is None else ratios[p["name"]] for ratios in by_name])
+              for p in record["params"] if is_matrix(p)]
     vocab_size = run.vocab.vocab_size
     judged = loss_flag(first["loss"], vocab_size) if first["step"] == 1 else None  # a run recording from a resume has no first step
     return Inspection(run.path, record["step"], steps, first["step"], first["loss"], vocab_size, judged, layers, params, series)

@@ -19,12 +19,12 @@ import torch
 
 from makemore.data import Vocab, view_of_words
 from makemore.errors import MakemoreError
-from makemore.models import family
+from makemore.models import family, longest_readable
 from makemore.models.base import mean_nll, nll_per_target
 from makemore.runs import Run, load_run
 
 __all__ = ["WordScore", "describe", "evaluate_run", "evaluate_splits", "mean_nll", "percentile_rank",
-           "per_word_mean", "score_words", "training_word_nll", "word_nll"]
+           "per_word_mean", "score_words", "training_word_nll", "unscorable", "word_nll", "word_nll_or_none"]
 
 #: The splits of a run, in the order they are reported.
 SPLITS = ("train", "dev", "test")
@@ -78,21 +78,46 @@ def per_word_mean(nll: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.add.reduceat(nll, first) / counts  # (W,)
 
 
+def unscorable(word: str, vocab: Vocab, kind: str, block_size: int) -> str | None:
+    """Why a model (of data view `kind`, built with `block_size`) cannot score `word`, as a phrase
+    for an error line; None when it can. Either a character outside the vocabulary (the boundary
+    token included), or more characters than a sequence model reads whole (`longest_readable`)."""
+    known = set(vocab.itos[1:])
+    unknown = next((c for c in word if c not in known), None)
+    if unknown is not None:
+        return f"character {unknown!r} is not in the run's vocabulary ({''.join(vocab.itos[1:])!r})"
+    limit = longest_readable(kind, block_size)
+    if limit is not None and len(word) > limit:
+        return f"{len(word)} characters, more than this model reads ({limit}: a sequence model's context is its longest training word + 1)"
+    return None
+
+
 def word_nll(model: torch.nn.Module, vocab: Vocab, kind: str, words: list[str]) -> np.ndarray:
     """Mean NLL per character (nats) of each word under `model`, all words in one batched pass:
     float64 (len(words),). A word's targets are its characters and its end token, each predicted
-    from the boundary-padded context before it, as in training (temperature 1).
+    from what comes before it in the family's view, as in training (temperature 1).
 
     Args:
         kind: the model family's data view (makemore.models.Family.view).
 
     Raises:
-        MakemoreError: a word has a character the vocabulary lacks.
+        MakemoreError: a word the model cannot score (see `unscorable`), named.
     """
+    for word in words:
+        why = unscorable(word, vocab, kind, model.block_size)
+        if why is not None:
+            raise MakemoreError(f"{word!r}: {why}")
     if not words:
         return np.zeros(0)
     view = view_of_words(words, vocab, kind, model.block_size)
     return per_word_mean(nll_per_target(model, view), np.fromiter(map(len, words), dtype=np.int64, count=len(words)))
+
+
+def word_nll_or_none(model: torch.nn.Module, vocab: Vocab, kind: str, words: list[str]) -> list[float | None]:
+    """`word_nll` of the words the model can score, None for the others (see `unscorable`), in order."""
+    ok = [unscorable(w, vocab, kind, model.block_size) is None for w in words]
+    scores = iter(word_nll(model, vocab, kind, [w for w, good in zip(words, ok) if good]).tolist())
+    return [next(scores) if good else None for good in ok]
 
 
 def training_word_nll(run: Run) -> np.ndarray:
@@ -137,7 +162,7 @@ def score_words(run: Run, words: list[str], reference: np.ndarray | None = None)
     (`training_word_nll(run)`) when given.
 
     Raises:
-        MakemoreError: a word has a character the vocabulary lacks (check words first to score the others).
+        MakemoreError: a word the model cannot score (check each with `unscorable` to score the others).
     """
     nll = word_nll(run.model, run.vocab, family(run.config.model).view, words)  # (W,)
     ranks = percentile_rank(nll, reference) if reference is not None else [None] * len(words)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from makemore.data import Vocab
 from makemore.errors import MakemoreError
+from makemore.models import longest_readable
 
 #: Samples advanced together in one model call.
 SAMPLE_BATCH = 16384
@@ -182,10 +183,15 @@ def sample_wanted(
         A Selection: fewer than n words only when the draw bound was reached.
 
     Raises:
-        MakemoreError: an option out of range (see check_sampling_options), or a prefix character
+        MakemoreError: an option out of range (see check_sampling_options), a max_len beyond what a
+            sequence model reads whole (`makemore.models.longest_readable`), or a prefix character
             that is not in the vocabulary (naming it).
     """
     check_sampling_options(n, temperature, top_k, vocab.vocab_size, wanted.max_len, wanted.min_len, wanted.prefix)
+    limit = longest_readable(view, model.block_size)
+    if limit is not None and wanted.max_len > limit:
+        raise MakemoreError(f"--max-len {wanted.max_len}: this model reads words of at most {limit} characters "
+                            "(a sequence model's context is its longest training word + 1)")
     try:
         prefix = vocab.encode_concat(wanted.prefix).tolist()  # the prefix's ids
     except MakemoreError as e:

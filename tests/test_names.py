@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from makemore.cli import app
 from makemore.evaluate import percentile_rank, per_word_mean
+from makemore.models import FAMILIES, family
 from makemore.runs import load_run
 from makemore.sample import DRAWS_PER_SAMPLE, TOO_LONG, Wanted, sample, sample_wanted
 from tests.conftest import TINY_WORDS, tiny_overrides
@@ -28,27 +29,32 @@ def cli(*args: object, stdin: str | None = None):
     return CliRunner().invoke(app, [str(a) for a in args], input=stdin)
 
 
-@pytest.fixture(scope="module", params=["mlp", "bigram"])
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
 def tiny_run(request, tmp_path_factory) -> Path:
-    """A seconds-long run of each window family on the forty tiny words."""
+    """A seconds-long run of each registered family on the forty tiny words (torch trains every family)."""
     root = tmp_path_factory.mktemp(request.param)
     words = root / "words.txt"
     words.write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
     run = root / "run"
     result = cli("train", "--config", "configs/names.toml", *tiny_overrides(words, steps=100),
-                 "--set", f"model.type={request.param}", "--run-dir", run, "-q")
+                 "--set", f"model.type={request.param}", "--set", "train.backend=torch", "--run-dir", run, "-q")
     assert result.exit_code == 0, result.output
     return run
 
 
-def nll_from_logits(model: torch.nn.Module, stoi: dict[str, int], word: str) -> float:
-    """Mean −ln p over the word's characters and its end token, from the model's logits on
-    contexts built here by hand: block_size boundary tokens, then the word so far."""
-    ids = [stoi[c] for c in word] + [0]  # the targets: characters, then the end token
-    padded = [0] * model.block_size + ids
-    contexts = torch.tensor([padded[i : i + model.block_size] for i in range(len(ids))])  # (L+1, block_size)
+def nll_from_logits(run, word: str) -> float:
+    """Mean −ln p over the word's characters and its end token, from the model's logits on inputs
+    built here by hand: for a window model, block_size boundary tokens and then the word so far,
+    one context per target; for a sequence model, the boundary and then the word, one row."""
+    model = run.model
+    ids = [run.vocab.stoi[c] for c in word] + [0]  # the targets: characters, then the end token
     with torch.no_grad():
-        logits, _ = model(contexts)  # (L+1, vocab_size)
+        if family(run.config.model).view == "windows":
+            padded = [0] * model.block_size + ids
+            logits, _ = model(torch.tensor([padded[i : i + model.block_size] for i in range(len(ids))]))  # (L+1, vocab_size)
+        else:
+            logits, _ = model(torch.tensor([[0] + ids[:-1]]))  # (1, L+1, vocab_size)
+            logits = logits[0]  # (L+1, vocab_size)
     logp = torch.log_softmax(logits.double(), dim=1)  # (L+1, vocab_size)
     return -logp[torch.arange(len(ids)), torch.tensor(ids)].mean().item()
 
@@ -63,17 +69,17 @@ def selective(run: Path, *options: object):
 
 def test_prefix_new_only_unique_and_length_bounds_all_hold(tiny_run: Path) -> None:
     result, words = selective(tiny_run, "-n", "30", "--seed", "1", "--prefix", "e", "--new-only", "--unique",
-                              "--min-len", "3", "--max-len", "5")
+                              "--min-len", "3", "--max-len", "4")
     assert result.exit_code == 0, result.output
     assert len(words) == 30
     assert all(w.startswith("e") for w in words)
-    assert all(3 <= len(w) <= 5 for w in words)
+    assert all(3 <= len(w) <= 4 for w in words)
     assert not set(words) & set(TINY_WORDS)
     assert len(set(words)) == len(words)
 
 
 def test_the_same_seed_and_options_give_the_same_names(tiny_run: Path) -> None:
-    options = ("-n", "15", "--prefix", "a", "--unique", "--max-len", "6")
+    options = ("-n", "15", "--prefix", "a", "--unique", "--max-len", "4")
     first = selective(tiny_run, "--seed", "4", *options)[1]
     assert selective(tiny_run, "--seed", "4", *options)[1] == first
     assert selective(tiny_run, "--seed", "5", *options)[1] != first
@@ -102,7 +108,8 @@ def test_plain_json_is_unchanged_by_the_new_options_being_absent(tiny_run: Path)
     """No selection option: plain sampling, a list of strings, possibly cut at the cap and possibly repeated."""
     run = load_run(tiny_run)
     cap = 2 * run.checkpoint["max_word_len"]
-    expected = [w for w, _ in sample(run.model, run.vocab, 40, torch.Generator().manual_seed(9), max_len=cap)]
+    expected = [w for w, _ in sample(run.model, run.vocab, 40, torch.Generator().manual_seed(9), max_len=cap,
+                                     view=family(run.config.model).view)]
     assert selective(tiny_run, "-n", "40", "--seed", "9")[1] == expected
 
 
@@ -146,12 +153,12 @@ def test_an_impossible_request_ends_at_the_draw_bound_with_exit_1(tiny_run: Path
 
 
 def test_what_was_found_is_printed_when_the_bound_is_reached(tiny_run: Path) -> None:
-    """With --prefix zzzzzz --max-len 6 --unique only 'zzzzzz' itself can be kept, once."""
-    result = cli("sample", tiny_run, "-n", "1000", "--seed", "0", "--prefix", "zzzzzz", "--max-len", "6", "--unique")
+    """With --prefix zzzz --max-len 4 --unique only 'zzzz' itself can be kept, once."""
+    result = cli("sample", tiny_run, "-n", "1000", "--seed", "0", "--prefix", "zzzz", "--max-len", "4", "--unique")
     assert result.exit_code == 1
     found, drawn = draws_in(result.stderr)
     assert drawn == DRAWS_PER_SAMPLE * 1000
-    assert result.stdout.split() == ["zzzzzz"] * found and found == 1
+    assert result.stdout.split() == ["zzzz"] * found and found == 1
     assert "repeated" in result.stderr and "too long" in result.stderr and "seed 0" in result.stderr
 
 
@@ -193,10 +200,11 @@ def test_a_model_that_never_ends_a_word_is_redrawn_to_the_bound_not_cut(tiny_run
             run.model.counts[:, 0] = 0  # the bigram: no character is ever followed by the boundary
             run.model.counts[:, 1] += 1
             run.model.smoothing = 0.0
-    chosen = sample_wanted(run.model, run.vocab, 3, torch.Generator().manual_seed(0), Wanted(max_len=6))
+    view = family(run.config.model).view
+    chosen = sample_wanted(run.model, run.vocab, 3, torch.Generator().manual_seed(0), Wanted(max_len=4), view=view)
     assert chosen.words == [] and chosen.drawn == 3 * DRAWS_PER_SAMPLE == chosen.redrawn[TOO_LONG]
-    plain = sample(run.model, run.vocab, 3, torch.Generator().manual_seed(0), max_len=6)
-    assert plain and all(len(w) == 6 and not done for w, done in plain)  # plain sampling cuts at its cap
+    plain = sample(run.model, run.vocab, 3, torch.Generator().manual_seed(0), max_len=4, view=view)
+    assert plain and all(len(w) == 4 and not done for w, done in plain)  # plain sampling cuts at its cap
 
 
 # ---------------------------------------------------------------- makemore score
@@ -210,7 +218,7 @@ def test_score_is_the_mean_nll_of_characters_and_end_token_from_the_logits(tiny_
     scored = json.loads(result.stdout)
     assert [s["word"] for s in scored] == words
     for s in scored:
-        expected = nll_from_logits(run.model, run.vocab.stoi, s["word"])
+        expected = nll_from_logits(run, s["word"])
         assert s["nll"] == pytest.approx(expected, abs=1e-5)
         assert s["perplexity"] == pytest.approx(torch.tensor(expected).exp().item(), rel=1e-5)
 
@@ -218,7 +226,7 @@ def test_score_is_the_mean_nll_of_characters_and_end_token_from_the_logits(tiny_
 def test_the_percentile_ranks_a_word_among_the_training_words(tiny_run: Path) -> None:
     run = load_run(tiny_run)
     train = run.dataset.split_words("train")
-    train_nll = [nll_from_logits(run.model, run.vocab.stoi, w) for w in train]  # word by word, by hand
+    train_nll = [nll_from_logits(run, w) for w in train]  # word by word, by hand
     scored = json.loads(cli("score", tiny_run, "emma", "zyxq", "--json").stdout)
     for s in scored:
         worse = sum(x > s["nll"] + 1e-6 for x in train_nll)
@@ -255,3 +263,20 @@ def test_score_uses_the_latest_run_when_the_first_word_is_not_a_run(tiny_run: Pa
     assert json.loads(latest.stdout)[0]["nll"] == json.loads(named.stdout)[0]["nll"]
     missing = cli("score", "runs/nope", "emma")
     assert missing.exit_code == 2 and "no such run directory" in missing.stderr
+
+
+def test_a_sequence_model_scores_and_draws_only_words_it_reads_whole(tiny_run: Path) -> None:
+    """A sequence model's context is its longest training word + 1 (4 + 1 here): a longer word gets
+    an error line from score and --max-len above 4 is refused; a window model reads any length."""
+    sequences = family(load_run(tiny_run).config.model).view == "sequences"
+    scored = cli("score", tiny_run, "emma", "abelina", "--json")
+    assert [s["word"] for s in json.loads(scored.stdout)] == (["emma"] if sequences else ["emma", "abelina"])
+    if sequences:
+        assert scored.exit_code == 1 and "'abelina': 7 characters, more than this model reads (4" in scored.stderr
+    else:
+        assert scored.exit_code == 0, scored.output
+    drawn = cli("sample", tiny_run, "-n", "3", "--max-len", "6", "--seed", "0")
+    if sequences:
+        assert drawn.exit_code == 2 and "--max-len 6: this model reads words of at most 4 characters" in drawn.stderr
+    else:
+        assert drawn.exit_code == 0, drawn.output

@@ -141,8 +141,8 @@ def sample(
     """
     import torch
 
-    from makemore.evaluate import word_nll
-    from makemore.models import family
+    from makemore.evaluate import word_nll_or_none
+    from makemore.models import family, longest_readable
     from makemore.runs import load_run
     from makemore.sample import DRAWS_PER_SAMPLE, Wanted, check_sampling_options, sample as draw, sample_wanted
 
@@ -166,14 +166,17 @@ def sample(
             exclude = frozenset(run.dataset.words) if new_only else frozenset()
         except MakemoreError as e:
             raise MakemoreError(f"--new-only needs the run's words file: {e}") from None
-        wanted = Wanted(prefix, 1 if min_len is None else min_len, len(prefix) + cap if max_len is None else max_len, exclude, unique)
+        if max_len is None:  # the default bound: the safety cap after the prefix, within what the model reads whole
+            limit = longest_readable(kind, run.model.block_size)
+            max_len = len(prefix) + cap if limit is None else min(len(prefix) + cap, limit)
+        wanted = Wanted(prefix, 1 if min_len is None else min_len, max_len, exclude, unique)
         selection = sample_wanted(run.model, run.vocab, n, generator, wanted, temperature, top_k, view=kind)
         results = [(word, True) for word in selection.words]
     else:
         results = draw(run.model, run.vocab, n, generator, temperature, top_k, cap, view=kind)
-    nll = word_nll(run.model, run.vocab, kind, [w for w, _ in results]).tolist() if scores or sort else []
-    if sort == "nll":
-        order = sorted(range(len(results)), key=nll.__getitem__)  # stable: equal scores keep draw order
+    nll = word_nll_or_none(run.model, run.vocab, kind, [w for w, _ in results]) if scores or sort else []
+    if sort == "nll":  # stable: equal scores keep the draw order; a sample that cannot be scored goes last
+        order = sorted(range(len(results)), key=lambda i: (nll[i] is None, nll[i] or 0.0))
         results, nll = [results[i] for i in order], [nll[i] for i in order]
     why = ", ".join(f"{count:,} {reason}" for reason, count in selection.redrawn.most_common()) if selection else ""
     if as_json:
@@ -192,9 +195,9 @@ def sample(
                                    markup=False, soft_wrap=True)
 
 
-def _print_samples(results: list[tuple[str, bool]], nll: list[float] | None, train_words: set[str] | None, cap: int) -> None:
-    """One sample per line, verbatim (not read as markup), with its score when given and notes:
-    "in training data", "cut at N characters"."""
+def _print_samples(results: list[tuple[str, bool]], nll: list[float | None] | None, train_words: set[str] | None, cap: int) -> None:
+    """One sample per line, verbatim (not read as markup), with its score when given ("-": one the
+    model cannot score) and notes: "in training data", "cut at N characters"."""
     from rich.markup import escape
 
     out = console()
@@ -205,7 +208,7 @@ def _print_samples(results: list[tuple[str, bool]], nll: list[float] | None, tra
             notes.append("in training data")
         if not finished:
             notes.append(f"cut at {cap} characters")
-        score = f"{' ' * (width - len(word))}  {nll[i]:.3f}" if nll is not None else ""
+        score = f"{' ' * (width - len(word))}  {'-' if nll[i] is None else format(nll[i], '.3f'):>5}" if nll is not None else ""
         out.print(escape(word) + score + (f"  [dim]({', '.join(notes)})[/dim]" if notes else ""), markup=True, soft_wrap=True)
 
 
@@ -220,10 +223,12 @@ def score(
     is more name-like), the perplexity exp(NLL), and its percentile: the share of the training
     words that score worse. Without words on the command line they are read from standard input,
     one per line. The first argument is the run when it is a directory or contains a "/".
-    A word with a character outside the run's vocabulary gets an error line on stderr; the others
-    are still scored, and the exit code is 1.
+    A word the model cannot score (a character outside the run's vocabulary; for a sequence model,
+    longer than its longest training word) gets an error line on stderr; the others are still
+    scored, and the exit code is 1.
     """
-    from makemore.evaluate import score_words, training_word_nll
+    from makemore.evaluate import score_words, training_word_nll, unscorable
+    from makemore.models import family
     from makemore.runs import load_run
 
     words = list(args or [])
@@ -235,14 +240,14 @@ def score(
         if not words:
             fail("no words to score on standard input")
     run = load_run(run_arg)
-    known = set(run.vocab.itos[1:])
+    kind = family(run.config.model).view
     good, errors = [], []
     for word in words:
-        unknown = next((c for c in word if c not in known), None)
-        if unknown is None:
+        why = unscorable(word, run.vocab, kind, run.model.block_size)
+        if why is None:
             good.append(word)
         else:
-            errors.append(f"{word!r}: character {unknown!r} is not in the run's vocabulary ({''.join(run.vocab.itos[1:])!r})")
+            errors.append(f"{word!r}: {why}")
     reference = None
     if good:
         try:

@@ -99,6 +99,17 @@ def context_length(cfg: Config, longest_word: int) -> int:
     return longest_word + 1
 
 
+def longest_readable(view: str, block_size: int) -> int | None:
+    """The longest word a model built with `block_size` reads whole (the inverse of `context_length`):
+    any length (None) for a window model, which reads the last block_size characters wherever it
+    is; block_size − 1 for a sequence model, whose input is the boundary and then the whole word.
+
+    Args:
+        view: the family's data view (Family.view). block_size: the model's `block_size`.
+    """
+    return None if view == "windows" else block_size - 1
+
+
 def build_model(cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None) -> nn.Module:
     """A freshly initialised model of cfg.type on the CPU.
 

@@ -1,7 +1,7 @@
 """Names people want (issue 16): sampling with a prefix, only new and unique samples, length bounds
 that redraw, scores; and `makemore score`.
 
-Tiny runs (tests/conftest.py) of every registered window family; the scores are checked against
+Tiny runs (tests/conftest.py) of every registered family; the scores are checked against
 −ln p computed here from the model's own logits.
 """
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from makemore.cli import app
 from makemore.evaluate import percentile_rank, per_word_mean
-from makemore.models import FAMILIES, family
+from makemore.models import FAMILIES, family, longest_readable
 from makemore.runs import load_run
 from makemore.sample import DRAWS_PER_SAMPLE, TOO_LONG, Wanted, sample, sample_wanted
 from tests.conftest import TINY_WORDS, tiny_overrides
@@ -105,9 +105,11 @@ def test_scores_equal_makemore_score_and_sort_puts_the_most_name_like_first(tiny
 
 
 def test_plain_json_is_unchanged_by_the_new_options_being_absent(tiny_run: Path) -> None:
-    """No selection option: plain sampling, a list of strings, possibly cut at the cap and possibly repeated."""
+    """No selection option: plain sampling, a list of strings, possibly cut at the cap and possibly
+    repeated; the cap is twice the longest training word, or a sequence model's longest (its context)."""
     run = load_run(tiny_run)
-    cap = 2 * run.checkpoint["max_word_len"]
+    limit = longest_readable(family(run.config.model).view, run.model.block_size)
+    cap = 2 * run.checkpoint["max_word_len"] if limit is None else limit
     expected = [w for w, _ in sample(run.model, run.vocab, 40, torch.Generator().manual_seed(9), max_len=cap,
                                      view=family(run.config.model).view)]
     assert selective(tiny_run, "-n", "40", "--seed", "9")[1] == expected

@@ -124,7 +124,7 @@ def sample(
     new_only: bool = typer.Option(False, "--new-only", help="Only samples that are not in the run's words file (any split)."),
     unique: bool = typer.Option(False, "--unique", help="No sample twice."),
     min_len: Optional[int] = typer.Option(None, "--min-len", help="Fewest characters (prefix included); shorter samples are redrawn. Default 1 when selecting."),
-    max_len: Optional[int] = typer.Option(None, "--max-len", help="Most characters (prefix included); longer samples are redrawn, not cut. Default: twice the longest training word (plain sampling cuts there)."),
+    max_len: Optional[int] = typer.Option(None, "--max-len", help="Most characters (prefix included); longer samples are redrawn, not cut. Default: twice the longest training word, a sequence model's longest (plain sampling cuts there)."),
     scores: bool = typer.Option(False, "--scores", help="Show each sample's mean NLL per character under the model (nats; lower is more name-like)."),
     sort: Optional[str] = typer.Option(None, "--sort", help="nll: the most name-like (lowest NLL per character) first."),
     as_json: bool = typer.Option(False, "--json", help='Print a JSON list of the samples only; with --scores, a list of {"word", "nll"} objects.'),
@@ -154,7 +154,8 @@ def sample(
     seed = secrets.randbits(31) if seed is None else seed
     generator = torch.Generator().manual_seed(seed)
     kind = family(run.config.model).view
-    cap = 2 * int(run.checkpoint.get("max_word_len", 32))
+    limit = longest_readable(kind, run.model.block_size)  # a sequence model reads at most its longest training word
+    cap = 2 * int(run.checkpoint.get("max_word_len", 32)) if limit is None else limit  # plain sampling's safety cap
     try:
         train_words = set(run.dataset.split_words("train"))
     except MakemoreError as e:
@@ -167,8 +168,7 @@ def sample(
         except MakemoreError as e:
             raise MakemoreError(f"--new-only needs the run's words file: {e}") from None
         if max_len is None:  # the default bound: the safety cap after the prefix, within what the model reads whole
-            limit = longest_readable(kind, run.model.block_size)
-            max_len = len(prefix) + cap if limit is None else min(len(prefix) + cap, limit)
+            max_len = len(prefix) + cap if limit is None else limit
         wanted = Wanted(prefix, 1 if min_len is None else min_len, max_len, exclude, unique)
         selection = sample_wanted(run.model, run.vocab, n, generator, wanted, temperature, top_k, view=kind)
         results = [(word, True) for word in selection.words]

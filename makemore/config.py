@@ -110,7 +110,8 @@ class TrainConfig:
     log_interval: int = field(default=100, metadata=_range(1))
     """Steps between records in metrics.jsonl (train_loss is the mean minibatch loss since the last one)."""
     threads: int = field(default=0, metadata=_range(0))
-    """CPU threads for torch; 0 lets makemore choose."""
+    """CPU threads for torch (and for the NumPy backend's BLAS); 0 lets makemore choose: one thread
+    for steps too small to split (makemore.backends.base.small_step), else the library's default."""
 
 
 #: torch.optim.AdamW's default betas and eps: every backend's AdamW uses these (Kingma & Ba 2015).

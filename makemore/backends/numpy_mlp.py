@@ -49,7 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from makemore.backends.base import MLP_FAMILY
+from threadpoolctl import threadpool_limits
+
+from makemore.backends.base import MLP_FAMILY, check_shapes, small_step
 from makemore.config import ADAM_BETAS, ADAM_EPS, Config, ModelConfig
 from makemore.data import View, mean_over
 from makemore.errors import MakemoreError
@@ -366,8 +368,11 @@ class NumpyBackend:
         self.summary_extra: dict[str, Any] = {}
         self.spec = Spec.from_config(cfg.model)
         self.dtype = np.dtype(dtype)
-        self.params: dict[str, np.ndarray] = {}
-        self.load(initial_state(cfg, vocab_size, block_size), None)
+        initial = initial_state(cfg, vocab_size, block_size)
+        self.params: dict[str, np.ndarray] = {k: _to_numpy(v, self.dtype if v.dtype.kind == "f" else None) for k, v in initial.items()}
+        threads = cfg.train.threads or (1 if small_step(cfg, sum(v.size for v in initial.values())) else None)
+        if threads:  # NumPy's matrix products run on BLAS's own threads: the same rule as torch's
+            threadpool_limits(limits=threads, user_api="blas")
         self.optimizer = Optimizer(cfg.train.optimizer, cfg.train.momentum, cfg.train.weight_decay)
         self.rng = np.random.default_rng(cfg.train.seed + 1)
         self.onehot_rows = np.eye(vocab_size, dtype=self.dtype)  # (V, V)
@@ -410,6 +415,7 @@ class NumpyBackend:
 
     def load(self, params: dict[str, Any], state: dict[str, Any] | None) -> None:
         loaded = {k: _to_numpy(v) for k, v in params.items()}
+        check_shapes(self.params, loaded)  # a checkpoint of another model size must not be trained on
         self.params = {k: (v.astype(self.dtype) if v.dtype.kind == "f" else v) for k, v in loaded.items()}
         if state:
             if "dropout_rng" not in state or not isinstance(state["dropout_rng"], str) or "optimizer" not in state:

@@ -15,15 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from makemore.backends.base import Support
+from makemore.backends.base import Support, small_step
 from makemore.config import ADAM_BETAS, ADAM_EPS, Config
 from makemore.data import View
 from makemore.models import build_model, family
 from makemore.models.base import mean_nll, set_dropout_generator
-
-#: Below this many multiply-adds per step (see `choose_threads`), one CPU thread is faster than
-#: several: the work is too small to split.
-SMALL_STEP_MACS = 16_000_000
 
 #: torch's own choice of CPU threads, before any backend changed it.
 DEFAULT_THREADS = torch.get_num_threads()
@@ -42,17 +38,10 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: Config) -> torch.optim
 
 
 def choose_threads(model: torch.nn.Module, cfg: Config) -> int:
-    """CPU threads for train.threads = 0: 1 for small steps (the lecture's model), else torch's default.
-
-    A step's size is estimated as batch_size · positions · (parameters of the model): about the
-    forward multiply-adds, with one position per example for a window model and the context
-    length for a sequence model. A step of the lecture's MLP at batch 32 is ~0.4 M: splitting it
-    over threads costs more in synchronisation than it saves, and far more when the cores are
-    shared (BENCHMARKS.md).
-    """
+    """CPU threads for train.threads = 0: 1 for small steps (makemore.backends.base.small_step, the
+    lecture's model), else torch's default."""
     positions = 1 if family(cfg.model).view == "windows" else model.block_size
-    macs = cfg.train.batch_size * positions * sum(p.numel() for p in model.parameters())
-    return 1 if macs < SMALL_STEP_MACS else DEFAULT_THREADS
+    return 1 if small_step(cfg, sum(p.numel() for p in model.parameters()), positions) else DEFAULT_THREADS
 
 
 class TorchBackend:

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import secrets
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -50,6 +51,8 @@ def train(
     unused = unused_options(cfg.model)
     if unused:
         note(f"note: model.type = {cfg.model.type!r} does not read {', '.join(unused)}: {'it is' if len(unused) == 1 else 'they are'} ignored")
+    # a diverging run is reported in one line below; NumPy's overflow warnings on the way there are noise
+    warnings.filterwarnings("ignore", message=r"(overflow|invalid value|divide by zero) encountered", category=RuntimeWarning)
     err = console(stderr=True)
     fresh = resume is None and not Path(target).exists()  # a new run: remove it again if it fails before its first checkpoint
     try:

@@ -40,8 +40,9 @@ def check_shapes(expected: dict[str, Any], given: dict[str, Any]) -> None:
     if missing or extra:
         raise ValueError(f"missing {', '.join(missing)}" if missing else f"unexpected {', '.join(extra)}")
     for name, value in expected.items():
-        if tuple(np.shape(value)) != tuple(np.shape(given[name])):
-            raise ValueError(f"{name} has shape {tuple(np.shape(given[name]))} in the checkpoint, {tuple(np.shape(value))} in this model")
+        a, b = tuple(np.shape(value)), tuple(np.shape(given[name]))
+        if a != b and not (np.size(value) == np.size(given[name]) == 1):  # a scalar may be stored as (1,)
+            raise ValueError(f"{name} has shape {b} in the checkpoint, {a} in this model")
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,9 @@ class DataConfig:
     """Seed of the 80/10/10 train/dev/test shuffle of the words (random.Random(seed), as in the lecture)."""
     boundary: str = field(default=".", metadata={"char": True})
     """The boundary token (index 0) that pads the context and ends every word. No word may contain it."""
+    max_len: int = field(default=256, metadata=_range(1))
+    """Longest word a sequence model (model families with the "sequences" view) accepts: its context
+    is the longest word + 1 characters, so a longer line in the file is an error before training."""
 
 
 @dataclass
@@ -107,7 +110,8 @@ class TrainConfig:
     log_interval: int = field(default=100, metadata=_range(1))
     """Steps between records in metrics.jsonl (train_loss is the mean minibatch loss since the last one)."""
     threads: int = field(default=0, metadata=_range(0))
-    """CPU threads for torch; 0 lets makemore choose."""
+    """CPU threads for torch (and for the NumPy backend's BLAS); 0 lets makemore choose: one thread
+    for steps too small to split (makemore.backends.base.small_step), else the library's default."""
     stats_interval: int = field(default=0, metadata=_range(0))
     """Steps between records of activation, gradient and update statistics in stats.jsonl (read by
     `makemore inspect`; lecture part 3); the first and last steps are recorded too. 0: off."""

@@ -124,6 +124,10 @@ class Vocab:
 #: A split needs at least one word in each of train, dev and test.
 MIN_WORDS = 6
 
+#: The target id of a padded position in a sequence minibatch: no loss, no gradient (the
+#: ignore_index of makemore.models.base.lm_loss).
+IGNORE = -1
+
 #: Windows evaluated (or counted) at once: bounds memory whatever a split's size.
 EVAL_CHUNK = 65_536
 
@@ -298,6 +302,64 @@ class Windows:
         return cls(stream, np.arange(N, dtype=np.int64) * (block_size + 1) + block_size, block_size)
 
 
+@dataclass(frozen=True)
+class Sequences:
+    """Whole words as (input, target) sequences, gathered on demand from one padded stream.
+
+    A word w of L characters is one example of L + 1 positions (makemore.py's layout):
+
+        input  = boundary, w[0], ..., w[L-1]        X[t] = stream[start - 1 + t]
+        target = w[0], ..., w[L-1], boundary        Y[t] = stream[start + t]
+
+    so a sequence model predicts exactly the targets the windows of the same words have, and a
+    split's mean NLL per character means the same thing for both views. A minibatch of words is
+    padded only to its own longest word: inputs with the boundary (0), targets with IGNORE. No
+    (N, T) matrix is ever built for a whole split.
+    """
+
+    stream: np.ndarray
+    """(S,) unsigned ids, at least one boundary before every word and after the last; see `padded_stream`."""
+    starts: np.ndarray
+    """int64 (W,) where each word of the view begins in the stream, in the view's (split) order."""
+    lengths: np.ndarray
+    """int64 (W,) each word's length."""
+
+    def __len__(self) -> int:
+        """W, the number of words (examples)."""
+        return len(self.starts)
+
+    @property
+    def n_targets(self) -> int:
+        """Σ (L + 1): one target per character plus the end token, per word."""
+        return int(self.lengths.sum()) + len(self.lengths)
+
+    def __getitem__(self, ix: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Words `ix` (a slice or a 1-D int array) as X int64 (b, T) and Y int64 (b, T), T = their longest length + 1."""
+        starts, lengths = self.starts[ix], self.lengths[ix]  # (b,), (b,)
+        T = int(lengths.max()) + 1 if len(lengths) else 1
+        t = np.arange(T)  # (T,)
+        inside = t <= lengths[:, None]  # (b, T) the L + 1 real positions of each word
+        pos = np.minimum(starts[:, None] - 1 + t, len(self.stream) - 2)  # (b, T) input positions, kept inside the stream
+        X = np.where(inside, self.stream[pos], 0).astype(np.int64)  # (b, T) boundary, then the word, then boundary padding
+        Y = np.where(inside, self.stream[pos + 1].astype(np.int64), IGNORE)  # (b, T) the word, its end token, then IGNORE
+        return X, Y
+
+    def batches(self, ix: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Minibatches of words ix int (k, B): one (X (B, T), Y (B, T)) per row, each padded to its own longest word."""
+        for row in ix:
+            yield self[row]
+
+    def chunks(self, size: int = EVAL_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every word in order, as many words at a time as hold about `size` targets (at least one word)."""
+        ends = np.cumsum(self.lengths + 1)  # (W,) targets up to and including each word
+        start = 0
+        while start < len(self):
+            before = int(ends[start - 1]) if start else 0
+            stop = max(int(np.searchsorted(ends, before + size, side="right")), start + 1)
+            yield self[start:stop]
+            start = stop
+
+
 def pad_words(words: list[str], vocab: Vocab, block_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`padded_stream` of the words: (stream (S,), starts int64 (W,), lengths int64 (W,)).
 
@@ -347,27 +409,34 @@ class Dataset:
         return Windows(self.stream, window_targets(self.starts, self.lengths, self.order[split]), self.block_size)
 
     def view(self, split: str, kind: str) -> View:
-        """The examples of one split as the model family needs them: "windows" (see VIEWS)."""
-        if kind != "windows":
-            raise ValueError(f"unknown data view {kind!r}; known: {', '.join(VIEWS)}")
-        return self.windows(split)
+        """The examples of one split as a model family reads them: "windows" or "sequences" (VIEWS)."""
+        if kind == "windows":
+            return self.windows(split)
+        if kind == "sequences":
+            order = self.order[split]
+            return Sequences(self.stream, self.starts[order], self.lengths[order])
+        raise ValueError(f"unknown data view {kind!r}; known: {', '.join(VIEWS)}")
 
 
-#: The data views a model family can ask for (makemore.models.Family.view).
-VIEWS = ("windows",)
+#: The data views a model family can ask for (makemore.models.Family.view): "windows", a context
+#: of block_size characters → the next one; "sequences", a whole word → every next character.
+VIEWS = ("windows", "sequences")
 
 
 def view_of_words(words: list[str], vocab: Vocab, kind: str, block_size: int) -> View:
-    """A view ("windows") of the given words, in order: targets come word after word, each word's
-    characters then its end token, the same order for every view (see `View`).
+    """A view ("windows" or "sequences") of the given words, in order: targets come word after word,
+    each word's characters then its end token, the same order for every view (see `View`).
 
     Raises:
         MakemoreError: a word has a character the vocabulary lacks.
         ValueError: an unknown view.
     """
-    if kind != "windows":
+    if kind not in VIEWS:
         raise ValueError(f"unknown data view {kind!r}; known: {', '.join(VIEWS)}")
-    return build_windows(words, vocab, block_size)
+    if kind == "windows":
+        return build_windows(words, vocab, block_size)
+    stream, starts, lengths = pad_words(words, vocab, 1)
+    return Sequences(stream, starts, lengths)
 
 
 def load_dataset(path: str | Path, block_size: int, seed: int, boundary: str = ".", vocab: Vocab | None = None) -> Dataset:

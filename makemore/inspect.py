@@ -218,7 +218,7 @@ def saturation_maps(run: runs.Run, initial: bool, examples: int = SATURATION_EXA
         (layer name, kind, flat bool (rows, units)) of every layer whose kind has a flat region;
         rows are the examples (for a sequence model, the positions of the first examples).
     """
-    model = initial_model(run.config, run.vocab.vocab_size) if initial else copy.deepcopy(run.model)
+    model = initial_model(run.config, run.vocab.vocab_size, run.model.block_size) if initial else copy.deepcopy(run.model)
     view = run.view("dev")
     if len(view) == 0:
         return []

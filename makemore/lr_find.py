@@ -33,7 +33,7 @@ import numpy as np
 from makemore.backends import make_backend, resolve_device
 from makemore.config import Config
 from makemore.errors import MakemoreError
-from makemore.models import family
+from makemore.models import context_length, family
 from makemore.plots import smooth
 from makemore.train import minibatches, prepare
 
@@ -151,8 +151,8 @@ def _check_range(min_exp: float, max_exp: float, steps: int, what: str = "--step
         raise MakemoreError(f"{what} {steps}: need at least 2")
 
 
-def _setup(cfg: Config) -> tuple[Any, Any, str, int]:
-    """Data and device for cfg: (dataset, train view, device, vocab_size).
+def _setup(cfg: Config) -> tuple[Any, Any, str, int, int]:
+    """Data and device for cfg: (dataset, train view, device, vocab_size, the model's block_size).
 
     Raises:
         MakemoreError: a family fitted by counting (no learning rate), or what prepare/resolve_device raise.
@@ -162,7 +162,8 @@ def _setup(cfg: Config) -> tuple[Any, Any, str, int]:
         raise MakemoreError(f"model.type = {fam.name!r} is fitted by counting, with no learning rate: lr-find needs a model trained by gradient steps")
     dataset = prepare(cfg)
     device = resolve_device(cfg)
-    return dataset, dataset.view("train", fam.view), device, dataset.vocab.vocab_size
+    block_size = context_length(cfg, int(dataset.lengths.max()))
+    return dataset, dataset.view("train", fam.view), device, dataset.vocab.vocab_size, block_size
 
 
 def sweep(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, steps: int = 1000, stop_factor: float = STOP_FACTOR) -> Sweep:
@@ -178,8 +179,8 @@ def sweep(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, steps: int =
         MakemoreError: a bigram model, an empty range, bad data or device, too few finite losses.
     """
     _check_range(min_exp, max_exp, steps)
-    _, train_view, device, vocab_size = _setup(cfg)
-    backend = make_backend(cfg, vocab_size, device)
+    _, train_view, device, vocab_size, block_size = _setup(cfg)
+    backend = make_backend(cfg, vocab_size, device, block_size)
     lrs = 10.0 ** np.linspace(min_exp, max_exp, steps)  # (steps,)
     window = smoothing_window(steps)
     losses: list[float] = []
@@ -229,13 +230,13 @@ def grid(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, rates: int = 
     _check_range(min_exp, max_exp, rates, "--rates")
     if steps < 1:
         raise MakemoreError(f"--steps {steps}: need at least 1")
-    dataset, train_view, device, vocab_size = _setup(cfg)
+    dataset, train_view, device, vocab_size, block_size = _setup(cfg)
     dev_view = dataset.view("dev", family(cfg.model).view)
     lrs = 10.0 ** np.linspace(min_exp, max_exp, rates)  # (rates,)
     tail = max(1, steps // 10)
     train_loss, dev_loss = np.full(rates, np.inf), np.full(rates, np.inf)  # (rates,), (rates,)
     for r, lr in enumerate(lrs):
-        backend = make_backend(cfg, vocab_size, device)
+        backend = make_backend(cfg, vocab_size, device, block_size)
         last: list[float] = []
         for X, Y in minibatches(backend, cfg.train, train_view, 0, steps):
             last.append(float(backend.train_step(X, Y, float(lr))))

@@ -34,7 +34,7 @@ import torch
 from makemore.config import Config
 from makemore.data import Dataset, View, Vocab, file_digest, load_dataset
 from makemore.errors import MakemoreError, first_line
-from makemore.models import build_model, family
+from makemore.models import build_model, context_length, family
 
 # The file names of a run directory. This module is the only one that knows them: every other
 # module goes through the functions below.
@@ -402,7 +402,8 @@ class Run:
         self.checkpoint = checkpoint
         self.config = checkpoint_config(path, checkpoint)
         self.vocab = Vocab(tuple(checkpoint["vocab"]))
-        self.model = build_model(self.config.model, self.vocab.vocab_size, self.config.data.block_size)
+        block_size = context_length(self.config, int(checkpoint.get("max_word_len", 0)))
+        self.model = build_model(self.config.model, self.vocab.vocab_size, block_size)
         try:
             self.model.load_state_dict(checkpoint["model"])
         except (RuntimeError, KeyError) as e:

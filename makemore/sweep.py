@@ -32,7 +32,7 @@ from makemore import runs
 from makemore.backends import check_supported
 from makemore.config import Config, parse_override
 from makemore.errors import MakemoreError
-from makemore.models import count_params
+from makemore.models import context_length, count_params
 from makemore.train import Listener, TrainingDiverged, TrainingInterrupted, prepare, train
 
 RESULTS_CSV = "results.csv"
@@ -173,10 +173,11 @@ class SweepOutcome:
     interrupted: bool = False
 
 
-def _finished_result(p: Planned, status: str) -> Result:
+def _finished_result(p: Planned, status: str, longest_word: int) -> Result:
     summary = runs.read_summary(p.run_dir)
+    block_size = context_length(p.config, longest_word)
     return Result(
-        run_name(p.combo), p.combo, p.run_dir, status, count_params(p.config, runs.read_vocab_size(p.run_dir)),
+        run_name(p.combo), p.combo, p.run_dir, status, count_params(p.config, runs.read_vocab_size(p.run_dir), block_size),
         int(summary["steps"]), float(summary["train_loss"]), float(summary["dev_loss"]), float(summary["train_time_s"]),
     )
 
@@ -220,8 +221,14 @@ def run_sweep(
     """
     out = Path(out)
     planned = plan(base, grid, out)
-    for data in {json.dumps(p.config.to_dict()["data"]): p.config for p in planned}.values():
-        prepare(data)  # bad data fails here, before the sweep creates anything
+    by_data: dict[str, int] = {}  # each [data] section's longest word; bad data fails here, before anything is created
+    for p in planned:
+        key = json.dumps(p.config.to_dict()["data"])
+        if key not in by_data:
+            by_data[key] = int(prepare(p.config).lengths.max())
+    longest = {p.run_dir: by_data[json.dumps(p.config.to_dict()["data"])] for p in planned}
+    for p in planned:
+        context_length(p.config, longest[p.run_dir])  # a sequence model refuses too long a word, before anything runs
     out.mkdir(parents=True, exist_ok=True)
     outcome = SweepOutcome(out, [k for k, _ in grid], len(planned))
     try:
@@ -230,7 +237,7 @@ def run_sweep(
                 _check_same_config(p)
                 if announce:
                     announce(i, len(planned), p, "skip")
-                outcome.results.append(_finished_result(p, "skipped"))
+                outcome.results.append(_finished_result(p, "skipped", longest[p.run_dir]))
                 continue
             resume = runs.has_checkpoint(p.run_dir)
             _check_same_config(p)
@@ -243,7 +250,7 @@ def run_sweep(
             except TrainingDiverged:
                 outcome.results.append(Result(run_name(p.combo), p.combo, p.run_dir, "diverged"))
                 continue
-            outcome.results.append(_finished_result(p, "trained"))
+            outcome.results.append(_finished_result(p, "trained", longest[p.run_dir]))
     except (TrainingInterrupted, KeyboardInterrupt):
         outcome.interrupted = True
     outcome.results.sort(key=lambda r: (math.isnan(r.dev_loss), r.dev_loss))

@@ -32,6 +32,7 @@ from makemore.backends import check_supported, make_backend, resolve_device
 from makemore.config import Config, TrainConfig
 from makemore.data import Dataset, View, Vocab, file_digest, load_dataset
 from makemore.errors import MakemoreError, first_line
+from makemore.models import context_length
 from makemore.plots import plot_loss
 from makemore.schedule import lr_at
 from makemore.stats import is_recorded
@@ -163,10 +164,13 @@ def prepare(cfg: Config, vocab: Vocab | None = None) -> Dataset:
     directory exists, so a mistake leaves nothing behind).
 
     Raises:
-        MakemoreError: an unknown model.type, a combination train.backend cannot train, bad data.
+        MakemoreError: an unknown model.type, a combination train.backend cannot train, bad data,
+            a word too long for a sequence model (data.max_len).
     """
     check_supported(cfg)
-    return load_dataset(cfg.data.path, cfg.data.block_size, cfg.data.seed, cfg.data.boundary, vocab)
+    dataset = load_dataset(cfg.data.path, cfg.data.block_size, cfg.data.seed, cfg.data.boundary, vocab)
+    context_length(cfg, int(dataset.lengths.max()))  # a sequence model refuses a file with too long a word
+    return dataset
 
 
 def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: Listener | None = None) -> Summary:
@@ -209,10 +213,11 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: L
             f"to train longer: makemore train --resume {run_dir} --set train.steps=N"
         )
     vocab = dataset.vocab
-    # recorded in every checkpoint: which data the run saw, and a length cap for sampling
+    # recorded in every checkpoint: which data the run saw, and its longest word (a sequence
+    # model's context, and sampling's length cap)
     provenance = {"data_sha256": file_digest(cfg.data.path), "max_word_len": int(dataset.lengths.max())}
     train_view, dev_view = dataset.view("train", fam.view), dataset.view("dev", fam.view)
-    backend = make_backend(cfg, vocab.vocab_size, device)
+    backend = make_backend(cfg, vocab.vocab_size, device, context_length(cfg, provenance["max_word_len"]))
     if not resume:
         runs.create_run(run_dir, cfg.to_toml(), list(vocab.itos))
 

@@ -102,15 +102,19 @@ def resolve_device(cfg: Config) -> str:
     return name
 
 
-def make_backend(cfg: Config, vocab_size: int, device: str = "cpu") -> Backend:
+def make_backend(cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None) -> Backend:
     """A freshly initialised backend for cfg: the counting one for a counted family, else train.backend's.
+
+    Args:
+        cfg: the config. vocab_size: tokens, boundary included. device: from `resolve_device`.
+        block_size: the model's context (makemore.models.context_length); default data.block_size.
 
     Raises:
         MakemoreError: as check_supported; MLX not installed.
     """
+    block_size = cfg.data.block_size if block_size is None else block_size
     if check_supported(cfg).counted:
         from makemore.backends.counting import CountingBackend
 
-        return CountingBackend(cfg, vocab_size, device)
-    return backend_class(cfg.train.backend)(cfg, vocab_size, device)
-
+        return CountingBackend(cfg, vocab_size, device, block_size)
+    return backend_class(cfg.train.backend)(cfg, vocab_size, device, block_size)

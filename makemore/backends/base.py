@@ -1,4 +1,5 @@
-"""What every backend declares (`Support`, an allow-list) and provides (`Backend`)."""
+"""What every backend declares (`Support`, an allow-list) and provides (`Backend`), and what they share:
+the thread rule for small steps and the shape check of a checkpoint they load."""
 
 from __future__ import annotations
 
@@ -10,6 +11,38 @@ import numpy as np
 from makemore.config import Config, ModelConfig
 from makemore.data import View
 from makemore.models import Family
+
+#: Below this many multiply-adds per step (see `small_step`), one CPU thread is faster than
+#: several: the work is too small to split.
+SMALL_STEP_MACS = 16_000_000
+
+
+def small_step(cfg: Config, n_params: int, positions: int = 1) -> bool:
+    """Whether a training step is too small to split across CPU threads.
+
+    A step's size is estimated as batch_size · positions · n_params: about its forward
+    multiply-adds, with one position per example for a window model and the context length for a
+    sequence model. A step of the lecture's MLP at batch 32 is ~0.4 M: splitting it over threads
+    costs more in synchronisation than it saves, and far more when the cores are shared
+    (BENCHMARKS.md). Backends run such steps on one thread when train.threads = 0.
+    """
+    return cfg.train.batch_size * positions * n_params < SMALL_STEP_MACS
+
+
+def check_shapes(expected: dict[str, Any], given: dict[str, Any]) -> None:
+    """Check that a checkpoint's arrays `given` have the names and shapes of the model's `expected`.
+
+    Raises:
+        ValueError: naming the first array that is missing, extra or of another shape (the driver
+            turns it into one line: the checkpoint does not fit this config).
+    """
+    missing, extra = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
+    if missing or extra:
+        raise ValueError(f"missing {', '.join(missing)}" if missing else f"unexpected {', '.join(extra)}")
+    for name, value in expected.items():
+        a, b = tuple(np.shape(value)), tuple(np.shape(given[name]))
+        if a != b and not (np.size(value) == np.size(given[name]) == 1):  # a scalar may be stored as (1,)
+            raise ValueError(f"{name} has shape {b} in the checkpoint, {a} in this model")
 
 
 @dataclass(frozen=True)

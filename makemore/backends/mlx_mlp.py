@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from makemore.backends.base import MLP_FAMILY
+from makemore.backends.base import MLP_FAMILY, check_shapes
 from makemore.config import ADAM_BETAS, ADAM_EPS, Config
 from makemore.data import View, mean_over
 from makemore.errors import MakemoreError
 from makemore.models import initial_state
-from makemore.models.mlp import BN_MOMENTUM, GELU_C, GELU_K, NORM_EPS
+from makemore.models.base import BN_MOMENTUM, NORM_EPS
+from makemore.models.mlp import GELU_C, GELU_K
 
 try:
     import mlx.core as mx
@@ -111,6 +112,7 @@ class MLXBackend:
         cfg: the config; [model] must be an MLP (see MLP_FAMILY).
         vocab_size: tokens, boundary included.
         device: "cpu" (MLX's Linux build; on Apple silicon MLX would use the GPU through unified memory).
+        block_size: characters of context; default data.block_size.
 
     Raises:
         MakemoreError: MLX is not installed.
@@ -120,13 +122,13 @@ class MLXBackend:
     takes_steps = True
     SUPPORTS = MLP_FAMILY
 
-    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu"):
+    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None):
         _require_mlx()
         self.summary_extra: dict[str, Any] = {}
         mx.set_default_device(mx.cpu)
         self.cfg = cfg
         m, t = cfg.model, cfg.train
-        state = initial_state(cfg, vocab_size)
+        state = initial_state(cfg, vocab_size, block_size)
         self.buffers = {k: mx.array(v) for k, v in state.items() if k.endswith(_BUFFER_SUFFIXES)}
         self.model = MLXMLP({k: v for k, v in state.items() if not k.endswith(_BUFFER_SUFFIXES)}, m.n_layers, m.activation, m.norm, m.dropout)
         if t.optimizer == "adamw":
@@ -205,6 +207,7 @@ class MLXBackend:
 
     def load(self, params: dict[str, Any], state: dict[str, Any] | None) -> None:
         arrays = {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v)) for k, v in params.items()}
+        check_shapes(self.export_params(), arrays)  # a checkpoint of another model size must not be trained on
         self.model.update(tree_unflatten([(k, mx.array(v)) for k, v in arrays.items() if not k.endswith(_BUFFER_SUFFIXES)]))
         self.buffers.clear()
         self.buffers.update({k: mx.array(v) for k, v in arrays.items() if k.endswith(_BUFFER_SUFFIXES)})

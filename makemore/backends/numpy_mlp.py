@@ -50,12 +50,15 @@ from typing import Any
 
 import numpy as np
 
-from makemore.backends.base import MLP_FAMILY
+from threadpoolctl import threadpool_limits
+
+from makemore.backends.base import MLP_FAMILY, check_shapes, small_step
 from makemore.config import ADAM_BETAS, ADAM_EPS, Config, ModelConfig
 from makemore.data import View, mean_over
 from makemore.errors import MakemoreError
 from makemore.models import initial_state
-from makemore.models.mlp import BN_MOMENTUM, GELU_C, GELU_K, NORM_EPS, activation_name
+from makemore.models.base import BN_MOMENTUM, NORM_EPS
+from makemore.models.mlp import GELU_C, GELU_K, activation_name
 from makemore.stats import step_stats
 
 @dataclass(frozen=True)
@@ -352,6 +355,7 @@ class NumpyBackend:
         cfg: the config; [model] must be an MLP (see MLP_FAMILY), [train] names the optimizer.
         vocab_size: tokens, boundary included.
         device: "cpu" (the only one).
+        block_size: characters of context; default data.block_size.
         dtype: np.float32 for training (the default); np.float64 for gradient checks.
 
     Initial weights are the torch model's for train.seed (identical across backends); dropout
@@ -362,12 +366,15 @@ class NumpyBackend:
     takes_steps = True
     SUPPORTS = dataclasses.replace(MLP_FAMILY, records_stats=True)
 
-    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", dtype: Any = np.float32):
+    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None, dtype: Any = np.float32):
         self.summary_extra: dict[str, Any] = {}
         self.spec = Spec.from_config(cfg.model)
         self.dtype = np.dtype(dtype)
-        self.params: dict[str, np.ndarray] = {}
-        self.load(initial_state(cfg, vocab_size), None)
+        initial = initial_state(cfg, vocab_size, block_size)
+        self.params: dict[str, np.ndarray] = {k: _to_numpy(v, self.dtype if v.dtype.kind == "f" else None) for k, v in initial.items()}
+        threads = cfg.train.threads or (1 if small_step(cfg, sum(v.size for v in initial.values())) else None)
+        if threads:  # NumPy's matrix products run on BLAS's own threads: the same rule as torch's
+            threadpool_limits(limits=threads, user_api="blas")
         self.optimizer = Optimizer(cfg.train.optimizer, cfg.train.momentum, cfg.train.weight_decay)
         self.rng = np.random.default_rng(cfg.train.seed + 1)
         self.onehot_rows = np.eye(vocab_size, dtype=self.dtype)  # (V, V)
@@ -425,6 +432,7 @@ class NumpyBackend:
 
     def load(self, params: dict[str, Any], state: dict[str, Any] | None) -> None:
         loaded = {k: _to_numpy(v) for k, v in params.items()}
+        check_shapes(self.params, loaded)  # a checkpoint of another model size must not be trained on
         self.params = {k: (v.astype(self.dtype) if v.dtype.kind == "f" else v) for k, v in loaded.items()}
         if state:
             if "dropout_rng" not in state or not isinstance(state["dropout_rng"], str) or "optimizer" not in state:

@@ -15,16 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from makemore.backends.base import Support
+from makemore.backends.base import Support, small_step
 from makemore.config import ADAM_BETAS, ADAM_EPS, Config
 from makemore.data import View
 from makemore.models import build_model, family
 from makemore.models.base import HiddenCapture, mean_nll, set_dropout_generator
 from makemore.stats import step_stats
-
-#: Below this many multiply-adds per step (see `choose_threads`), one CPU thread is faster than
-#: several: the work is too small to split.
-SMALL_STEP_MACS = 16_000_000
 
 #: torch's own choice of CPU threads, before any backend changed it.
 DEFAULT_THREADS = torch.get_num_threads()
@@ -43,17 +39,10 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: Config) -> torch.optim
 
 
 def choose_threads(model: torch.nn.Module, cfg: Config) -> int:
-    """CPU threads for train.threads = 0: 1 for small steps (the lecture's model), else torch's default.
-
-    A step's size is estimated as batch_size · positions · (parameters of the model): about the
-    forward multiply-adds, with one position per example for a window model and the context
-    length for a sequence model. A step of the lecture's MLP at batch 32 is ~0.4 M: splitting it
-    over threads costs more in synchronisation than it saves, and far more when the cores are
-    shared (BENCHMARKS.md).
-    """
-    positions = 1 if family(cfg.model).view == "windows" else cfg.data.block_size
-    macs = cfg.train.batch_size * positions * sum(p.numel() for p in model.parameters())
-    return 1 if macs < SMALL_STEP_MACS else DEFAULT_THREADS
+    """CPU threads for train.threads = 0: 1 for small steps (makemore.backends.base.small_step, the
+    lecture's model), else torch's default."""
+    positions = 1 if family(cfg.model).view == "windows" else model.block_size
+    return 1 if small_step(cfg, sum(p.numel() for p in model.parameters()), positions) else DEFAULT_THREADS
 
 
 class TorchBackend:
@@ -66,18 +55,19 @@ class TorchBackend:
         cfg: the whole config.
         vocab_size: tokens, boundary included.
         device: a torch device name (see makemore.backends.resolve_device).
+        block_size: the model's context (makemore.models.context_length); default data.block_size.
     """
 
     name = "torch"
     takes_steps = True
     SUPPORTS = Support(models=None, optimizers=("sgd", "momentum", "adamw"), devices=None, records_stats=True)
 
-    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu"):
+    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None):
         self.cfg = cfg
         self.summary_extra: dict[str, Any] = {}
         self.device = torch.device(device)
         g = torch.Generator().manual_seed(cfg.train.seed)
-        self.model = build_model(cfg.model, vocab_size, cfg.data.block_size, g)
+        self.model = build_model(cfg.model, vocab_size, cfg.data.block_size if block_size is None else block_size, g)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         elif self.device.type == "cpu":

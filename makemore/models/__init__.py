@@ -22,6 +22,7 @@ from torch import nn
 from makemore.config import Config, ModelConfig
 from makemore.errors import MakemoreError
 from makemore.models.bigram import Bigram
+from makemore.models.bow import BoW
 from makemore.models.mlp import MLP
 
 
@@ -36,7 +37,8 @@ class Family:
     options: tuple[str, ...]
     """The [model] keys it reads (besides type); it ignores the others."""
     view: str
-    """The data view it trains on: "windows" (a context of block_size characters → the next one)."""
+    """The data view it trains on (makemore.data.VIEWS): "windows" (a context of data.block_size
+    characters → the next one) or "sequences" (a whole word → every next character)."""
     embedding: str | None
     """The state_dict name of its character embedding table (vocab_size, n_embd), for plot-emb; None if it has none."""
     counted: bool = False
@@ -47,6 +49,7 @@ class Family:
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("bigram", Bigram, ("smoothing",), "windows", embedding=None, counted=True),
     Family("mlp", MLP, ("n_embd", "n_hidden", "n_layers", "activation", "norm", "dropout", "init"), "windows", embedding="C"),
+    Family("bow", BoW, ("n_embd", "n_hidden", "dropout"), "sequences", embedding="C"),
 )}
 
 
@@ -72,13 +75,48 @@ def unused_options(cfg: ModelConfig) -> list[str]:
             if f.name != "type" and f.name not in reads and getattr(cfg, f.name) != getattr(defaults, f.name)]
 
 
+def context_length(cfg: Config, longest_word: int) -> int:
+    """The block_size a model of cfg is built with: data.block_size characters of context for a
+    window model; the longest word + 1 for a sequence model, whose input is the boundary and then
+    the whole word (makemore.py's choice).
+
+    Args:
+        cfg: the config.
+        longest_word: characters in the longest word of the data (recorded in every checkpoint as
+            max_word_len).
+
+    Raises:
+        MakemoreError: an unknown model.type; for a sequence model, a longest word over data.max_len.
+    """
+    fam = family(cfg.model)
+    if fam.view == "windows":
+        return cfg.data.block_size
+    if longest_word > cfg.data.max_len:
+        raise MakemoreError(
+            f"{cfg.data.path}: the longest word has {longest_word} characters, more than data.max_len = {cfg.data.max_len}; "
+            f"a model.type = {fam.name!r} model reads whole words: raise data.max_len or remove the long lines"
+        )
+    return longest_word + 1
+
+
+def longest_readable(view: str, block_size: int) -> int | None:
+    """The longest word a model built with `block_size` reads whole (the inverse of `context_length`):
+    any length (None) for a window model, which reads the last block_size characters wherever it
+    is; block_size − 1 for a sequence model, whose input is the boundary and then the whole word.
+
+    Args:
+        view: the family's data view (Family.view). block_size: the model's `block_size`.
+    """
+    return None if view == "windows" else block_size - 1
+
+
 def build_model(cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None) -> nn.Module:
     """A freshly initialised model of cfg.type on the CPU.
 
     Args:
         cfg: the [model] section.
         vocab_size: tokens, boundary included.
-        block_size: characters of context in each input row.
+        block_size: the model's context (see `context_length`).
         generator: seeded generator for the initialisation (the lecture's `g`).
 
     Raises:
@@ -87,19 +125,23 @@ def build_model(cfg: ModelConfig, vocab_size: int, block_size: int, generator: t
     return family(cfg).cls(cfg, vocab_size, block_size, generator)
 
 
-def initial_model(cfg: Config, vocab_size: int) -> nn.Module:
+def initial_model(cfg: Config, vocab_size: int, block_size: int | None = None) -> nn.Module:
     """The model `cfg` describes as initialised with torch.Generator().manual_seed(train.seed): the
-    weights every backend starts a run from (and `makemore inspect` shows for step 1)."""
-    return build_model(cfg.model, vocab_size, cfg.data.block_size, torch.Generator().manual_seed(cfg.train.seed))
+    weights every backend starts a run from (and `makemore inspect` shows for step 1).
+    block_size defaults to data.block_size (a window model's context)."""
+    block_size = cfg.data.block_size if block_size is None else block_size
+    return build_model(cfg.model, vocab_size, block_size, torch.Generator().manual_seed(cfg.train.seed))
 
 
-def initial_state(cfg: Config, vocab_size: int) -> dict[str, np.ndarray]:
+def initial_state(cfg: Config, vocab_size: int, block_size: int | None = None) -> dict[str, np.ndarray]:
     """The initial parameters and buffers for `cfg` as {state_dict name: NumPy array}: the torch
-    model's (`initial_model`), so every backend starts from identical weights."""
-    return {k: v.numpy() for k, v in initial_model(cfg, vocab_size).state_dict().items()}
+    model's (`initial_model`), so every backend starts from identical weights. block_size
+    defaults to data.block_size (a window model's context)."""
+    return {k: v.numpy() for k, v in initial_model(cfg, vocab_size, block_size).state_dict().items()}
 
 
-def count_params(cfg: Config, vocab_size: int) -> int:
-    """Trainable parameters of the model `cfg` describes (buffers such as BatchNorm's running statistics excluded)."""
-    model = build_model(cfg.model, vocab_size, cfg.data.block_size)
+def count_params(cfg: Config, vocab_size: int, block_size: int | None = None) -> int:
+    """Trainable parameters of the model `cfg` describes (buffers such as BatchNorm's running
+    statistics excluded); block_size defaults to data.block_size."""
+    model = build_model(cfg.model, vocab_size, cfg.data.block_size if block_size is None else block_size)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -17,6 +17,7 @@ no per-family code (training statistics and `makemore inspect`, lecture part 3).
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any
 
@@ -25,10 +26,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from makemore.data import EVAL_CHUNK, View, mean_over
+from makemore.data import EVAL_CHUNK, IGNORE, View, mean_over
 
-#: The target of a padded position: no loss, no gradient (F.cross_entropy's ignore_index).
-IGNORE = -1
+#: Gain of the Kaiming initialisation for each non-linearity (torch.nn.init.calculate_gain): a
+#: weight matrix of fan_in inputs is drawn as randn · gain / √fan_in, so pre-activations start
+#: with unit variance (He et al. 2015; lecture part 3).
+GAINS = {"tanh": 5.0 / 3.0, "relu": math.sqrt(2.0), "gelu": math.sqrt(2.0)}
+
+#: BatchNorm and LayerNorm's ε and BatchNorm's running-statistics momentum (torch's defaults,
+#: passed explicitly), shared by every family and by the NumPy and MLX backends.
+NORM_EPS = 1e-5
+BN_MOMENTUM = 0.1
+
+#: Scale of the output layer's weights at initialisation, so the initial logits are nearly equal
+#: and the initial loss is close to ln(vocab_size) (lecture part 3).
+OUTPUT_SCALE = 0.01
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

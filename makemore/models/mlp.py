@@ -21,30 +21,18 @@ import torch
 from torch import nn
 
 from makemore.config import ModelConfig
-from makemore.models.base import Dropout, lm_loss
-
-#: Gain of the Kaiming initialisation for each activation (torch.nn.init.calculate_gain).
-GAINS = {"tanh": 5.0 / 3.0, "relu": math.sqrt(2.0), "gelu": math.sqrt(2.0)}
-
-#: BatchNorm and LayerNorm's ε and BatchNorm's running-statistics momentum (torch's defaults,
-#: passed explicitly): the NumPy and MLX backends normalise with the same numbers.
-NORM_EPS = 1e-5
-BN_MOMENTUM = 0.1
+from makemore.models.base import BN_MOMENTUM, GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, lm_loss
 
 #: √(2/π) and the cubic coefficient of GELU's tanh approximation (Hendrycks & Gimpel 2016),
 #: gelu(a) = ½·a·(1 + tanh(GELU_K·(a + GELU_C·a³))): what nn.GELU(approximate="tanh") computes.
 GELU_K = math.sqrt(2.0 / math.pi)
 GELU_C = 0.044715
 
-#: Scale of the output layer's weights under the "kaiming" init, so the initial logits are
-#: nearly equal and the initial loss is close to ln(vocab_size) (lecture part 3).
-OUTPUT_SCALE = 0.01
-
 
 def activation_module(activation: str) -> nn.Module:
     """The hidden non-linearity as a module, elementwise: nn.Tanh, nn.ReLU, or nn.GELU (tanh
     approximation). A module rather than a function call, so that forward hooks find every hidden
-    layer (makemore.models.base.capture_hidden); it has no parameters, so the state_dict is unchanged."""
+    layer (makemore.models.base.HiddenCapture); it has no parameters, so the state_dict is unchanged."""
     if activation == "tanh":
         return nn.Tanh()
     if activation == "relu":

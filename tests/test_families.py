@@ -1,0 +1,195 @@
+"""Every registered model family, through the same checks: shapes, initial loss, learning,
+checkpoints, exact resume after Ctrl-C, sampling, and (for sequence models) causality and padding.
+
+A new family registered in makemore.models.FAMILIES is tested here without a line of test code;
+its own file of tests adds what is particular to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from makemore import runs
+from makemore.cli import app
+from makemore.config import Config, ModelConfig
+from makemore.data import IGNORE, Vocab, load_dataset, view_of_words
+from makemore.evaluate import evaluate_splits
+from makemore.models import FAMILIES, build_model, context_length, family
+from makemore.models.base import nll_per_target
+from makemore.train import Listener, TrainingInterrupted, train
+
+from conftest import TINY_WORDS
+
+V = 27
+NAMES = sorted(FAMILIES)
+GRADIENT = [n for n in NAMES if not FAMILIES[n].counted]
+SEQUENCE = [n for n in NAMES if FAMILIES[n].view == "sequences"]
+
+#: Small options every family accepts (each reads the ones it knows and ignores the rest).
+TINY = {"n_embd": 8, "n_hidden": 16}
+
+
+def tiny_model(name: str, block_size: int = 8, seed: int = 0) -> torch.nn.Module:
+    cfg = dataclasses.replace(ModelConfig(), type=name, **TINY)
+    return build_model(cfg, V, block_size, torch.Generator().manual_seed(seed))
+
+
+def inputs(name: str, B: int = 6, T: int = 8, seed: int = 1) -> torch.Tensor:
+    """A batch in the family's view: windows (B, block_size) or sequences (B, T)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, V, (B, T), generator=g)
+
+
+def tiny_config(words: Path, name: str, steps: int = 40) -> Config:
+    cfg = Config()
+    settings = {"data.path": str(words), "data.block_size": 3, "model.type": name, "model.n_embd": 8, "model.n_hidden": 16,
+                "train.backend": "torch", "train.device": "cpu", "train.steps": steps, "train.batch_size": 8,
+                "train.optimizer": "adamw", "train.lr": 0.01, "train.eval_interval": 20, "train.log_interval": 5,
+                "train.schedule": "cosine"}
+    for key, value in settings.items():
+        cfg.set(key, value)
+    cfg.validate()
+    return cfg
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_logits_have_the_views_shape(name: str) -> None:
+    model = tiny_model(name).eval()
+    idx = inputs(name)
+    logits, loss = model(idx)
+    if FAMILIES[name].view == "windows":
+        assert logits.shape == (6, V) and loss is None
+        _, loss = model(idx, torch.randint(0, V, (6,)))
+    else:
+        assert logits.shape == (6, 8, V) and loss is None
+        _, loss = model(idx, torch.randint(0, V, (6, 8)))
+    assert loss.shape == () and torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("name", GRADIENT)
+def test_the_initial_loss_is_close_to_uniform(name: str) -> None:
+    """At initialisation every character is about equally likely: loss ≈ ln(vocab_size) (lecture part 3)."""
+    model = tiny_model(name, seed=3)
+    idx = inputs(name, B=64, seed=4)
+    targets = torch.randint(0, V, idx.shape[:1] if FAMILIES[name].view == "windows" else idx.shape)
+    _, loss = model(idx, targets)
+    assert abs(loss.item() - math.log(V)) < 0.15
+
+
+@pytest.mark.parametrize("name", SEQUENCE)
+def test_a_sequence_model_is_causal(name: str) -> None:
+    """Changing a later character never changes the logits of an earlier position."""
+    model = tiny_model(name).eval()
+    idx = inputs(name, B=4, T=8)
+    later = idx.clone()
+    later[:, 5:] = (later[:, 5:] + 1) % V
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(later)
+    torch.testing.assert_close(a[:, :5], b[:, :5])
+    assert not torch.allclose(a[:, 5:], b[:, 5:])
+
+
+@pytest.mark.parametrize("name", SEQUENCE)
+def test_padding_never_changes_the_loss(name: str) -> None:
+    """A word's loss is the same alone and in a minibatch padded to a longer word."""
+    vocab = Vocab((".", *"abcdefghijklmnopqrstuvwxyz"))
+    model = tiny_model(name, block_size=12).eval()
+    short = view_of_words(["ava"], vocab, "sequences", 1)
+    padded = view_of_words(["ava", "maximiliana"], vocab, "sequences", 1)
+    X, Y = padded[np.arange(2)]
+    assert (Y[0] == IGNORE).sum() == len("maximiliana") - len("ava")
+    X[0, 4:] = 5  # garbage where the padding is: it must not matter
+    with torch.no_grad():
+        alone = model(*map(torch.from_numpy, short[np.arange(1)]))[1]
+        logits, _ = model(torch.from_numpy(X))
+    nll = torch.nn.functional.cross_entropy(logits[0, :4], torch.from_numpy(Y[0, :4]))
+    torch.testing.assert_close(nll, alone)
+
+
+@pytest.mark.parametrize("name", GRADIENT)
+def test_a_tiny_run_learns(name: str, tiny_words_file: Path, tmp_path: Path) -> None:
+    summary = train(tiny_config(tiny_words_file, name, steps=150), tmp_path / name)
+    first = runs.read_metrics(tmp_path / name)[0]["train_loss"]
+    assert summary.train_loss < first - 0.3, (first, summary.train_loss)
+
+
+def test_every_view_predicts_the_same_targets(tiny_words_file: Path) -> None:
+    """A window model and a sequence model count the same number of targets on every split, so
+    their mean NLL per character means the same thing."""
+    dataset = load_dataset(tiny_words_file, 3, 42)
+    for split in ("train", "dev", "test"):
+        words = dataset.split_words(split)
+        expected = sum(len(w) + 1 for w in words)
+        assert dataset.view(split, "windows").n_targets == dataset.view(split, "sequences").n_targets == expected
+
+
+class CtrlCAt(Listener):
+    def __init__(self, step: int):
+        self.step = step
+
+    def record(self, record, steps_per_s) -> None:
+        if record.step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("name", GRADIENT)
+def test_ctrl_c_and_resume_equal_an_uninterrupted_run(name: str, tiny_words_file: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(tiny_words_file, name, steps=40)
+    cfg.model.dropout = 0.1 if "dropout" in family(cfg.model).options else 0.0
+    train(cfg, tmp_path / "straight")
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, tmp_path / "stopped", listener=CtrlCAt(15))
+    assert runs.load_checkpoint(tmp_path / "stopped")["step"] == 16  # the step under way when the signal came
+    train(cfg, tmp_path / "stopped", resume=True)
+    a, b = runs.load_checkpoint(tmp_path / "straight"), runs.load_checkpoint(tmp_path / "stopped")
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_run_evaluates_samples_and_plots_from_its_checkpoint(name: str, tiny_words_file: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(tiny_words_file, name, steps=30)
+    summary = train(cfg, tmp_path / "run")
+    run = runs.load_run(tmp_path / "run")
+    assert run.model.block_size == context_length(cfg, max(map(len, TINY_WORDS)))
+    evaluated = evaluate_splits(run, ["train", "dev"])
+    assert evaluated["dev"][0] == pytest.approx(summary.dev_loss, rel=1e-5)
+    view = run.view("dev")
+    assert nll_per_target(run.model, view).mean() == pytest.approx(summary.dev_loss, rel=1e-5)
+    cli = CliRunner()
+    result = cli.invoke(app, ["sample", str(tmp_path / "run"), "-n", "50", "--seed", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    samples = json.loads(result.stdout)
+    assert len(samples) == 50 and set("".join(samples)) <= set(run.vocab.itos[1:])
+    cap = 2 * max(map(len, TINY_WORDS))
+    assert all(len(s) <= cap for s in samples)
+    result = cli.invoke(app, ["plot-emb", str(tmp_path / "run"), "--out", str(tmp_path / "emb.png")])
+    if FAMILIES[name].embedding is None:
+        assert result.exit_code == 2 and "no embedding table" in result.stderr
+    else:
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "emb.png").stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("name", SEQUENCE)
+def test_a_word_longer_than_data_max_len_is_one_clear_error(name: str, tmp_path: Path) -> None:
+    words = tmp_path / "long.txt"
+    words.write_text("\n".join([*TINY_WORDS, "a" * 40]) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", "--config", "configs/names.toml", "--set", f"data.path={words}", "--set",
+                                      f"model.type={name}", "--set", "train.backend=torch", "--set", "data.max_len=30",
+                                      "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "data.max_len = 30" in errors[0] and "40 characters" in errors[0]
+    assert not (tmp_path / "run").exists()

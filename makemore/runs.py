@@ -232,6 +232,11 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+#: Tests only: seconds to wait inside every checkpoint write, between writing the temporary file
+#: and renaming it, so that a test's kill -9 or Ctrl-C lands inside the write for certain.
+SLOW_WRITE_ENV = "MAKEMORE_TEST_SLOW_WRITE"
+
+
 def atomic_write_bytes(path: Path, write: Any) -> None:
     """Write a file atomically: `write(f)` fills a temporary file in the same folder, which is
     flushed, fsynced and renamed over `path`. Readers see the old file or the new one, never half."""
@@ -242,6 +247,8 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            if path.name == CHECKPOINT and os.environ.get(SLOW_WRITE_ENV):
+                time.sleep(float(os.environ[SLOW_WRITE_ENV]))
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

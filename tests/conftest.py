@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,25 @@ TINY_WORDS = [
     "uma", "vic", "wes", "xia", "yan", "zoe", "abel", "bea", "cole", "dina",
     "emma", "finn", "gia", "hugo", "ivy", "jade", "kim", "liam", "mia", "noah",
 ]
+
+
+def _has_mlx() -> bool:
+    try:
+        import mlx.core  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: Whether the [mlx] extra is installed. Tests and parametrisations that need it are marked with
+#: `needs_mlx` / `with_mlx`, so without it they are reported as skipped, never silently left out.
+HAS_MLX = importlib.util.find_spec("mlx") is not None and _has_mlx()
+needs_mlx = pytest.mark.skipif(not HAS_MLX, reason="MLX not installed: pip install 'makemore[mlx]'")
+
+
+def with_mlx(*values: object) -> object:
+    """A parametrisation that needs MLX: pytest.param(*values), skipped (and reported) without it."""
+    return pytest.param(*values, marks=needs_mlx)
 
 
 @pytest.fixture

@@ -110,3 +110,61 @@ threads = 1
     assert json.loads(result.stdout)["steps"] == step + 3
     assert not list(last.glob(".*.tmp"))  # resuming clears what a kill inside a write left
     print(f"checkpoint steps at the kills: {steps}; temporary files left by kills inside a write: {torn_writes}")
+
+
+def wait_for(condition, what: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Poll `condition()` every 2 ms until it holds; fail if `proc` ends or `timeout` s pass first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, (what, proc.communicate())
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.002)
+
+
+def test_kill_9_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path):
+    """Every checkpoint write is slowed (MAKEMORE_TEST_SLOW_WRITE), and the process is killed while a
+    checkpoint's temporary file exists, i.e. inside the write, for certain: the previous checkpoint
+    stays readable, the torn temporary file stays behind, and resuming removes it."""
+    import os
+    import signal
+
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(WORDS) + "\n", encoding="utf-8")
+    config = tmp_path / "tiny.toml"
+    config.write_text(f"""
+[data]
+path = {json.dumps(str(words))}
+[model]
+n_embd = 4
+n_hidden = 32
+[train]
+device = "cpu"
+steps = 100000000
+batch_size = 16
+eval_interval = 5
+log_interval = 5
+threads = 1
+""", encoding="utf-8")
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", "--config", str(config), "--run-dir", str(run), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, runs.SLOW_WRITE_ENV: "0.3"})
+    try:
+        wait_for(lambda: (run / runs.CHECKPOINT).exists(), "the first checkpoint", proc)
+        wait_for(lambda: list(run.glob(f".{runs.CHECKPOINT}.*.tmp")), "the next checkpoint write", proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    torn = list(run.glob(f".{runs.CHECKPOINT}.*.tmp"))
+    assert len(torn) == 1  # the write it was killed in
+    step = runs.load_run(run).checkpoint["step"]  # the previous checkpoint: loads, builds its model
+    assert step % 5 == 0 and max(r["step"] for r in runs.read_metrics(run)) > step  # the one being written was later
+
+    result = CliRunner().invoke(app, ["train", "--resume", str(run), "--set", f"train.steps={step + 3}", "-q", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["steps"] == step + 3
+    assert not list(run.glob(".*.tmp"))  # the resumed run cleared the torn write

@@ -276,9 +276,18 @@ def to_torch(obj: Any) -> Any:
 
 
 def save_checkpoint(run_dir: Path, checkpoint: dict[str, Any]) -> None:
-    """Atomically write run_dir/checkpoint.pt: a dict of tensors and plain values only."""
+    """Atomically write run_dir/checkpoint.pt: a dict of tensors and plain values only.
+
+    Raises:
+        MakemoreError: the file cannot be written (a full disk, no permission); the previous
+            checkpoint, if there is one, is left as it was.
+    """
     payload = {"format": FORMAT, **to_torch(checkpoint)}
-    atomic_write_bytes(Path(run_dir) / CHECKPOINT, lambda f: torch.save(payload, f))
+    path = Path(run_dir) / CHECKPOINT
+    try:
+        atomic_write_bytes(path, lambda f: torch.save(payload, f))
+    except OSError as e:
+        raise MakemoreError(f"{path}: cannot write the checkpoint: {e.strerror or e}; the previous checkpoint, if any, is kept") from None
 
 
 def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:

@@ -153,6 +153,7 @@ def train(steps: int, threads: int, path: str = "data/names.txt", eval_every: in
 
     if threads:
         torch.set_num_threads(threads)
+    torch.manual_seed(42)  # the lecture's torch.randint minibatches come from the global generator: seeded, so a run repeats
     words = read_words(path)
     train_words, dev_words, _ = split_words(words, 42)
     stoi = lecture_vocab(words)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 from typer.testing import CliRunner
@@ -59,3 +62,12 @@ def tiny_overrides(words_file: Path, steps: int = 60) -> list[str]:
     for key, value in pairs.items():
         args += ["--set", f"{key}={value}"]
     return args
+
+
+def wait_for(condition: Callable[[], Any], what: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Poll `condition()` every 2 ms until it holds; fail if `proc` ends or `timeout` s pass first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, (what, proc.communicate())
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.002)

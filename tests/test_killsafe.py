@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from makemore import runs
 from makemore.cli import app
+from tests.conftest import wait_for
 
 TRIALS = 12
 
@@ -64,10 +65,11 @@ print(json.dumps(results))
 """
 
 
-def test_kill_9_at_random_moments_never_leaves_an_unreadable_checkpoint(tmp_path):
-    words = tmp_path / "words.txt"
+def endless_config(directory: Path, eval_interval: int) -> Path:
+    """A tiny model trained (practically) forever, a checkpoint and a metrics record every `eval_interval` steps."""
+    words = directory / "words.txt"
     words.write_text("\n".join(WORDS) + "\n", encoding="utf-8")
-    config = tmp_path / "tiny.toml"
+    config = directory / "tiny.toml"
     config.write_text(f"""
 [data]
 path = {json.dumps(str(words))}
@@ -78,10 +80,15 @@ n_hidden = 32
 device = "cpu"
 steps = 100000000
 batch_size = 16
-eval_interval = 1
-log_interval = 1
+eval_interval = {eval_interval}
+log_interval = {eval_interval}
 threads = 1
 """, encoding="utf-8")
+    return config
+
+
+def test_kill_9_at_random_moments_never_leaves_an_unreadable_checkpoint(tmp_path):
+    config = endless_config(tmp_path, eval_interval=1)
     done = subprocess.run([sys.executable, "-c", FORK_AND_KILL, str(config), str(tmp_path), str(TRIALS), "20261121"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -112,59 +119,32 @@ threads = 1
     print(f"checkpoint steps at the kills: {steps}; temporary files left by kills inside a write: {torn_writes}")
 
 
-def wait_for(condition, what: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    """Poll `condition()` every 2 ms until it holds; fail if `proc` ends or `timeout` s pass first."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, (what, proc.communicate())
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.002)
-
-
 def test_kill_9_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path):
-    """Every checkpoint write is slowed (MAKEMORE_TEST_SLOW_WRITE), and the process is killed while a
-    checkpoint's temporary file exists, i.e. inside the write, for certain: the previous checkpoint
-    stays readable, the torn temporary file stays behind, and resuming removes it."""
+    """Every checkpoint write is slowed to a minute (MAKEMORE_TEST_SLOW_WRITE) and the process is
+    killed once a checkpoint's temporary file exists, i.e. inside the write, for certain: the
+    previous checkpoint stays readable, the torn temporary file stays behind, and resuming removes it."""
     import os
     import signal
 
-    words = tmp_path / "words.txt"
-    words.write_text("\n".join(WORDS) + "\n", encoding="utf-8")
-    config = tmp_path / "tiny.toml"
-    config.write_text(f"""
-[data]
-path = {json.dumps(str(words))}
-[model]
-n_embd = 4
-n_hidden = 32
-[train]
-device = "cpu"
-steps = 100000000
-batch_size = 16
-eval_interval = 5
-log_interval = 5
-threads = 1
-""", encoding="utf-8")
+    config = endless_config(tmp_path, eval_interval=5)
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", "--config", str(config), "--run-dir", str(run), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, runs.SLOW_WRITE_ENV: "0.3"})
+    result = CliRunner().invoke(app, ["train", "--config", str(config), "--run-dir", str(run), "--set", "train.steps=5", "-q"])
+    assert result.exit_code == 0, result.output  # the previous checkpoint: step 5
+    proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", "--resume", str(run), "--set", "train.steps=100000000", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, runs.SLOW_WRITE_ENV: "60"})
     try:
-        wait_for(lambda: (run / runs.CHECKPOINT).exists(), "the first checkpoint", proc)
-        wait_for(lambda: list(run.glob(f".{runs.CHECKPOINT}.*.tmp")), "the next checkpoint write", proc)
+        wait_for(lambda: list(run.glob(f".{runs.CHECKPOINT}.*.tmp")), "the step-10 checkpoint write", proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    torn = list(run.glob(f".{runs.CHECKPOINT}.*.tmp"))
-    assert len(torn) == 1  # the write it was killed in
-    step = runs.load_run(run).checkpoint["step"]  # the previous checkpoint: loads, builds its model
-    assert step % 5 == 0 and max(r["step"] for r in runs.read_metrics(run)) > step  # the one being written was later
+    assert len(list(run.glob(f".{runs.CHECKPOINT}.*.tmp"))) == 1  # the write it was killed in
+    assert runs.load_run(run).checkpoint["step"] == 5  # the previous checkpoint: loads, builds its model
+    assert max(r["step"] for r in runs.read_metrics(run)) == 10  # the step whose checkpoint was being written
 
-    result = CliRunner().invoke(app, ["train", "--resume", str(run), "--set", f"train.steps={step + 3}", "-q", "--json"])
+    result = CliRunner().invoke(app, ["train", "--resume", str(run), "--set", "train.steps=8", "-q", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["steps"] == step + 3
+    assert json.loads(result.stdout)["steps"] == 8
     assert not list(run.glob(".*.tmp"))  # the resumed run cleared the torn write

@@ -8,13 +8,14 @@ and dropout generator.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ from makemore import train as train_module
 from makemore.cli import app
 from makemore.config import load_config
 from makemore.train import TrainingInterrupted
-from tests.conftest import with_mlx
+from tests.conftest import wait_for, with_mlx
 
 WORDS = [
     "ava", "ben", "cara", "dan", "eli", "fay", "gus", "hana", "ian", "jo",
@@ -209,21 +210,10 @@ def test_ctrl_c_in_a_real_process_checkpoints_exits_130_and_resumes(tmp_path, mo
     words = write_words(tmp_path)
     config = tiny_config(tmp_path, words, ["train.schedule=constant"], steps=10_000_000)
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", "--config", str(config), "--run-dir", str(run), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not (run / runs.METRICS).is_file() or not (run / runs.METRICS).read_text():  # training is under way
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "training did not start"
-            time.sleep(0.05)
+    with training("--config", config, "--run-dir", run) as proc:
+        wait_for(lambda: records(run), "training under way", proc)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, (out, err)
-    assert "Traceback" not in err
+        err = exit_130(proc)
     step = runs.load_checkpoint(run)["step"]
     assert 0 < step < 10_000_000
     assert f"interrupted at step {step}: checkpoint saved. Resume with: makemore train --resume {run}" in " ".join(err.split())
@@ -248,20 +238,26 @@ def test_ctrl_c_before_training_starts_leaves_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()
 
 
-def start_training(config: Path, run: Path, slow_write: float, *extra: str) -> subprocess.Popen:
-    """`makemore train` in its own process, every checkpoint write slowed by `slow_write` s (tests only)."""
-    env = {**os.environ, runs.SLOW_WRITE_ENV: str(slow_write)}
-    return subprocess.Popen([sys.executable, "-m", "makemore", "train", "--config", str(config), "--run-dir", str(run), "-q", *extra],
+@contextlib.contextmanager
+def training(*args: str | Path, slow_write: float = 0.0) -> Iterator[subprocess.Popen]:
+    """`makemore train ARGS -q` in its own process, every checkpoint write slowed by `slow_write` s
+    (tests only); killed if the block fails before it ends."""
+    env = {**os.environ, runs.SLOW_WRITE_ENV: str(slow_write)} if slow_write else None
+    proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", *map(str, args), "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
-def wait_for(condition, what: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    """Poll `condition()` every 2 ms until it holds; fail if `proc` ends or `timeout` s pass first."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, (what, proc.communicate())
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.002)
+def exit_130(proc: subprocess.Popen) -> str:
+    """Wait for `proc`; check it stopped as after Ctrl-C (exit 130, no traceback); return its stderr."""
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err
+    return err
 
 
 def records(run: Path) -> list[dict]:
@@ -270,29 +266,25 @@ def records(run: Path) -> list[dict]:
 
 def test_second_ctrl_c_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
     """A real process, real signals: the first SIGINT asks for a checkpoint; the second arrives while
-    that checkpoint is being written (the write is slowed, and the signal is sent once its temporary
-    file exists). The previous checkpoint (step 0) stays whole, no temporary file is left, the
-    process exits 130 naming the resume command, and the run resumes."""
+    that checkpoint is being written (every checkpoint write waits a minute, and the signal is sent
+    once the temporary file exists). The previous checkpoint stays whole, no temporary file is left,
+    the process exits 130 naming the resume command, and the run resumes."""
     monkeypatch.setattr(train_module, "CHUNK_WINDOWS", REAL_CHUNK_WINDOWS)  # as in the child process
-    config = tiny_config(tmp_path, write_words(tmp_path), ["train.schedule=constant", "train.eval_interval=10000000"], steps=10_000_000)
+    config = tiny_config(tmp_path, write_words(tmp_path), ["train.schedule=constant"], steps=10)
     run = tmp_path / "run"
-    proc = start_training(config, run, 1.5)
-    try:
-        wait_for(lambda: (run / runs.CHECKPOINT).exists() and records(run), "training under way", proc)
+    cli("train", "--config", config, "--run-dir", run, "-q")  # the previous checkpoint: step 10
+    # resumed in a process of its own, it writes no checkpoint until it is asked to stop
+    with training("--resume", run, "--set", "train.steps=10000000", "--set", "train.eval_interval=10000000", slow_write=60) as proc:
+        wait_for(lambda: any(r["step"] > 10 for r in records(run)), "training under way", proc)
         proc.send_signal(signal.SIGINT)
         wait_for(lambda: list(run.glob(f".{runs.CHECKPOINT}.*.tmp")), "the interrupt's checkpoint write", proc)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, (out, err)
-    assert "Traceback" not in err
+        err = exit_130(proc)
     assert f"interrupted: the last checkpoint is kept. Resume with: makemore train --resume {run}" in " ".join(err.split())
-    assert runs.load_checkpoint(run)["step"] == 0
+    assert runs.load_checkpoint(run)["step"] == 10
     assert not list(run.glob(".*.tmp"))
-    cli("train", "--resume", run, "--set", "train.steps=12", "-q")
-    assert runs.load_checkpoint(run)["step"] == 12
+    cli("train", "--resume", run, "--set", "train.steps=22", "-q")
+    assert runs.load_checkpoint(run)["step"] == 22
 
 
 @pytest.mark.parametrize("schedule", [["train.schedule=step", "train.lr_milestones=[20]"],
@@ -308,15 +300,10 @@ def test_resume_in_a_real_process_across_a_minibatch_chunk_boundary(tmp_path, sc
     config = tiny_config(tmp_path, write_words(tmp_path), [*schedule, "train.batch_size=4096", "train.eval_interval=5",
                                                            "train.log_interval=1"], steps=steps)
     stopped = tmp_path / "stopped"
-    proc = start_training(config, stopped, 0.2)
-    try:
+    with training("--config", config, "--run-dir", stopped, slow_write=0.2) as proc:
         wait_for(lambda: any(r["step"] >= 2 for r in records(stopped)), "training under way", proc)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, (out, err)
+        exit_130(proc)
     step = runs.load_checkpoint(stopped)["step"]
     assert 0 < step < 2 * per_chunk, step  # the resumed part crosses at least one chunk boundary
     resumed = subprocess.run([sys.executable, "-m", "makemore", "train", "--resume", str(stopped), "-q", "--json"],

@@ -59,7 +59,8 @@ def test_plain_loop_takes_makemores_steps(backend, lecture_data, tmp_path, monke
     finally:
         torch.set_num_threads(threads)
     ours = [r["train_loss"] for r in runs.read_metrics(tmp_path / "run") if r["step"] > 0]
-    parameters = [torch.from_numpy(v.copy()) for v in initial_state(cfg, 27).values()]  # C, W1, b1, W2, b2
+    state = initial_state(cfg, 27)  # makemore's initial weights, as both of its backends start
+    parameters = [torch.from_numpy(state[name].copy()) for name in ("C", "W1", "b1", "W2", "b2")]
     losses: list[float] = []
     plain.train_loop(parameters, Xtr, Ytr, STEPS, batches=ix, losses=losses)
     assert len(ours) == len(losses) == STEPS

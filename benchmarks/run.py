@@ -239,7 +239,7 @@ def throughput(ctx: Context, rounds: int = 2) -> list[dict]:
     ctx.details["2"] = {"plain": plains, "makemore": ours, "threads": threads}
     return [row("2", "throughput, batch 32 (NumPy backend)", best["steps_per_s"], plain["steps_per_s"], "steps/s",
                 best["steps_per_s"] / plain["steps_per_s"], min_ratio=1.5,
-                note=f"configs/names.toml ({threads['backend']} backend, torch threads {threads['torch_threads']}, BLAS 1) "
+                note=f"configs/names.toml ({threads['backend']} backend: {'BLAS on 1 thread' if threads['backend'] == 'numpy' else str(threads['torch_threads']) + ' torch thread(s)'}) "
                      f"vs plain loop (1 torch thread), {THROUGHPUT_STEPS:,} steps each, alternately, fastest of {rounds}; makemore "
                      "with progress bar, metrics, 2 dev evaluations, 3 checkpoints")]
 

@@ -269,6 +269,11 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+#: Tests only: seconds to wait inside every checkpoint write, between writing the temporary file
+#: and renaming it, so that a test's kill -9 or Ctrl-C lands inside the write for certain.
+SLOW_WRITE_ENV = "MAKEMORE_TEST_SLOW_WRITE"
+
+
 def atomic_write_bytes(path: Path, write: Any) -> None:
     """Write a file atomically: `write(f)` fills a temporary file in the same folder, which is
     flushed, fsynced and renamed over `path`. Readers see the old file or the new one, never half."""
@@ -279,6 +284,8 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            if path.name == CHECKPOINT and os.environ.get(SLOW_WRITE_ENV):
+                time.sleep(float(os.environ[SLOW_WRITE_ENV]))
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -306,9 +313,18 @@ def to_torch(obj: Any) -> Any:
 
 
 def save_checkpoint(run_dir: Path, checkpoint: dict[str, Any]) -> None:
-    """Atomically write run_dir/checkpoint.pt: a dict of tensors and plain values only."""
+    """Atomically write run_dir/checkpoint.pt: a dict of tensors and plain values only.
+
+    Raises:
+        MakemoreError: the file cannot be written (a full disk, no permission); the previous
+            checkpoint, if there is one, is left as it was.
+    """
     payload = {"format": FORMAT, **to_torch(checkpoint)}
-    atomic_write_bytes(Path(run_dir) / CHECKPOINT, lambda f: torch.save(payload, f))
+    path = Path(run_dir) / CHECKPOINT
+    try:
+        atomic_write_bytes(path, lambda f: torch.save(payload, f))
+    except OSError as e:
+        raise MakemoreError(f"{path}: cannot write the checkpoint: {e.strerror or e}; the previous checkpoint, if any, is kept") from None
 
 
 def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:

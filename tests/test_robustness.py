@@ -417,12 +417,13 @@ def test_error_after_the_run_directory_exists_removes_it(tmp_path, monkeypatch):
     words.write_text("\n".join(WORDS) + "\n", encoding="utf-8")
     config = write_config(tmp_path, words)
 
-    def disk_full(run_dir, checkpoint):
+    def disk_full(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 the start of a checkpoint")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(runs, "save_checkpoint", disk_full)
+    monkeypatch.setattr(runs.torch, "save", disk_full)
     result = cli("train", "--config", config, "--run-dir", tmp_path / "run", "-q")
-    assert result.exit_code != 0
+    assert_user_error(result, "checkpoint.pt", "cannot write the checkpoint", "No space left on device")
     assert not (tmp_path / "run").exists()
 
 

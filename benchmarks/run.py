@@ -346,6 +346,18 @@ def evaluation(ctx: Context) -> list[dict]:
                        f"{sum(p['loss_tensors_with_grad_fn'] for p in probes.values())} with a grad_fn")]
 
 
+@figure("7", "training statistics overhead")
+def stats_overhead(ctx: Context) -> list[dict]:
+    r = ctx.module("stats_overhead", "--rounds", "0")
+    ctx.details["7"] = r
+    b = r["blocks"]
+    return [row("7", "training statistics: cost of stats_interval 100", 100 * r["overhead"], None, "% of training time", None,
+                goal=f"< {100 * r['goal']:g}%", met=r["met"],
+                note=f"configs/names.toml (NumPy backend), alternating blocks of {r['interval']} steps with and without one "
+                     f"recorded step, medians of {b['blocks']} blocks each: {1000 * b['off_median_s']:.1f} ms "
+                     f"off, {1000 * b['on_median_s']:.1f} ms on (`python -m benchmarks.stats_overhead`)")]
+
+
 # ---------------------------------------------------------------------------------------------
 # Machine facts, the table, the files
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
     python -m benchmarks.probe data PATH             # time makemore's data path, cold and warm
     python -m benchmarks.probe eval N                # makemore.evaluate.mean_nll over N random windows
     python -m benchmarks.probe sample RUN_DIR N      # time makemore.sample.sample for N names
+    python -m benchmarks.probe threads CONFIG SET...  # the threads `makemore train` would train on
     python -m benchmarks.probe maxrss -- CMD...      # run CMD, report its wall time and peak memory
 
 Each prints one JSON line. Peak memory is resource.getrusage's ru_maxrss (KiB on Linux): the most
@@ -78,16 +79,29 @@ def rss_mb() -> float:
 def eval_memory(n: int) -> dict:
     """makemore.evaluate.mean_nll of a fresh lecture-size MLP over n random windows: time, and how
     far memory rose above what the windows themselves take (bounded if evaluation is chunked: an
-    unchunked pass over n rows would hold (n, n_hidden) activations, 800 bytes a row)."""
+    unchunked pass over n rows would hold (n, n_hidden + vocab_size) activations, 908 bytes a row).
+
+    No autograd: every loss tensor mean_nll computes is recorded (makemore.models.base.lm_loss is
+    wrapped) and must have no grad_fn, i.e. no graph was built that could hold the activations."""
     import numpy as np
     import torch
 
+    import makemore.models.base as base
     from makemore.config import ModelConfig
     from makemore.data import Windows
     from makemore.evaluate import mean_nll
     from makemore.models import build_model
 
     torch.set_num_threads(1)
+    losses: list[tuple[bool, bool]] = []  # (has a grad_fn, requires grad) of each loss tensor; the tensors are not kept
+    real_lm_loss = base.lm_loss
+
+    def recorded_lm_loss(*args, **kwargs):
+        loss = real_lm_loss(*args, **kwargs)
+        losses.append((loss.grad_fn is not None, loss.requires_grad))
+        return loss
+
+    base.lm_loss = recorded_lm_loss
     model = build_model(ModelConfig(), 27, 3, torch.Generator().manual_seed(0))
     stream = np.random.default_rng(0).integers(0, 27, size=n + 3, dtype=np.uint8)  # (n+3,) random ids
     windows = Windows(stream, np.arange(3, n + 3), 3)  # every window of 3 ids and the id after them
@@ -97,7 +111,25 @@ def eval_memory(n: int) -> dict:
     seconds = time.perf_counter() - t0
     return {"rows": n, "seconds": seconds, "rows_per_s": n / seconds, "nll": nll, "mb_before": before,
             "extra_peak_mb": maxrss_mb() - before, "unchunked_activations_mb": n * (200 + 27) * 4 / 2**20,
-            "grads": sum(p.grad is not None for p in model.parameters())}
+            "loss_tensors": len(losses), "loss_tensors_with_grad_fn": sum(g for g, _ in losses),
+            "loss_tensors_requiring_grad": sum(r for _, r in losses)}
+
+
+def threads(config: str, sets: list[str]) -> dict:
+    """The threads a `makemore train --config config --set ...` process trains on: torch's thread
+    count once the backend is built (makemore sets it from train.threads, see
+    makemore.backends.torch_backend.choose_threads), and the BLAS library's as the environment sets it."""
+    import os
+
+    import torch
+
+    from makemore.backends import make_backend, resolve_device
+    from makemore.config import load_config
+
+    cfg = load_config(config, sets)
+    make_backend(cfg, 27, resolve_device(cfg))
+    return {"config": config, "sets": sets, "backend": cfg.train.backend, "device": resolve_device(cfg),
+            "torch_threads": torch.get_num_threads(), "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
 
 
 def sample_timing(run_dir: str, n: int, seed: int = 2147483647, repeats: int = 3) -> dict:
@@ -110,13 +142,16 @@ def sample_timing(run_dir: str, n: int, seed: int = 2147483647, repeats: int = 3
 
     run = load_run(run_dir)
     g = torch.Generator().manual_seed(seed)
-    sample(run.model, run.vocab, 20, g)  # warm-up, as the plain reference's
+    seen_threads = set()
+    hook = run.model.register_forward_pre_hook(lambda module, args: seen_threads.add(torch.get_num_threads()))
+    sample(run.model, run.vocab, 20, g)  # warm-up, as the plain reference's; records the threads it runs on
+    hook.remove()
     times, drawn = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         drawn += sample(run.model, run.vocab, n, g)
         times.append(time.perf_counter() - t0)
-    return {"n": n, "seconds": min(times), "all_seconds": times, "names_per_s": n / min(times),
+    return {"n": n, "threads": sorted(seen_threads), "seconds": min(times), "all_seconds": times, "names_per_s": n / min(times),
             "mean_len": sum(len(w) for w, _ in drawn) / len(drawn)}
 
 
@@ -138,10 +173,12 @@ def main(argv: list[str]) -> None:
         result = eval_memory(int(args[0]))
     elif command == "sample":
         result = sample_timing(args[0], int(args[1]))
+    elif command == "threads":
+        result = threads(args[0], args[1:])
     elif command == "maxrss":
         result = run_with_maxrss(args[1:] if args[:1] == ["--"] else args)
     else:
-        raise SystemExit(f"unknown probe {command!r}: words, data, sample or maxrss")
+        raise SystemExit(f"unknown probe {command!r}: words, data, eval, sample, threads or maxrss")
     print(json.dumps(result))
 
 

@@ -1,34 +1,44 @@
-"""makemore's benchmark suite: six figures, each makemore against a plain reference, side by side.
+"""makemore's benchmark suite: each figure is makemore against a plain reference, side by side.
 
-    python -m benchmarks.run                 # everything, ~4 minutes on 2 busy cores
-    python -m benchmarks.run --plain-steps 20000   # time 20k plain steps and extrapolate to 200k (marked)
-    python -m benchmarks.run --only 2,3      # some figures only (1 and 2 share the plain run)
+    python -m benchmarks.run                    # every figure; writes BENCHMARKS.md's table and its JSON
+    python -m benchmarks.run --only 2,3         # some figures only (results in benchmarks/out/ only)
+    python -m benchmarks.run --render FILE      # rewrite BENCHMARKS.md's table from a results JSON
 
-Prints a table and writes benchmarks/out/results-<UTC time>.json (and latest.json, and latest.md:
-the table in Markdown, for BENCHMARKS.md). Every timed
-command runs in a fresh subprocess of this Python, one at a time, from the repository root:
+Every timed command runs in a fresh subprocess of this Python, one at a time, from the repository
+root, on the CPU (`--set train.device=cpu` for makemore, the reference is CPU-only), with
+OPENBLAS_NUM_THREADS=1 (NumPy's BLAS on one thread, as the plain reference runs torch on one
+thread; the threads each side trained on are recorded). Each run writes
+benchmarks/out/results-<UTC time>.json and latest.json (every figure's rows and details, with the
+machine, its load, the git commit and the date) and latest.md (the table). A full run (no
+--only) also writes benchmarks/results/latest.json, the committed JSON behind BENCHMARKS.md, and
+rewrites the table in BENCHMARKS.md between its two marker lines.
 
-1. time to quality: `makemore train --config configs/fast.toml` (the lecture's model size) against
-   the lecture's plain loop (benchmarks/plain.py) for 200 000 steps of 32: training time and whole
-   process time, and the dev NLL each reaches (the fast run's confirmed by `makemore evaluate --json`).
-2. throughput at batch 32: `makemore train --config configs/names.toml` for THROUGHPUT_STEPS steps
-   with its progress bar drawn (a terminal is simulated) and its metrics, evaluations and checkpoints
-   written, against the plain loop timed for as many steps; the two alternate, twice, and the
-   fastest of each is compared (the cores may be shared).
-3. sampling: makemore.sample.sample for 10 000 names against the lecture's one-name-at-a-time loop
-   (timed for PLAIN_SAMPLE_NAMES names; the rate is names/s; each the fastest of three timings after
-   a warm-up), and the `makemore sample -n 10000` process.
+The figures (FIGURES; `--only` takes their keys):
+
+1. time to quality, at equal quality: `makemore train --config configs/fast.toml` (twice, the
+   faster counts) against the lecture's plain loop (benchmarks/plain.py), which evaluates its dev
+   loss every 1 000 steps with its clock stopped. The plain loop's time is the training time (and
+   the whole process's time) at which it *first* reaches fast.toml's final dev loss (1a, 1b), and
+   the lecture's 2.17 (1c, 1d).
+2. throughput at batch 32: `makemore train --config configs/names.toml` (NumPy backend) with its
+   progress bar drawn and its metrics, evaluations and checkpoints written, against the plain loop
+   for as many steps; alternately, twice, the fastest of each.
+3. sampling 10 000 names: makemore.sample.sample against the lecture's one-name-at-a-time loop
+   (3a, functions, both on one torch thread), and the whole `makemore sample RUN -n 10000` process
+   against a whole one-at-a-time script process (3b).
 4. data at scale: makemore's data path on generated 100 000-, 1 000 000- and 2 000 000-line words
-   files (time per line, peak memory; two fresh processes each (one for 2M), three warm repeats in
-   each: the fastest of each kind is reported, as the cores may be busy), and a whole
-   `makemore train` process on the 1M file (peak memory).
-5. evaluation: makemore.evaluate.mean_nll over 1M and 4M windows: rows/s and how far memory rises
-   (bounded, against what one unchunked pass would hold).
-6. the NumPy backend (hand-written backward) against the torch backend, both at batch 32 through
-   `makemore train`, same steps, fastest of two runs each.
+   files (time per line, peak memory), and a whole `makemore train` process on the 1M file.
+5. evaluation: makemore.evaluate.mean_nll over 1M and 4M windows: memory above the windows
+   stays flat as the split grows, and no loss tensor carries an autograd graph.
+6. the NumPy backend (hand-written backward) against the torch backend (autograd + torch.optim),
+   both `makemore train --config configs/names.toml`, same steps, fastest of two each.
+
+A new figure is one function registered with @figure(key, title) that returns rows (see `row`);
+a standalone benchmark module (python -m benchmarks.NAME, printing one JSON object as its last
+line) becomes one with `ctx.module(NAME, ...)`.
 
 Ratios are taken within one run of this command (the cores may be shared: each pair is measured
-close together in time); BENCHMARKS.md records a run with its machine, load and date.
+close together in time); BENCHMARKS.md records the run behind its table with machine, load and date.
 """
 
 from __future__ import annotations
@@ -42,197 +52,325 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
+RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
+DOC = ROOT / "BENCHMARKS.md"
+TABLE_START = "<!-- results table: written by python -m benchmarks.run from benchmarks/results/latest.json -->"
+TABLE_END = "<!-- end of results table -->"
+
+#: Every subprocess runs with these on top of the environment: NumPy's BLAS on one thread.
+ENV = {"OPENBLAS_NUM_THREADS": "1"}
+#: Every makemore training run is pinned to the CPU, as the reference.
+CPU = ["train.device=cpu"]
+
 PLAIN_STEPS = 200_000
+PLAIN_EVAL_EVERY = 1_000
+LECTURE_DEV = 2.17
 THROUGHPUT_STEPS = 20_000
 PLAIN_SAMPLE_NAMES = 500
 SAMPLE_NAMES = 10_000
 DATA_LINES = (100_000, 1_000_000, 2_000_000)
 EVAL_ROWS = (1_000_000, 4_000_000)
 
-GOALS = {
-    "1a": ("training time, plain 200k steps / makemore fast.toml", 25.0),
-    "1b": ("whole process, plain / makemore train", 8.0),
-    "2": ("steps/s at batch 32, makemore / plain", 1.5),
-    "3": ("names/s, batched / one at a time", 20.0),
-    "6": ("steps/s at batch 32, numpy backend / torch backend", 1.0),
-}
 
-
-def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> tuple[subprocess.CompletedProcess, float]:
-    """Run `cmd` from the repository root; return the finished process and its wall time (s)."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-    wall = time.perf_counter() - t0
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return proc, wall
-
-
-def last_json(text: str) -> Any:
-    """The last line of `text` that is a JSON value."""
-    for line in reversed(text.strip().splitlines()):
-        try:
-            return json.loads(line)
-        except json.JSONDecodeError:
-            continue
-    raise ValueError(f"no JSON in output: {text[-500:]}")
+# ---------------------------------------------------------------------------------------------
+# Running things
+# ---------------------------------------------------------------------------------------------
 
 
 def py(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def makemore_train(config: str, run_dir: Path, sets: list[str], progress: bool) -> tuple[dict, float]:
-    """`makemore train` in a subprocess: (summary.json, wall s). With `progress`, rich is told the
-    output is a terminal (TTY_COMPATIBLE=1), so the live progress bar is drawn as a user sees it."""
-    shutil.rmtree(run_dir, ignore_errors=True)
-    cmd = py("-m", "makemore", "train", "--config", config, "--run-dir", str(run_dir), *[a for s in sets for a in ("--set", s)])
-    if not progress:
-        cmd.append("-q")
-    _, wall = run(cmd, env={"TTY_COMPATIBLE": "1", "COLUMNS": "120"} if progress else None)
-    return json.loads((run_dir / "summary.json").read_text()), wall
+def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    """Run `cmd` from the repository root with ENV; return the finished process and its wall time (s).
+
+    Raises:
+        RuntimeError: the command failed (its stderr's end is in the message).
+    """
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, **ENV, **(env or {})})
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc, wall
 
 
-def plain_train(steps: int) -> tuple[dict, float]:
-    proc, wall = run(py("-m", "benchmarks.plain", "train", "--steps", str(steps), "--threads", "1"))
-    return last_json(proc.stdout), wall
+def last_json(text: str) -> Any:
+    """The JSON value on the last non-empty line of `text`."""
+    return json.loads([line for line in text.splitlines() if line.strip()][-1])
 
 
-def figure_time_to_quality(results: dict, plain_steps: int) -> None:
-    plain, plain_wall = plain_train(plain_steps)
-    extrapolated = plain_steps != PLAIN_STEPS
-    train_s = plain["train_s"] * PLAIN_STEPS / plain_steps
-    process_s = plain_wall - plain["train_s"] + train_s
-    results["plain_200k"] = {**plain, "wall_s": plain_wall, "train_s_200k": train_s, "process_s_200k": process_s,
-                             "extrapolated_from_steps": plain_steps if extrapolated else None}
-    fast_dir = OUT / "runs" / "fast"
-    summary, wall = makemore_train("configs/fast.toml", fast_dir, [], progress=False)
-    proc, eval_wall = run(py("-m", "makemore", "evaluate", str(fast_dir), "--json"))
-    evaluated = last_json(proc.stdout)
-    results["fast"] = {"summary": summary, "wall_s": wall, "evaluate": evaluated, "evaluate_wall_s": eval_wall}
-    results["figures"]["1a"] = {"makemore": summary["train_time_s"], "plain": train_s, "ratio": train_s / summary["train_time_s"],
-                                "unit": "s", "note": f"dev {evaluated['dev']:.4f} (makemore evaluate) vs plain dev {plain['dev_loss']:.4f}"
-                                + (f"; plain extrapolated from {plain_steps} steps" if extrapolated else ""),
-                                "quality_ok": evaluated["dev"] <= 2.17}
-    results["figures"]["1b"] = {"makemore": wall, "plain": process_s, "ratio": process_s / wall, "unit": "s",
-                                "note": "whole processes, start-up included" + (" (plain extrapolated)" if extrapolated else "")}
+@dataclass
+class Context:
+    """What a figure function gets: the options, a place for its details, and runs shared between figures."""
+
+    plain_steps: int = PLAIN_STEPS
+    details: dict[str, Any] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)
+
+    def module(self, name: str, *args: str) -> Any:
+        """Run `python -m benchmarks.NAME ARGS` and return the JSON object on its last line."""
+        proc, _ = run(py("-m", f"benchmarks.{name}", *args))
+        return last_json(proc.stdout)
+
+    def makemore_train(self, config: str, name: str, sets: list[str] = (), progress: bool = False) -> dict:
+        """`makemore train --config CONFIG --set train.device=cpu --set ...` in a fresh process:
+        its summary.json with the process's wall time ("wall_s") and run directory. With
+        `progress`, rich is told stderr is a terminal (TTY_COMPATIBLE=1), so the live progress bar
+        is drawn as a user sees it; else -q."""
+        run_dir = OUT / "runs" / name
+        shutil.rmtree(run_dir, ignore_errors=True)
+        sets = [*CPU, *sets]
+        cmd = py("-m", "makemore", "train", "--config", config, "--run-dir", str(run_dir), *[a for s in sets for a in ("--set", s)])
+        _, wall = run(cmd if progress else [*cmd, "-q"], env={"TTY_COMPATIBLE": "1", "COLUMNS": "120"} if progress else None)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        return {**summary, "wall_s": wall, "run_dir": str(run_dir), "config": config, "sets": sets}
+
+    def threads(self, config: str, sets: list[str] = ()) -> dict:
+        """The torch and BLAS threads `makemore train --config CONFIG --set ...` trains on."""
+        key = json.dumps([config, *sets])
+        if key not in self.shared:
+            self.shared[key] = self.module("probe", "threads", config, *CPU, *sets)
+        return self.shared[key]
+
+    def plain_train(self, steps: int, eval_every: int = 0, stop_below: float | None = None) -> dict:
+        """benchmarks.plain's training loop on 1 torch thread in a fresh process, with the process's wall time."""
+        args = ["train", "--steps", str(steps), "--threads", "1", "--eval-every", str(eval_every)]
+        if stop_below is not None:
+            args += ["--stop-below", repr(stop_below)]
+        proc, wall = run(py("-m", "benchmarks.plain", *args))
+        return {**last_json(proc.stdout), "wall_s": wall}
 
 
-def figure_throughput(results: dict, rounds: int = 2) -> None:
-    """Plain loop and makemore, alternately, `rounds` times each; the fastest of each is compared."""
-    plains, summaries = [], []
-    for _ in range(rounds):
-        plains.append(plain_train(THROUGHPUT_STEPS)[0])
-        summaries.append(makemore_train("configs/names.toml", OUT / "runs" / "lecture-torch", [f"train.steps={THROUGHPUT_STEPS}"],
-                                        progress=True)[0])
+def row(key: str, name: str, makemore: float, reference: float | None, unit: str, ratio: float | None, *,
+        min_ratio: float | None = None, goal: str | None = None, met: bool | None = None, note: str = "") -> dict:
+    """One line of the table. `ratio` is how many times better makemore is (reference time /
+    makemore time, or makemore rate / reference rate). The goal is `min_ratio` (met when ratio
+    ≥ min_ratio), or a `goal` text with `met` given; neither: the figure is reported, not judged."""
+    if min_ratio is not None:
+        goal = f"≥ {min_ratio:g}×"
+        met = ratio is not None and ratio >= min_ratio
+    return {"key": key, "name": name, "makemore": makemore, "reference": reference, "unit": unit, "ratio": ratio,
+            "goal": goal, "met": met, "note": note}
+
+
+# ---------------------------------------------------------------------------------------------
+# The figures
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    title: str
+    measure: Callable[[Context], list[dict]]
+
+
+FIGURES: dict[str, Figure] = {}
+
+
+def figure(key: str, title: str) -> Callable[[Callable[[Context], list[dict]]], Callable[[Context], list[dict]]]:
+    """Register a figure function under `key` (in the order figures run)."""
+
+    def register(measure: Callable[[Context], list[dict]]) -> Callable[[Context], list[dict]]:
+        FIGURES[key] = Figure(key, title, measure)
+        return measure
+
+    return register
+
+
+def first_crossing(curve: list[list[float]], target: float) -> list[float] | None:
+    """The first [step, train_s, dev] of a plain-loop curve with dev ≤ target, or None."""
+    return next((point for point in curve if point[2] <= target), None)
+
+
+@figure("1", "time to quality")
+def time_to_quality(ctx: Context) -> list[dict]:
+    fast = [ctx.makemore_train("configs/fast.toml", "fast-1")]
+    proc, _ = run(py("-m", "makemore", "evaluate", fast[0]["run_dir"], "--json"))
+    target = last_json(proc.stdout)["dev"]  # fast.toml's final dev loss, as `makemore evaluate` reports it
+    plain = ctx.plain_train(ctx.plain_steps, PLAIN_EVAL_EVERY, stop_below=min(target, LECTURE_DEV))
+    fast.append(ctx.makemore_train("configs/fast.toml", "fast-2"))
+    assert fast[0]["dev_loss"] == fast[1]["dev_loss"], "fast.toml is not reproducible"
+    train_s, process_s = min(f["train_time_s"] for f in fast), min(f["wall_s"] for f in fast)
+    startup = plain["wall_s"] - plain["in_process_s"]  # the interpreter, before the plain script's first line
+    threads = ctx.threads("configs/fast.toml")
+    ctx.details["1"] = {"fast": fast, "fast_dev_evaluate": target, "plain": plain, "plain_startup_s": startup, "threads": threads}
+    ctx.shared["fast_run"] = fast[0]["run_dir"]
+    rows = []
+    for keys, goal_dev, label, goals in ((("1a", "1b"), target, f"fast.toml's dev {target:.4f}", (50, 15)),
+                                         (("1c", "1d"), LECTURE_DEV, f"the lecture's dev {LECTURE_DEV}", (None, None))):
+        cross = first_crossing(plain["curve"], goal_dev)
+        if cross is None:
+            for key, what in zip(keys, ("training", "process")):
+                rows.append(row(key, f"time to {label}: {what}", train_s if what == "training" else process_s, None, "s", None,
+                                min_ratio=goals[0 if what == "training" else 1],
+                                note=f"the plain loop did not reach {goal_dev:.4f} in {plain['steps']:,} steps"))
+            continue
+        step, plain_train_s, plain_dev = cross
+        plain_process_s = startup + plain["setup_s"] + plain_train_s  # its evaluations excluded
+        common = (f"plain loop first at dev ≤ {goal_dev:.4f} after {step:,} steps (dev {plain_dev:.4f}, evaluated every "
+                  f"{PLAIN_EVAL_EVERY:,} steps off the clock); makemore fast.toml {fast[0]['steps']:,} steps, dev {target:.4f}, "
+                  f"fastest of 2")
+        rows.append(row(keys[0], f"time to {label}: training", train_s, plain_train_s, "s", plain_train_s / train_s, min_ratio=goals[0],
+                        note=f"{common}; training loops (makemore's with its evaluation and checkpoints)"))
+        rows.append(row(keys[1], f"time to {label}: process", process_s, plain_process_s, "s", plain_process_s / process_s,
+                        min_ratio=goals[1], note=f"{common}; whole processes, start-up included (the plain one up to its crossing)"))
+    return rows
+
+
+@figure("2", "throughput, batch 32")
+def throughput(ctx: Context, rounds: int = 2) -> list[dict]:
+    plains, ours = [], []
+    for i in range(rounds):  # alternately, so both sides see the same load
+        plains.append(ctx.plain_train(THROUGHPUT_STEPS))
+        ours.append(ctx.makemore_train("configs/names.toml", f"names-numpy-{i}", [f"train.steps={THROUGHPUT_STEPS}"], progress=True))
     plain = max(plains, key=lambda p: p["steps_per_s"])
-    summary = max(summaries, key=lambda s: s["steps_per_s"])
-    results["throughput"] = {"plain": plain, "makemore": summary, "plain_all": [p["steps_per_s"] for p in plains],
-                             "makemore_all": [s["steps_per_s"] for s in summaries]}
-    results["figures"]["2"] = {"makemore": summary["steps_per_s"], "plain": plain["steps_per_s"],
-                               "ratio": summary["steps_per_s"] / plain["steps_per_s"], "unit": "steps/s",
-                               "note": f"{THROUGHPUT_STEPS:,} steps each, alternately, fastest of {rounds}; makemore with progress "
-                               "bar, metrics, 2 dev evals, 3 checkpoints"}
+    best = max(ours, key=lambda s: s["steps_per_s"])
+    ctx.shared["names_numpy"] = ours
+    threads = ctx.threads("configs/names.toml")
+    ctx.details["2"] = {"plain": plains, "makemore": ours, "threads": threads}
+    return [row("2", "throughput, batch 32 (NumPy backend)", best["steps_per_s"], plain["steps_per_s"], "steps/s",
+                best["steps_per_s"] / plain["steps_per_s"], min_ratio=1.5,
+                note=f"configs/names.toml ({threads['backend']} backend: {'BLAS on 1 thread' if threads['backend'] == 'numpy' else str(threads['torch_threads']) + ' torch thread(s)'}) "
+                     f"vs plain loop (1 torch thread), {THROUGHPUT_STEPS:,} steps each, alternately, fastest of {rounds}; makemore "
+                     "with progress bar, metrics, 2 dev evaluations, 3 checkpoints")]
 
 
-def figure_numpy(results: dict) -> None:
-    torch_summary = results.get("throughput", {}).get("makemore")
-    if torch_summary is None:
-        torch_summary, _ = makemore_train("configs/names.toml", OUT / "runs" / "lecture-torch", [f"train.steps={THROUGHPUT_STEPS}"], progress=True)
-    if not (ROOT / "makemore" / "backends" / "numpy_mlp.py").exists():
-        results["figures"]["6"] = {"note": "no NumPy backend in this checkout"}
-        return
-    summaries = [makemore_train("configs/names.toml", OUT / "runs" / "lecture-numpy",
-                                [f"train.steps={THROUGHPUT_STEPS}", "train.backend=numpy"], progress=True)[0] for _ in range(2)]
-    summary = max(summaries, key=lambda s: s["steps_per_s"])
-    results["numpy"] = {"numpy": summary, "torch": torch_summary, "numpy_all": [s["steps_per_s"] for s in summaries]}
-    results["figures"]["6"] = {"makemore": summary["steps_per_s"], "plain": torch_summary["steps_per_s"],
-                               "ratio": summary["steps_per_s"] / torch_summary["steps_per_s"], "unit": "steps/s",
-                               "note": f"numpy (makemore) vs torch backend (reference column), {THROUGHPUT_STEPS:,} steps, fastest of 2 each, "
-                               f"dev {summary['dev_loss']:.4f} vs {torch_summary['dev_loss']:.4f}"}
+@figure("6", "NumPy vs torch backend")
+def numpy_vs_torch(ctx: Context, rounds: int = 2) -> list[dict]:
+    ours = ctx.shared.get("names_numpy", [])
+    torch_runs = []
+    for i in range(rounds):
+        torch_runs.append(ctx.makemore_train("configs/names.toml", f"names-torch-{i}",
+                                             [f"train.steps={THROUGHPUT_STEPS}", "train.backend=torch"], progress=True))
+        if len(ours) < rounds:
+            ours.append(ctx.makemore_train("configs/names.toml", f"names-numpy-{i}", [f"train.steps={THROUGHPUT_STEPS}"], progress=True))
+    best, ref = max(ours, key=lambda s: s["steps_per_s"]), max(torch_runs, key=lambda s: s["steps_per_s"])
+    threads = ctx.threads("configs/names.toml", ["train.backend=torch"])
+    ctx.details["6"] = {"numpy": ours, "torch": torch_runs, "threads_torch": threads}
+    return [row("6", "NumPy backend vs torch autograd, batch 32", best["steps_per_s"], ref["steps_per_s"], "steps/s",
+                best["steps_per_s"] / ref["steps_per_s"], min_ratio=1.0,
+                note=f"configs/names.toml, numpy (hand-derived backward) vs --set train.backend=torch (autograd + torch.optim, "
+                     f"{threads['torch_threads']} torch thread(s)), {THROUGHPUT_STEPS:,} steps, fastest of {rounds} each; "
+                     f"dev {best['dev_loss']:.4f} vs {ref['dev_loss']:.4f}")]
 
 
-def figure_sampling(results: dict) -> None:
-    fast_dir = OUT / "runs" / "fast"
-    if not (fast_dir / "checkpoint.pt").exists():
-        makemore_train("configs/fast.toml", fast_dir, [], progress=False)
-    proc, _ = run(py("-m", "benchmarks.plain", "sample", "--run", str(fast_dir), "--n", str(PLAIN_SAMPLE_NAMES)))
-    plain = last_json(proc.stdout)
-    proc, _ = run(py("-m", "benchmarks.probe", "sample", str(fast_dir), str(SAMPLE_NAMES)))
-    batched = last_json(proc.stdout)
-    _, cli_wall = run(py("-m", "makemore", "sample", str(fast_dir), "-n", str(SAMPLE_NAMES), "--seed", "1", "--json"))
-    results["sampling"] = {"plain": plain, "batched": batched, "cli_wall_s": cli_wall}
-    results["figures"]["3"] = {"makemore": batched["names_per_s"], "plain": plain["names_per_s"],
-                               "ratio": batched["names_per_s"] / plain["names_per_s"], "unit": "names/s",
-                               "note": f"{SAMPLE_NAMES:,} names batched vs {PLAIN_SAMPLE_NAMES} one at a time (fastest of 3 each); "
-                               f"`makemore sample -n {SAMPLE_NAMES}` process {cli_wall:.2f} s; mean length "
-                               f"{batched['mean_len']:.2f} vs {plain['mean_len']:.2f}"}
+@figure("3", "sampling 10k names")
+def sampling(ctx: Context, rounds: int = 2) -> list[dict]:
+    run_dir = ctx.shared.get("fast_run")
+    if run_dir is None:
+        run_dir = ctx.shared["fast_run"] = ctx.makemore_train("configs/fast.toml", "fast-1")["run_dir"]
+    plain = ctx.module("plain", "sample", "--run", run_dir, "--n", str(PLAIN_SAMPLE_NAMES), "--threads", "1")
+    batched = ctx.module("probe", "sample", run_dir, str(SAMPLE_NAMES))
+    ours_s, plain_s = [], []
+    for _ in range(rounds):
+        proc, wall = run(py("-m", "makemore", "sample", run_dir, "-n", str(SAMPLE_NAMES), "--seed", "1", "--json"))
+        assert len(json.loads(proc.stdout)) == SAMPLE_NAMES
+        ours_s.append(wall)
+        proc, wall = run(py("-m", "benchmarks.plain", "names", "--run", run_dir, "--n", str(SAMPLE_NAMES), "--threads", "1"))
+        assert len(last_json(proc.stdout)) == SAMPLE_NAMES
+        plain_s.append(wall)
+    ctx.details["3"] = {"plain": plain, "batched": batched, "makemore_sample_process_s": ours_s, "plain_names_process_s": plain_s}
+    return [
+        row("3a", "sampling 10k names: function", batched["names_per_s"], plain["names_per_s"], "names/s",
+            batched["names_per_s"] / plain["names_per_s"], min_ratio=20,
+            note=f"makemore.sample.sample, {SAMPLE_NAMES:,} names batched (torch threads {batched['threads']}) vs the lecture's loop, "
+                 f"{PLAIN_SAMPLE_NAMES} names one at a time (torch threads {plain['threads']}); fastest of 3 each after a warm-up; "
+                 f"mean length {batched['mean_len']:.2f} vs {plain['mean_len']:.2f}"),
+        row("3b", "sampling 10k names: process", min(ours_s), min(plain_s), "s", min(plain_s) / min(ours_s),
+            note=f"`makemore sample RUN -n {SAMPLE_NAMES} --json` vs `python -m benchmarks.plain names --run RUN --n {SAMPLE_NAMES} "
+                 f"--threads 1` (one at a time), whole processes, fastest of {rounds} each"),
+    ]
 
 
-def figure_data(results: dict) -> None:
+@figure("4", "data at scale")
+def data_at_scale(ctx: Context) -> list[dict]:
     data = {}
     for lines in DATA_LINES:
         path = OUT / f"words-{lines}.txt"
         if not path.exists():
-            run(py("-m", "benchmarks.probe", "words", str(path), str(lines)))
-        probes = [last_json(run(py("-m", "benchmarks.probe", "data", str(path)))[0].stdout) for _ in range(2 if lines <= 1_000_000 else 1)]
+            ctx.module("probe", "words", str(path), str(lines))
+        probes = [ctx.module("probe", "data", str(path)) for _ in range(2 if lines <= 1_000_000 else 1)]
         data[lines] = {**min(probes, key=lambda p: p["data_s"]), "data_warm_s": min(p["data_warm_s"] for p in probes),
                        "maxrss_mb_after_data": max(p["maxrss_mb_after_data"] for p in probes), "runs": probes}
     small, big, bigger = (data[n] for n in DATA_LINES)
     big_path = OUT / f"words-{DATA_LINES[1]}.txt"
     run_dir = OUT / "runs" / "big"
     shutil.rmtree(run_dir, ignore_errors=True)
-    proc, _ = run(py("-m", "benchmarks.probe", "maxrss", "--", *py("-m", "makemore", "train", "--config", "configs/names.toml",
-                                                                   "--set", f"data.path={big_path.relative_to(ROOT)}", "--set", "train.steps=200",
-                                                                   "--set", "train.eval_interval=200", "-q", "--run-dir", str(run_dir))))
-    whole = last_json(proc.stdout)
+    whole = ctx.module("probe", "maxrss", "--", *py("-m", "makemore", "train", "--config", "configs/names.toml",
+                                                    "--set", f"data.path={big_path.relative_to(ROOT)}", "--set", "train.steps=200",
+                                                    "--set", "train.eval_interval=200", *[a for s in CPU for a in ("--set", s)],
+                                                    "-q", "--run-dir", str(run_dir)))
     if whole["rc"] != 0:
         raise RuntimeError(f"makemore train on {big_path} failed: {whole['stderr_tail']}")
     peak = max(big["maxrss_mb_after_data"], whole["maxrss_mb"])
-    results["data"] = {"probe": {str(k): v for k, v in data.items()}, "train_process": whole}
+    ctx.details["4"] = {"probe": {str(k): v for k, v in data.items()}, "train_process": whole}
     scale = DATA_LINES[1] / DATA_LINES[0]
     cold, warm = big["data_s"] / small["data_s"], big["data_warm_s"] / small["data_warm_s"]
     beyond = bigger["data_warm_s"] / big["data_warm_s"]
-    results["figures"]["4"] = {
-        "makemore": peak, "unit": "MB peak", "goal_text": f"≤ 1536 MB; time ×{scale:g} lines ≤ ×{1.25 * scale:g}",
-        "ratio": warm, "ok": peak <= 1536 and warm <= 1.25 * scale,
-        "note": f"data path, {DATA_LINES[0]:,} → {DATA_LINES[1]:,} lines ({big['windows']:,} windows): warm "
-                f"{small['data_warm_s']:.2f} → {big['data_warm_s']:.2f} s (×{warm:.1f}, the ratio column); cold, fresh process "
-                f"{small['data_s']:.2f} → {big['data_s']:.2f} s (×{cold:.1f}); {DATA_LINES[1]:,} → {DATA_LINES[2]:,} lines, warm: "
-                f"{big['data_warm_s']:.2f} → {bigger['data_warm_s']:.2f} s (×{beyond:.2f} for ×{DATA_LINES[2] / DATA_LINES[1]:g}); "
-                f"whole `makemore train` on 1M lines (200 steps): {whole['wall_s']:.1f} s, peak {whole['maxrss_mb']:.0f} MB",
-    }
+    return [row("4", "data at scale (1M lines)", peak, None, "MB peak", warm,
+                goal=f"≤ 1536 MB; time ×{scale:g} lines ≤ ×{1.25 * scale:g}", met=peak <= 1536 and warm <= 1.25 * scale,
+                note=f"data path, {DATA_LINES[0]:,} → {DATA_LINES[1]:,} lines ({big['windows']:,} windows): warm "
+                     f"{small['data_warm_s']:.2f} → {big['data_warm_s']:.2f} s (×{warm:.1f}, the ratio column); cold, fresh process "
+                     f"{small['data_s']:.2f} → {big['data_s']:.2f} s (×{cold:.1f}); {DATA_LINES[1]:,} → {DATA_LINES[2]:,} lines, warm: "
+                     f"{big['data_warm_s']:.2f} → {bigger['data_warm_s']:.2f} s (×{beyond:.2f} for ×{DATA_LINES[2] / DATA_LINES[1]:g}); "
+                     f"whole `makemore train` on 1M lines (200 steps): {whole['wall_s']:.1f} s, peak {whole['maxrss_mb']:.0f} MB")]
 
 
-def figure_eval(results: dict) -> None:
-    probes = {}
-    for rows in EVAL_ROWS:
-        proc, _ = run(py("-m", "benchmarks.probe", "eval", str(rows)))
-        probes[rows] = last_json(proc.stdout)
-    big = probes[EVAL_ROWS[-1]]
-    extra = max(p["extra_peak_mb"] for p in probes.values())
-    results["eval"] = {str(k): v for k, v in probes.items()}
-    results["figures"]["5"] = {
-        "makemore": extra, "plain": big["unchunked_activations_mb"], "unit": "MB above data",
-        "ratio": big["unchunked_activations_mb"] / max(extra, 1e-9), "goal_text": "bounded; no gradients",
-        "ok": all(p["grads"] == 0 for p in probes.values()) and extra < 0.25 * big["unchunked_activations_mb"],
-        "note": "; ".join(f"{r:,} rows: {p['seconds']:.2f} s ({p['rows_per_s']:,.0f} rows/s), +{p['extra_peak_mb']:.0f} MB"
-                          for r, p in probes.items()) + "; reference column: one unchunked pass's activations",
-    }
+@figure("5", "evaluation, chunked")
+def evaluation(ctx: Context) -> list[dict]:
+    probes = {rows: ctx.module("probe", "eval", str(rows)) for rows in EVAL_ROWS}
+    ctx.details["5"] = {str(k): v for k, v in probes.items()}
+    small, big = probes[EVAL_ROWS[0]], probes[EVAL_ROWS[-1]]
+    growth = big["extra_peak_mb"] - small["extra_peak_mb"]
+    unchunked_growth = big["unchunked_activations_mb"] - small["unchunked_activations_mb"]
+    no_graph = all(p["loss_tensors"] > 0 and p["loss_tensors_with_grad_fn"] == 0 and p["loss_tensors_requiring_grad"] == 0
+                   for p in probes.values())
+    flat = growth <= 0.05 * unchunked_growth
+    return [row("5", "evaluation, chunked", big["extra_peak_mb"], big["unchunked_activations_mb"], "MB above data",
+                big["unchunked_activations_mb"] / max(big["extra_peak_mb"], 1e-9),
+                goal="flat peak as the split grows; no autograd graph", met=flat and no_graph,
+                note="; ".join(f"{r:,} rows: {p['seconds']:.2f} s ({p['rows_per_s']:,.0f} rows/s), +{p['extra_peak_mb']:.0f} MB"
+                               for r, p in probes.items())
+                     + f"; peak grew {growth:+.0f} MB from {EVAL_ROWS[0]:,} to {EVAL_ROWS[-1]:,} rows, where one unchunked pass would "
+                       f"grow {unchunked_growth:,.0f} MB (the reference column: its activations at {EVAL_ROWS[-1]:,} rows); "
+                       f"{sum(p['loss_tensors'] for p in probes.values())} loss tensors, "
+                       f"{sum(p['loss_tensors_with_grad_fn'] for p in probes.values())} with a grad_fn")]
+
+
+@figure("7", "training statistics overhead")
+def stats_overhead(ctx: Context) -> list[dict]:
+    r = ctx.module("stats_overhead", "--rounds", "0")
+    ctx.details["7"] = r
+    b = r["blocks"]
+    return [row("7", "training statistics: cost of stats_interval 100", 100 * r["overhead"], None, "% of training time", None,
+                goal=f"< {100 * r['goal']:g}%", met=r["met"],
+                note=f"configs/names.toml (NumPy backend), alternating blocks of {r['interval']} steps with and without one "
+                     f"recorded step, medians of {b['blocks']} blocks each: {1000 * b['off_median_s']:.1f} ms "
+                     f"off, {1000 * b['on_median_s']:.1f} ms on (`python -m benchmarks.stats_overhead`)")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine facts, the table, the files
+# ---------------------------------------------------------------------------------------------
 
 
 def machine() -> dict:
+    """What the numbers were measured on."""
+    import numpy
     import torch
 
-    load = os.getloadavg()
-    return {"date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu_count": os.cpu_count(),
-            "cpu": _cpu_name(), "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-            "loadavg_start": load}
+    return {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "platform": platform.platform(), "torch_default_threads": torch.get_num_threads(),
+            "env": dict(ENV), "loadavg_start": os.getloadavg()}
 
 
 def _cpu_name() -> str:
@@ -245,80 +383,99 @@ def _cpu_name() -> str:
     return platform.processor()
 
 
-def table(results: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def git_state() -> dict:
+    """The commit measured, and whether the working tree had uncommitted changes to tracked files."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
-    t = Table(title=f"makemore benchmarks — {results['machine']['date_utc']}, {results['machine']['cpu_count']} cores, "
-                    f"torch {results['machine']['torch']}, load {results['machine']['loadavg_start'][0]:.1f}→{results['machine']['loadavg_end'][0]:.1f}")
-    for col in ("#", "figure", "makemore", "reference", "ratio", "goal", "met", "notes"):
-        t.add_column(col, justify="right" if col in ("makemore", "reference", "ratio") else "left", overflow="fold")
-    names = {"1a": "time to quality: training", "1b": "time to quality: process", "2": "throughput, batch 32",
-             "3": "sampling 10k names", "4": "data at scale (1M lines)", "5": "evaluation, chunked", "6": "NumPy backend, batch 32"}
-    for key in ("1a", "1b", "2", "3", "4", "5", "6"):
-        f = results["figures"].get(key)
-        if f is None:
-            continue
-        if "ratio" not in f:
-            t.add_row(key, names[key], "-", "-", "-", "-", "-", f.get("note", ""))
-            continue
-        goal = GOALS.get(key)
-        if goal:
-            ok = f["ratio"] >= goal[1] and f.get("quality_ok", True)
-            goal_text = f"≥ {goal[1]:g}×" + (" & dev ≤ 2.17" if key == "1a" else "")
-        else:
-            ok, goal_text = f["ok"], f["goal_text"]
-        f["met"], f["name"] = ok, names[key]
-        ref = f"{f['plain']:,.2f}" if "plain" in f else "-"
-        t.add_row(key, names[key], f"{f['makemore']:,.2f} {f['unit']}", ref, f"{f['ratio']:.1f}×", goal_text,
-                  "[green]yes[/green]" if ok else "[red]NO[/red]", f.get("note", ""))
-    Console(width=200).print(t)
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.2f}"
 
 
 def markdown(results: dict) -> str:
-    """The results as a Markdown table (for BENCHMARKS.md), after `table` has marked each figure met or not."""
-    m = results["machine"]
-    lines = [f"Run {m['date_utc']} on {m['cpu_count']} × {m['cpu']}, Python {m['python']}, torch {m['torch']}; "
-             f"load average {m['loadavg_start'][0]:.1f} at the start, {m['loadavg_end'][0]:.1f} at the end; "
-             f"`{results['command']}` took {results['total_s']:.0f} s.", "",
+    """The results as BENCHMARKS.md's table, with a line saying when and where they were measured."""
+    m, g = results["machine"], results["git"]
+    lines = [f"Run {results['date_utc']} on {m['cores']} × {m['cpu']}, Python {m['python']}, torch {m['torch']}, numpy {m['numpy']}; "
+             f"commit {g['commit'][:10]}{' (with uncommitted changes)' if g['dirty'] else ''}; load average "
+             f"{m['loadavg_start'][0]:.1f} at the start, {m['loadavg_end'][0]:.1f} at the end; `{results['command']}` took "
+             f"{results['total_s']:.0f} s. Every row is in "
+             f"[benchmarks/results/latest.json](benchmarks/results/latest.json) with the runs behind it.", "",
              "| # | figure | makemore | reference | ratio | goal | met | notes |", "|---|---|---:|---:|---:|---|---|---|"]
-    for key in sorted(results["figures"]):
-        f = results["figures"][key]
-        if "ratio" not in f:
-            lines.append(f"| {key} | | | | | | | {f.get('note', '')} |")
-            continue
-        goal = f"≥ {GOALS[key][1]:g}×" + (" and dev ≤ 2.17" if key == "1a" else "") if key in GOALS else f["goal_text"]
-        ref = f"{f['plain']:,.2f}" if "plain" in f else "–"
-        lines.append(f"| {key} | {f.get('name', '')} | {f['makemore']:,.2f} {f['unit']} | {ref} | {f['ratio']:.1f}× | {goal} | "
-                     f"{'yes' if f.get('met') else 'NO'} | {f.get('note', '').replace('|', '/')} |")
+    for r in sorted(results["rows"], key=lambda r: r["key"]):
+        met = "–" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        ratio = "–" if r["ratio"] is None else f"{r['ratio']:.1f}×"
+        lines.append(f"| {r['key']} | {r['name']} | {fmt(r['makemore'])} {r['unit']} | {fmt(r['reference'])} | {ratio} | "
+                     f"{r['goal'] or '–'} | {met} | {r['note'].replace('|', '/')} |")
     return "\n".join(lines) + "\n"
+
+
+def print_table(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    m = results["machine"]
+    t = Table(title=f"makemore benchmarks — {results['date_utc']}, {m['cores']} cores, torch {m['torch']}, "
+                    f"load {m['loadavg_start'][0]:.1f}→{m['loadavg_end'][0]:.1f}")
+    for col in ("#", "figure", "makemore", "reference", "ratio", "goal", "met", "notes"):
+        t.add_column(col, justify="right" if col in ("makemore", "reference", "ratio") else "left", overflow="fold")
+    for r in sorted(results["rows"], key=lambda r: r["key"]):
+        met = "-" if r["met"] is None else ("[green]yes[/green]" if r["met"] else "[red]NO[/red]")
+        t.add_row(r["key"], r["name"], f"{fmt(r['makemore'])} {r['unit']}", fmt(r["reference"]),
+                  "-" if r["ratio"] is None else f"{r['ratio']:.1f}×", r["goal"] or "-", met, r["note"])
+    Console(width=200).print(t)
+
+
+def render(results: dict, doc: Path = DOC) -> None:
+    """Replace the table between TABLE_START and TABLE_END in `doc` with `results`' table."""
+    text = doc.read_text(encoding="utf-8")
+    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
+    doc.write_text(text[:start] + "\n\n" + markdown(results) + "\n" + text[end:], encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--plain-steps", type=int, default=PLAIN_STEPS, help="plain-loop steps timed for figure 1 (extrapolated to 200k if fewer)")
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated figure numbers")
+    parser.add_argument("--only", default=None, help=f"comma-separated figure keys ({','.join(FIGURES)}); default: all")
+    parser.add_argument("--plain-steps", type=int, default=PLAIN_STEPS, help="most steps of the plain loop in figure 1")
+    parser.add_argument("--render", type=Path, default=None, help="rewrite BENCHMARKS.md's table from this results JSON; run nothing")
     args = parser.parse_args(argv)
-    only = set(args.only.split(","))
+    if args.render is not None:
+        render(json.loads(args.render.read_text(encoding="utf-8")))
+        print(f"rewrote the table in {DOC} from {args.render}")
+        return
+    only = list(FIGURES) if args.only is None else [k.strip() for k in args.only.split(",")]
+    unknown = [k for k in only if k not in FIGURES]
+    if unknown:
+        parser.error(f"unknown figure(s) {', '.join(unknown)}: choose from {', '.join(FIGURES)}")
+    full = args.only is None and args.plain_steps == PLAIN_STEPS
     OUT.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"machine": machine(), "figures": {}, "command": " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])])}
+    ctx = Context(plain_steps=args.plain_steps)
+    results: dict[str, Any] = {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+        "git": git_state(), "command": " ".join(["python -m benchmarks.run", *(sys.argv[1:] if argv is None else argv)]),
+        "rows": [], "details": ctx.details,
+    }
     t0 = time.perf_counter()
-    steps = [("1", lambda: figure_time_to_quality(results, args.plain_steps)), ("2", lambda: figure_throughput(results)),
-             ("6", lambda: figure_numpy(results)), ("3", lambda: figure_sampling(results)), ("4", lambda: figure_data(results)),
-             ("5", lambda: figure_eval(results))]
-    for key, step in steps:
+    for key in FIGURES:
         if key in only:
-            print(f"[{time.perf_counter() - t0:6.1f} s] figure {key} ...", file=sys.stderr, flush=True)
-            step()
+            print(f"[{time.perf_counter() - t0:6.1f} s] figure {key}: {FIGURES[key].title} ...", file=sys.stderr, flush=True)
+            results["rows"] += FIGURES[key].measure(ctx)
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["total_s"] = time.perf_counter() - t0
-    table(results)
+    print_table(results)
+    text = json.dumps(results, indent=1, default=str)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    text = json.dumps(results, indent=2, default=str)
-    (OUT / f"results-{stamp}.json").write_text(text)
-    (OUT / "latest.json").write_text(text)
-    (OUT / "latest.md").write_text(markdown(results))
-    print(f"wrote {OUT / f'results-{stamp}.json'} (total {results['total_s']:.0f} s)")
+    for path in (OUT / f"results-{stamp}.json", OUT / "latest.json"):
+        path.write_text(text, encoding="utf-8")
+    (OUT / "latest.md").write_text(markdown(results), encoding="utf-8")
+    print(f"wrote {OUT / f'results-{stamp}.json'} and {OUT / 'latest.md'} (total {results['total_s']:.0f} s)")
+    if full:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(text, encoding="utf-8")
+        render(results)
+        print(f"wrote {RESULTS.relative_to(ROOT)} and the table in {DOC.name}")
 
 
 if __name__ == "__main__":

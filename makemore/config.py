@@ -118,7 +118,11 @@ class TrainConfig:
     log_interval: int = field(default=100, metadata=_range(1))
     """Steps between records in metrics.jsonl (train_loss is the mean minibatch loss since the last one)."""
     threads: int = field(default=0, metadata=_range(0))
-    """CPU threads for torch; 0 lets makemore choose."""
+    """CPU threads for torch (and for the NumPy backend's BLAS); 0 lets makemore choose: one thread
+    for steps too small to split (makemore.backends.base.small_step), else the library's default."""
+    stats_interval: int = field(default=0, metadata=_range(0))
+    """Steps between records of activation, gradient and update statistics in stats.jsonl (read by
+    `makemore inspect`; lecture part 3); the first and last steps are recorded too. 0: off."""
 
 
 #: torch.optim.AdamW's default betas and eps: every backend's AdamW uses these (Kingma & Ba 2015).

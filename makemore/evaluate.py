@@ -1,19 +1,30 @@
-"""Evaluation: mean negative log-likelihood of whole splits, in nats per character.
+"""Evaluation: mean negative log-likelihood of whole splits, in nats per character, and of single words.
 
 NLL = −(1/N) Σ ln p(y_i | context_i) over every window of the split. Perplexity is exp(NLL);
 bits per character is NLL / ln 2.
+
+A word's score is the same mean over its own targets, its characters and then its end token:
+(1/(L+1)) Σ −ln p, L = len(word). Its percentile ranks it among the training words' scores, so
+"how name-like is my name?" has an answer on a scale the user knows (docs/names.md).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from makemore.data import Vocab, view_of_words
 from makemore.errors import MakemoreError
-from makemore.models.base import mean_nll
+from makemore.models import family, longest_readable
+from makemore.models.base import mean_nll, nll_per_target
 from makemore.runs import Run, load_run
 
-__all__ = ["describe", "evaluate_run", "evaluate_splits", "mean_nll"]
+__all__ = ["WordScore", "describe", "evaluate_run", "evaluate_splits", "mean_nll", "percentile_rank",
+           "per_word_mean", "score_words", "training_word_nll", "unscorable", "word_nll", "word_nll_or_none"]
 
 #: The splits of a run, in the order they are reported.
 SPLITS = ("train", "dev", "test")
@@ -47,3 +58,112 @@ def evaluate_run(run_dir: str | Path, splits: list[str]) -> dict[str, float]:
         MakemoreError: unreadable checkpoint, an unknown split, or data that no longer fits the run's vocabulary.
     """
     return {split: nll for split, (nll, _) in evaluate_splits(load_run(run_dir), splits).items()}
+
+
+def per_word_mean(nll: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each word's mean NLL per character from the NLL of every target, word after word.
+
+    Args:
+        nll: float64 (Σ (L+1),) −ln p of each target in nats, as `nll_per_target` gives them: each
+            word's L characters, then its end token.
+        lengths: int (W,) each word's length L.
+
+    Returns:
+        float64 (W,) nats per character, each over the word's L + 1 targets.
+    """
+    counts = np.asarray(lengths, dtype=np.int64) + 1  # (W,) targets of each word
+    if len(counts) == 0:
+        return np.zeros(0)
+    first = np.cumsum(counts) - counts  # (W,) index of each word's first target
+    return np.add.reduceat(nll, first) / counts  # (W,)
+
+
+def unscorable(word: str, vocab: Vocab, kind: str, block_size: int) -> str | None:
+    """Why a model (of data view `kind`, built with `block_size`) cannot score `word`, as a phrase
+    for an error line; None when it can. Either a character outside the vocabulary (the boundary
+    token included), or more characters than a sequence model reads whole (`longest_readable`)."""
+    known = set(vocab.itos[1:])
+    unknown = next((c for c in word if c not in known), None)
+    if unknown is not None:
+        return f"character {unknown!r} is not in the run's vocabulary ({''.join(vocab.itos[1:])!r})"
+    limit = longest_readable(kind, block_size)
+    if limit is not None and len(word) > limit:
+        return f"{len(word)} characters, more than this model reads ({limit}: a sequence model's context is its longest training word + 1)"
+    return None
+
+
+def word_nll(model: torch.nn.Module, vocab: Vocab, kind: str, words: list[str]) -> np.ndarray:
+    """Mean NLL per character (nats) of each word under `model`, all words in one batched pass:
+    float64 (len(words),). A word's targets are its characters and its end token, each predicted
+    from what comes before it in the family's view, as in training (temperature 1).
+
+    Args:
+        kind: the model family's data view (makemore.models.Family.view).
+
+    Raises:
+        MakemoreError: a word the model cannot score (see `unscorable`), named.
+    """
+    for word in words:
+        why = unscorable(word, vocab, kind, model.block_size)
+        if why is not None:
+            raise MakemoreError(f"{word!r}: {why}")
+    if not words:
+        return np.zeros(0)
+    view = view_of_words(words, vocab, kind, model.block_size)
+    return per_word_mean(nll_per_target(model, view), np.fromiter(map(len, words), dtype=np.int64, count=len(words)))
+
+
+def word_nll_or_none(model: torch.nn.Module, vocab: Vocab, kind: str, words: list[str]) -> list[float | None]:
+    """`word_nll` of the words the model can score, None for the others (see `unscorable`), in order."""
+    ok = [unscorable(w, vocab, kind, model.block_size) is None for w in words]
+    scores = iter(word_nll(model, vocab, kind, [w for w, good in zip(words, ok) if good]).tolist())
+    return [next(scores) if good else None for good in ok]
+
+
+def training_word_nll(run: Run) -> np.ndarray:
+    """Mean NLL per character (nats) of every word of the run's train split, in one batched pass
+    over the split's view: float64 (W_train,), in the split's order.
+
+    Raises:
+        MakemoreError: the words file is gone, unreadable, or no longer fits the run's vocabulary.
+    """
+    lengths = np.fromiter(map(len, run.dataset.split_words("train")), dtype=np.int64)  # (W_train,)
+    return per_word_mean(nll_per_target(run.model, run.view("train")), lengths)
+
+
+def percentile_rank(nll: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Percentage of `reference` scores (e.g. `training_word_nll`) that are worse than each of
+    `nll`: float64 (len(nll),), in [0, 100]; a tie counts half (the mid-rank percentile).
+
+    100 means more name-like than every reference word, 0 less than every one. Lower NLL is better.
+    """
+    ref = np.sort(np.asarray(reference, dtype=np.float64))  # (R,)
+    better_or_tied = np.searchsorted(ref, nll, side="right")  # (W,) reference scores ≤ each
+    better = np.searchsorted(ref, nll, side="left")  # (W,) reference scores < each
+    worse = len(ref) - better_or_tied  # (W,)
+    return 100.0 * (worse + 0.5 * (better_or_tied - better)) / max(len(ref), 1)
+
+
+@dataclass(frozen=True)
+class WordScore:
+    """How likely a word is under a run's model."""
+
+    word: str
+    nll: float
+    """Mean NLL per character, nats, over the word's characters and its end token."""
+    perplexity: float
+    """exp(nll): the model was as unsure, on average, as a uniform choice among this many characters."""
+    percentile: float | None
+    """Percentage of the training words with a worse (higher) nll; None when not computed."""
+
+
+def score_words(run: Run, words: list[str], reference: np.ndarray | None = None) -> list[WordScore]:
+    """Score words under a loaded run's model (one batched pass), ranked against `reference`
+    (`training_word_nll(run)`) when given.
+
+    Raises:
+        MakemoreError: a word the model cannot score (check each with `unscorable` to score the others).
+    """
+    nll = word_nll(run.model, run.vocab, family(run.config.model).view, words)  # (W,)
+    ranks = percentile_rank(nll, reference) if reference is not None else [None] * len(words)
+    return [WordScore(w, float(x), math.exp(x), None if r is None else float(r)) for w, x, r in zip(words, nll, ranks)]

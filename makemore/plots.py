@@ -3,6 +3,9 @@
 plot_loss: train/dev loss curves of one or more runs (train writes one into every run).
 plot_lr_sweep / plot_lr_grid: the learning-rate finder's pictures (makemore.lr_find).
 plot_embedding: the rows of the embedding table C as labelled points (lecture part 2).
+plot_activations / plot_gradients / plot_update_ratios / plot_saturation: `makemore inspect`'s
+pictures of training statistics (lecture part 3); each draws the figure made by the matching
+*_figure function, which tests read.
 """
 
 from __future__ import annotations
@@ -300,3 +303,120 @@ def plot_embedding(C: np.ndarray, itos: Sequence[str], out: Path, title: str, di
                               label="true position (marker moved aside to stay legible)"))
     ax.legend(handles=handles, fontsize=9, loc="best")
     return _save(fig, out)
+
+
+def _hist_curve(hist: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A recorded histogram {"lo", "hi", "counts"} as (bin centres, share of the entries in each bin)."""
+    counts = np.asarray(hist["counts"], dtype=float)  # (bins,)
+    width = (hist["hi"] - hist["lo"]) / len(counts)
+    centres = hist["lo"] + width * (np.arange(len(counts)) + 0.5)  # (bins,)
+    return centres, counts / max(counts.sum(), 1.0)
+
+
+def _finish(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
+    """Axis labels, a two-line title, grid and legend, as every figure of `makemore inspect` has them."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def activations_figure(layers: Sequence[dict[str, Any]], step: int) -> Any:
+    """One histogram curve per hidden layer (records of makemore.stats.layer_stats), its mean, std,
+    saturated and dead shares in the legend (lecture part 3's activation plot)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=100)
+    for layer in layers:
+        x, y = _hist_curve(layer["hist"])
+        label = f"{layer['name']} ({layer['kind']}): mean {layer['mean']:+.2f}, std {layer['std']:.2f}"
+        if layer["saturated"] is not None:
+            label += f", saturated {layer['saturated']:.1%}"
+        if layer["dead"] is not None:
+            label += f", dead {layer['dead']:.1%}"
+        ax.plot(x, y, linewidth=1.6, label=label)
+    _finish(ax, "activation value h (values beyond the axis are counted in the end bins)", "share of the batch's entries in each bin",
+            f"Hidden-layer activations at step {step:,}: histogram of each layer's output over one batch\n"
+            "saturated: |tanh| > 0.97; dead: a unit flat on every example (tanh saturated, relu zero)")
+    return fig
+
+
+def plot_activations(layers: Sequence[dict[str, Any]], step: int, out: Path) -> Path:
+    """activations_figure, saved as a PNG. Returns `out`."""
+    return _save(activations_figure(layers, step), out)
+
+
+def gradients_figure(params: Sequence[dict[str, Any]], step: int) -> Any:
+    """One histogram curve of log10|gradient| per parameter (records of makemore.stats.param_stats),
+    its gradient std and gradient-to-data ratio std(grad)/std(param) in the legend."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=100)
+    curves = [(p, *_hist_curve(p["grad_hist"])) for p in params if p["grad_hist"] is not None]
+    for p, x, y in curves:
+        shape = "×".join(str(n) for n in p["shape"])
+        ratio = p["grad_std"] / p["std"] if p["std"] else float("nan")
+        ax.plot(x, y, linewidth=1.6, label=f"{p['name']} ({shape}): grad std {p['grad_std']:.2e}, grad:data {ratio:.2e}")
+    used = np.concatenate([x[y > 0] for _, x, y in curves] or [np.zeros(0)])  # centres of the bins that hold gradients
+    if used.size:
+        ax.set_xlim(used.min() - 0.5, used.max() + 0.5)
+    _finish(ax, "log10 |gradient|   (-3 means 0.001)", "share of the entries in each bin",
+            f"Gradients of the weight matrices at step {step:,}: histogram of log10 |grad|\n"
+            "curves far apart: some layers learn much faster than others")
+    return fig
+
+
+def plot_gradients(params: Sequence[dict[str, Any]], step: int, out: Path) -> Path:
+    """gradients_figure, saved as a PNG. Returns `out`."""
+    return _save(gradients_figure(params, step), out)
+
+
+def update_ratio_figure(series: Sequence[tuple[str, Sequence[int], Sequence[float]]], step: int) -> Any:
+    """log10 update-to-data ratio, log10(std(update) / std(param)), of each weight matrix against
+    step, with the lecture's guide line at −3 and the step shown by `makemore inspect` marked.
+
+    series: (parameter name, recorded steps, log10 ratios, NaN where undefined) per matrix.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=100)
+    for name, steps, ratios in series:
+        ax.plot(steps, ratios, linewidth=1.4, marker="o" if len(steps) < 3 else None, label=name)
+    ax.axhline(-3.0, color="black", linestyle="--", linewidth=1, label="-3: updates about 1/1000 of the values (rule of thumb)")
+    ax.axvline(step, color="#7f7f7f", linestyle=":", linewidth=1, label=f"step {step:,} (the table's)")
+    _finish(ax, "step", "log10( std(update) / std(parameter) )",
+            "Update-to-data ratio of each weight matrix: how much one step changes it\n"
+            "well above -3: the learning rate is too high; far below: the matrix learns slowly")
+    return fig
+
+
+def plot_update_ratios(series: Sequence[tuple[str, Sequence[int], Sequence[float]]], step: int, out: Path) -> Path:
+    """update_ratio_figure, saved as a PNG. Returns `out`."""
+    return _save(update_ratio_figure(series, step), out)
+
+
+def saturation_figure(maps: Sequence[tuple[str, str, np.ndarray]], where: str) -> Any:
+    """The lecture's white-cells picture: per hidden layer, a grid of examples (rows) × units
+    (columns), white where the unit is in a flat part of its non-linearity (tanh |h| > 0.97,
+    relu h = 0), so almost no gradient passes back through it; a white column is a dead unit.
+
+    maps: (layer name, kind, flat bool (examples, units)) per layer; where: which parameters (title).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(maps), 1, figsize=(10, 0.6 + 2.4 * len(maps)), dpi=100, squeeze=False)
+    for ax, (name, kind, flat) in zip(axes[:, 0], maps):
+        ax.imshow(flat, cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+        rule = "|h| > 0.97" if kind == "tanh" else "h = 0"
+        dead = int(flat.all(axis=0).sum())
+        ax.set_title(f"{name} ({kind}): {flat.mean():.0%} of cells white ({rule}), {dead} of {flat.shape[1]} units white in every row",
+                     fontsize=9)
+        ax.set_ylabel("example")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1, 0].set_xlabel("unit")
+    fig.suptitle(f"Saturation on one batch of dev examples, {where}", fontsize=10)
+    return fig
+
+
+def plot_saturation(maps: Sequence[tuple[str, str, np.ndarray]], where: str, out: Path) -> Path:
+    """saturation_figure, saved as a PNG. Returns `out`."""
+    return _save(saturation_figure(maps, where), out)

@@ -4,6 +4,8 @@
         config.toml      the resolved config (file + --set overrides)
         vocab.json       the vocabulary, itos order (index 0 = boundary)
         metrics.jsonl    one JSON object per logged step: step, train_loss, dev_loss, lr, elapsed_s
+        stats.jsonl      with train.stats_interval > 0: one JSON object per recorded step, step, lr,
+                         loss, layers, params (makemore.stats), read by `makemore inspect`
         checkpoint.pt    model state_dict, config, vocab, step, optimizer and generator state
         summary.json     final whole-split train/dev loss and timings, written when training ends
         loss.png         the loss curves
@@ -40,9 +42,12 @@ CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.toml"
 VOCAB = "vocab.json"
 METRICS = "metrics.jsonl"
+STATS = "stats.jsonl"
 SUMMARY = "summary.json"
 LOSS_PNG = "loss.png"
 EMBEDDING_PNG = "embedding.png"
+INSPECT_PNGS = {"activations": "activations.png", "gradients": "gradients.png", "update_ratio": "update_ratio.png",
+                "saturation": "saturation.png"}
 FORMAT = "makemore-checkpoint-1"
 DEFAULT_ROOT = Path("runs")
 
@@ -129,24 +134,56 @@ def embedding_png(run_dir: str | Path) -> Path:
     return Path(run_dir) / EMBEDDING_PNG
 
 
-class MetricsLog:
-    """metrics.jsonl opened for appending: one JSON object per line, flushed as written."""
+def inspect_pngs(folder: str | Path) -> dict[str, Path]:
+    """Where `makemore inspect` puts its figures in `folder` (by default the run directory), by figure."""
+    return {figure: Path(folder) / name for figure, name in INSPECT_PNGS.items()}
 
-    def __init__(self, run_dir: str | Path):
-        self._file = open(Path(run_dir) / METRICS, "a", encoding="utf-8")
+
+class JsonLinesLog:
+    """A JSON-lines file of a run opened for appending: one JSON object per line, flushed as written."""
+
+    separators: tuple[str, str] | None = None
+
+    def __init__(self, path: Path):
+        self._file = open(path, "a", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record) + "\n")
+        self._file.write(json.dumps(record, separators=self.separators) + "\n")
         self._file.flush()
 
     def close(self) -> None:
         self._file.close()
 
 
+class MetricsLog(JsonLinesLog):
+    """metrics.jsonl opened for appending."""
+
+    def __init__(self, run_dir: str | Path):
+        super().__init__(Path(run_dir) / METRICS)
+
+
+class StatsLog(JsonLinesLog):
+    """stats.jsonl opened for appending (compact JSON: a record holds a few hundred numbers). Records
+    after `after_step`, the step a run resumes from, are dropped first: those steps are taken again."""
+
+    separators = (",", ":")
+
+    def __init__(self, run_dir: str | Path, after_step: int = 0):
+        path = Path(run_dir) / STATS
+        if path.is_file():
+            _truncate_jsonl(path, after_step)
+        super().__init__(path)
+
+
+def _truncate_jsonl(path: Path, step: int) -> None:
+    """Keep only the lines of a JSON-lines file whose record's "step" is at most `step` (a torn line goes too)."""
+    kept = [line + "\n" for line, record in _jsonl_lines(path) if record["step"] <= step]
+    atomic_write_text(path, "".join(kept))
+
+
 def truncate_metrics(run_dir: str | Path, step: int) -> None:
     """Keep only metrics records up to `step` (those after the checkpoint a run resumes from go)."""
-    kept = [r for r in read_metrics(run_dir) if r["step"] <= step]
-    atomic_write_text(Path(run_dir) / METRICS, "".join(json.dumps(r) + "\n" for r in kept))
+    _truncate_jsonl(Path(run_dir) / METRICS, step)
 
 
 def new_run_dir(name: str, root: str | Path = DEFAULT_ROOT) -> Path:
@@ -167,7 +204,7 @@ def discard_unstarted(run_dir: str | Path) -> None:
     path = Path(run_dir)
     if not path.is_dir() or (path / CHECKPOINT).exists():
         return
-    for name in (CONFIG, VOCAB, METRICS, SUMMARY, LOSS_PNG):
+    for name in (CONFIG, VOCAB, METRICS, STATS, SUMMARY, LOSS_PNG):
         (path / name).unlink(missing_ok=True)
     remove_temporaries(path)
     try:
@@ -232,6 +269,11 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+#: Tests only: seconds to wait inside every checkpoint write, between writing the temporary file
+#: and renaming it, so that a test's kill -9 or Ctrl-C lands inside the write for certain.
+SLOW_WRITE_ENV = "MAKEMORE_TEST_SLOW_WRITE"
+
+
 def atomic_write_bytes(path: Path, write: Any) -> None:
     """Write a file atomically: `write(f)` fills a temporary file in the same folder, which is
     flushed, fsynced and renamed over `path`. Readers see the old file or the new one, never half."""
@@ -242,6 +284,8 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            if path.name == CHECKPOINT and os.environ.get(SLOW_WRITE_ENV):
+                time.sleep(float(os.environ[SLOW_WRITE_ENV]))
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -269,9 +313,18 @@ def to_torch(obj: Any) -> Any:
 
 
 def save_checkpoint(run_dir: Path, checkpoint: dict[str, Any]) -> None:
-    """Atomically write run_dir/checkpoint.pt: a dict of tensors and plain values only."""
+    """Atomically write run_dir/checkpoint.pt: a dict of tensors and plain values only.
+
+    Raises:
+        MakemoreError: the file cannot be written (a full disk, no permission); the previous
+            checkpoint, if there is one, is left as it was.
+    """
     payload = {"format": FORMAT, **to_torch(checkpoint)}
-    atomic_write_bytes(Path(run_dir) / CHECKPOINT, lambda f: torch.save(payload, f))
+    path = Path(run_dir) / CHECKPOINT
+    try:
+        atomic_write_bytes(path, lambda f: torch.save(payload, f))
+    except OSError as e:
+        raise MakemoreError(f"{path}: cannot write the checkpoint: {e.strerror or e}; the previous checkpoint, if any, is kept") from None
 
 
 def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
@@ -326,13 +379,26 @@ def write_json(path: Path, obj: Any) -> None:
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The records of run_dir/metrics.jsonl (an empty list if there are none); a torn last line is skipped."""
-    path = Path(run_dir) / METRICS
+    return _read_jsonl(Path(run_dir) / METRICS)
+
+
+def read_stats(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of run_dir/stats.jsonl in step order (an empty list if there are none); a torn last line is skipped."""
+    return _read_jsonl(Path(run_dir) / STATS)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [record for _, record in _jsonl_lines(path)]
+
+
+def _jsonl_lines(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(line, parsed record) of every readable line of a JSON-lines file; none if it does not exist."""
     if not path.is_file():
         return []
     records = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            records.append(json.loads(line))
+            records.append((line, json.loads(line)))
         except json.JSONDecodeError:
             continue
     return records

@@ -7,24 +7,47 @@ leaves the batch, so later calls only run the samples still being written. Each 
 drawn by inverse-CDF sampling (one uniform number per sample, `draw`), and the work runs on one
 CPU thread: the model is small, and on 2 shared cores a second thread made 10 000 names 25×
 slower (5.3 s against 0.21 s; benchmarks/run.py measures sampling, see BENCHMARKS.md).
+
+Two ways to sample:
+
+- `sample`: plain sampling, n draws as they come; a sample still unfinished at `max_len`
+  characters is cut there (the safety cap that makes sampling end).
+- `sample_wanted`: selective sampling (the names a user asked for, docs/names.md): every sample
+  starts with a prefix the model continues, and a draw that does not fit (too short, too long,
+  in an excluded list, a repeat) is thrown away and redrawn, never cut, until n fit or the draw
+  bound (DRAWS_PER_SAMPLE · n draws) is reached. Rejection keeps the model's distribution: the
+  kept samples are distributed as the model's samples given that they fit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 
 from makemore.data import Vocab
 from makemore.errors import MakemoreError
+from makemore.models import longest_readable
 
 #: Samples advanced together in one model call.
 SAMPLE_BATCH = 16384
 
+#: The draw bound of selective sampling: at most this many draws for each sample asked for.
+DRAWS_PER_SAMPLE = 50
 
-def check_sampling_options(n: int, temperature: float, top_k: int | None, vocab_size: int, max_len: int) -> None:
-    """Raises MakemoreError for n < 1, temperature ≤ 0 or non-finite, top_k outside 1..vocab_size, max_len < 1."""
+#: The fewest draws selective sampling makes at once: a model call costs about the same for 1 row as for a few hundred.
+MIN_ROUND = 256
+
+
+def check_sampling_options(n: int, temperature: float, top_k: int | None, vocab_size: int, max_len: int,
+                           min_len: int = 0, prefix: str = "") -> None:
+    """Raises MakemoreError for n < 1, temperature ≤ 0 or non-finite, top_k outside 1..vocab_size,
+    max_len < 1, min_len < 0, min_len > max_len, or a prefix longer than max_len."""
     if n < 1:
         raise MakemoreError(f"-n must be at least 1, got {n}")
     if not (math.isfinite(temperature) and temperature > 0):
@@ -33,6 +56,23 @@ def check_sampling_options(n: int, temperature: float, top_k: int | None, vocab_
         raise MakemoreError(f"--top-k must be between 1 and the vocabulary size {vocab_size}, got {top_k}")
     if max_len < 1:
         raise MakemoreError(f"--max-len must be at least 1, got {max_len}")
+    if min_len < 0:
+        raise MakemoreError(f"--min-len must be at least 0, got {min_len}")
+    if min_len > max_len:
+        raise MakemoreError(f"--min-len {min_len} is above the longest length allowed, {max_len} (--max-len)")
+    if len(prefix) > max_len:
+        raise MakemoreError(f"--prefix {prefix!r} has {len(prefix)} characters, more than the longest length allowed, {max_len} (--max-len)")
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the block on one torch CPU thread (see the module docstring), then restore the count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @torch.inference_mode()
@@ -70,27 +110,134 @@ def sample(
         MakemoreError: an option out of range (see check_sampling_options).
     """
     check_sampling_options(n, temperature, top_k, vocab.vocab_size, max_len)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        pad = model.block_size if view == "windows" else 1
+    with _one_thread():
+        pad = _padding(model, view)
         out: list[tuple[str, bool]] = []
         for first in range(0, n, batch):
             out.extend(_sample_batch(model, vocab, min(batch, n - first), generator, temperature, top_k, max_len, pad))
         return out
-    finally:
-        torch.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """Which samples selective sampling keeps (`sample_wanted`); every other draw is redrawn."""
+
+    prefix: str = ""
+    """Every sample starts with it: the model continues from its characters."""
+    min_len: int = 1
+    """Fewest characters of a sample, prefix included (1: an empty sample is never kept)."""
+    max_len: int = 64
+    """Most characters of a sample, prefix included; a draw still unfinished beyond it is redrawn."""
+    exclude: frozenset[str] = frozenset()
+    """Words never kept (e.g. every word of the run's words file, for --new-only)."""
+    unique: bool = False
+    """Keep no word twice."""
+
+
+#: Why a draw was thrown away, in the order `sample_wanted` checks.
+TOO_LONG, TOO_SHORT, EXCLUDED, REPEATED = "too long", "too short", "in the words file", "repeated"
+
+
+@dataclass
+class Selection:
+    """What `sample_wanted` found: the kept words in draw order, and what the other draws were."""
+
+    words: list[str]
+    """At most n words, each fitting the Wanted."""
+    drawn: int
+    """Draws examined: len(words) + sum(redrawn.values())."""
+    redrawn: Counter = field(default_factory=Counter)
+    """Reason (TOO_LONG, TOO_SHORT, EXCLUDED, REPEATED) → draws thrown away for it."""
+
+
+@torch.inference_mode()
+def sample_wanted(
+    model: torch.nn.Module,
+    vocab: Vocab,
+    n: int,
+    generator: torch.Generator,
+    wanted: Wanted,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    batch: int = SAMPLE_BATCH,
+    view: str = "windows",
+    draws_per_sample: int = DRAWS_PER_SAMPLE,
+) -> Selection:
+    """Draw until `n` words fit `wanted` (rejection sampling), or until draws_per_sample · n draws.
+
+    Draws are made in rounds, all samples of a round advancing together as in `sample`; a round
+    draws enough for the words still missing at the share of draws kept so far (at least
+    MIN_ROUND, at most `batch` and the draws left). A sample is written up to max_len + 1
+    characters, so one that would be longer is recognised, stopped and redrawn; nothing is cut.
+    Thrown away, in this order: unfinished beyond max_len (TOO_LONG), shorter than min_len
+    (TOO_SHORT), in `wanted.exclude` (EXCLUDED), already kept with `wanted.unique` (REPEATED).
+    The same generator state and arguments give the same words.
+
+    Args:
+        model, vocab, generator, temperature, top_k, batch, view: as for `sample`.
+        n: how many words to find.
+        wanted: the prefix and the conditions a kept word meets.
+        draws_per_sample: the draw bound, per word asked for.
+
+    Returns:
+        A Selection: fewer than n words only when the draw bound was reached.
+
+    Raises:
+        MakemoreError: an option out of range (see check_sampling_options), a max_len beyond what a
+            sequence model reads whole (`makemore.models.longest_readable`), or a prefix character
+            that is not in the vocabulary (naming it).
+    """
+    check_sampling_options(n, temperature, top_k, vocab.vocab_size, wanted.max_len, wanted.min_len, wanted.prefix)
+    limit = longest_readable(view, model.block_size)
+    if limit is not None and wanted.max_len > limit:
+        raise MakemoreError(f"--max-len {wanted.max_len}: this model reads words of at most {limit} characters "
+                            "(a sequence model's context is its longest training word + 1)")
+    try:
+        prefix = vocab.encode_concat(wanted.prefix).tolist()  # the prefix's ids
+    except MakemoreError as e:
+        raise MakemoreError(f"--prefix {wanted.prefix!r}: {e}") from None
+    out = Selection(words=[], drawn=0)
+    kept: set[str] = set()
+    max_draws = draws_per_sample * n
+    with _one_thread():
+        pad = _padding(model, view)
+        while len(out.words) < n and out.drawn < max_draws:
+            need = n - len(out.words)
+            guess = need if not out.redrawn else math.ceil(1.25 * need * (out.drawn + 1) / (len(out.words) + 1))
+            size = min(max(guess, MIN_ROUND), batch, max_draws - out.drawn)
+            for word, finished in _sample_batch(model, vocab, size, generator, temperature, top_k, wanted.max_len + 1, pad, prefix):
+                reason = (TOO_LONG if not finished else TOO_SHORT if len(word) < wanted.min_len
+                          else EXCLUDED if word in wanted.exclude else REPEATED if wanted.unique and word in kept else None)
+                out.drawn += 1
+                if reason is not None:
+                    out.redrawn[reason] += 1
+                    continue
+                out.words.append(word)
+                kept.add(word)
+                if len(out.words) == n:
+                    break
+    return out
+
+
+def _padding(model: torch.nn.Module, view: str) -> int:
+    """Boundary tokens before a sample's first character: a window model's whole context
+    (block_size), or the one boundary a sequence model starts from."""
+    return model.block_size if view == "windows" else 1
 
 
 def _sample_batch(model: torch.nn.Module, vocab: Vocab, b: int, generator: torch.Generator, temperature: float,
-                  top_k: int | None, max_len: int, pad: int) -> list[tuple[str, bool]]:
+                  top_k: int | None, max_len: int, pad: int, prefix: list[int] | None = None) -> list[tuple[str, bool]]:
     """One batch of b samples, all advancing together. `seq` holds `pad` boundary tokens and then each
-    sample's characters; the model reads at most block_size tokens ending where the next one goes."""
+    sample's characters, starting with the `prefix` ids; the model reads at most block_size tokens
+    ending where the next one goes."""
     block_size = model.block_size
+    start = len(prefix) if prefix else 0  # the first position drawn
     seq = torch.zeros(b, pad + max_len, dtype=torch.long)  # (b, pad + max_len) boundary padding, then characters
+    if start:
+        seq[:, pad : pad + start] = torch.tensor(prefix)  # (b, start) every sample begins with the prefix
     length = torch.full((b,), max_len, dtype=torch.long)  # (b,) characters before the boundary
     rows = torch.arange(b)  # (a,) the samples still being written: only these are run through the model
-    for t in range(max_len):
+    for t in range(start, max_len):
         context = seq[rows, max(0, pad + t - block_size) : pad + t]  # (a, ≤ block_size)
         logits, _ = model(context)  # (a, vocab_size), or (a, T, vocab_size) from a sequence model
         if logits.dim() == 3:

@@ -35,6 +35,7 @@ from makemore.errors import MakemoreError, first_line
 from makemore.models import context_length
 from makemore.plots import plot_loss
 from makemore.schedule import lr_at
+from makemore.stats import is_recorded
 
 #: Minibatch indices are drawn for about this many windows at a time (a chunk of steps).
 CHUNK_WINDOWS = 65_536
@@ -256,6 +257,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: L
     t = cfg.train
     listener.started(run_dir, start_step, t.steps, resumed=resume)
     log = runs.MetricsLog(run_dir)
+    stats_log = runs.StatsLog(run_dir, start_step) if t.stats_interval else None  # lecture part 3's statistics
     t_start = time.perf_counter()
     step, running, count, last_dev = start_step, 0.0, 0, math.nan
     try:
@@ -264,7 +266,12 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: L
                 save(0, 0.0)
             for Xb, Yb in minibatches(backend, t, train_view, start_step, t.steps):  # (B, block_size), (B,)
                 lr = lr_at(step, t)
-                running += backend.train_step(Xb, Yb, lr)
+                if stats_log is not None and is_recorded(step + 1, t.stats_interval, t.steps):
+                    loss, stats = backend.recorded_step(Xb, Yb, lr)
+                    stats_log.write({"step": step + 1, "lr": lr, "loss": loss, **stats})
+                    running += loss
+                else:
+                    running += backend.train_step(Xb, Yb, lr)
                 count += 1
                 step += 1
                 at_eval = step % t.eval_interval == 0 or step == t.steps
@@ -289,6 +296,8 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: L
                         raise TrainingInterrupted(run_dir, step)
     finally:
         log.close()
+        if stats_log is not None:
+            stats_log.close()
         listener.ended()
     loop_s = time.perf_counter() - t_start
     return finish(run_dir, Summary(run_dir, step, backend.mean_loss(train_view), last_dev, elapsed0 + loop_s,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 from typer.testing import CliRunner
@@ -14,6 +18,25 @@ TINY_WORDS = [
     "uma", "vic", "wes", "xia", "yan", "zoe", "abel", "bea", "cole", "dina",
     "emma", "finn", "gia", "hugo", "ivy", "jade", "kim", "liam", "mia", "noah",
 ]
+
+
+def _has_mlx() -> bool:
+    try:
+        import mlx.core  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: Whether the [mlx] extra is installed. Tests and parametrisations that need it are marked with
+#: `needs_mlx` / `with_mlx`, so without it they are reported as skipped, never silently left out.
+HAS_MLX = importlib.util.find_spec("mlx") is not None and _has_mlx()
+needs_mlx = pytest.mark.skipif(not HAS_MLX, reason="MLX not installed: pip install 'makemore[mlx]'")
+
+
+def with_mlx(*values: object) -> object:
+    """A parametrisation that needs MLX: pytest.param(*values), skipped (and reported) without it."""
+    return pytest.param(*values, marks=needs_mlx)
 
 
 @pytest.fixture
@@ -39,3 +62,12 @@ def tiny_overrides(words_file: Path, steps: int = 60) -> list[str]:
     for key, value in pairs.items():
         args += ["--set", f"{key}={value}"]
     return args
+
+
+def wait_for(condition: Callable[[], Any], what: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Poll `condition()` every 2 ms until it holds; fail if `proc` ends or `timeout` s pass first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, (what, proc.communicate())
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.002)

@@ -23,7 +23,7 @@ from makemore.config import Config
 from makemore.data import Windows
 from makemore.models import build_model
 from makemore.train import train
-from tests.conftest import tiny_overrides
+from tests.conftest import needs_mlx, tiny_overrides, with_mlx
 
 V, T = 7, 3  # vocab_size, block_size of the gradient-check models
 B = 16
@@ -237,13 +237,11 @@ def load_cfg(words: Path, backend: str, steps: int, extra: tuple[str, ...] = ())
     return load_config(None, pairs)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "mlx"])
+@pytest.mark.parametrize("backend", ["numpy", with_mlx("mlx")])
 def test_backend_run_loads_everywhere_and_resumes_exactly(backend, tiny_words_file, tmp_path, runner):
     """A run trained by the backend is read by evaluate and sample as any torch run, and a run
     stopped at step 40 and resumed ends with exactly the parameters of an uninterrupted one
     (optimizer moments and the dropout generator are in the checkpoint)."""
-    if backend == "mlx":
-        pytest.importorskip("mlx.core", reason="MLX not installed: pip install 'makemore[mlx]'")
     from makemore.evaluate import evaluate_run
     from makemore.runs import load_checkpoint, load_run
     from makemore.sample import sample
@@ -281,19 +279,12 @@ def test_mlx_backend_without_mlx_says_how_to_install(monkeypatch):
         mlx_mlp.MLXBackend(make_cfg(), V)
 
 
-def test_backends_follow_the_same_trajectory(tiny_words_file, tmp_path):
+@pytest.mark.parametrize("backend", ["numpy", with_mlx("mlx")])
+def test_backends_follow_the_same_trajectory(backend, tiny_words_file, tmp_path):
     """Same initial weights, same minibatches: after 60 SGD steps of the lecture model the torch
-    and numpy backends (and mlx where installed) end at the same dev loss to float32 rounding."""
-    backends = ["torch", "numpy"]
-    try:
-        import mlx.core  # noqa: F401
-
-        backends.append("mlx")
-    except ImportError:
-        pass
-    dev = {b: train(load_cfg(tiny_words_file, b, 60), tmp_path / b).dev_loss for b in backends}
-    for b in backends:
-        assert dev[b] == pytest.approx(dev["torch"], abs=1e-4), dev
+    backend and this one end at the same dev loss to float32 rounding."""
+    dev = {b: train(load_cfg(tiny_words_file, b, 60), tmp_path / b).dev_loss for b in ("torch", backend)}
+    assert dev[backend] == pytest.approx(dev["torch"], abs=1e-4), dev
 
 
 def bias_before_batchnorm(name: str, cfg: Config) -> bool:
@@ -306,9 +297,9 @@ def bias_before_batchnorm(name: str, cfg: Config) -> bool:
     "options, optimizer",
     [(dict(), "sgd"), (dict(norm="batchnorm", n_layers=2, activation="gelu"), "momentum"), (dict(norm="layernorm", activation="relu"), "adamw")],
 )
+@needs_mlx
 def test_mlx_steps_match_numpy(options, optimizer):
     """MLX's autodiff and mlx.optimizers take the steps the hand-written numpy backend takes (float32)."""
-    pytest.importorskip("mlx.core", reason="MLX not installed: pip install 'makemore[mlx]'")
     from makemore.backends.mlx_mlp import MLXBackend
 
     cfg = make_cfg(**options)
@@ -326,3 +317,102 @@ def test_mlx_steps_match_numpy(options, optimizer):
         np.testing.assert_allclose(a[name], b[name], atol=2e-4, err_msg=name)
     X, Y = batch(11, 40)
     assert mb.mean_loss(Windows.of_arrays(X, Y)) == pytest.approx(nb.mean_loss(Windows.of_arrays(X, Y)), abs=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mutation coverage (issue 15, item 7): a plausible one-line mistake in each piece of the
+# hand-written backward and of each optimizer, made in the source of the real function, must be
+# caught both by the comparison with autograd / torch.optim and by a finite-difference check.
+
+
+def mutant(owner: object, name: str, old: str, new: str) -> object:
+    """`owner.name` (a function of numpy_mlp, or a method of one of its classes) recompiled from
+    its source with `old` replaced by `new`, in numpy_mlp's namespace."""
+    import inspect
+    import textwrap
+
+    source = textwrap.dedent(inspect.getsource(getattr(owner, name)))
+    assert source.count(old) == 1, f"{name}: the mutated line {old!r} is not in the source (update the mutant)"
+    namespace = dict(vars(nm))
+    exec(compile(source.replace(old, new), f"<mutant of {name}>", "exec"), namespace)  # noqa: S102 - the test's own source edit
+    return namespace[name]
+
+
+def fd_vs_analytic(cfg: Config) -> dict[str, float]:
+    """Relative error per parameter of NumpyBackend's gradients against central differences (float64)."""
+    cfg.model.n_embd, cfg.model.n_hidden = 2, 5
+    nb = NumpyBackend(cfg, V, dtype=np.float64)
+    X, Y = batch(1, 8)
+    numeric = finite_difference_grads(nb, X, Y)
+    _, analytic, _ = nb.loss_and_grads(X, Y)
+    return rel_errors(analytic, numeric)
+
+
+GRADIENT_MUTANTS = [
+    ("layernorm-missing-term", "layernorm_backward", " - xhat * (g * xhat).sum(1, keepdims=True)", "", dict(norm="layernorm")),
+    ("relu-derivative-unmasked", "activation_backward", "return dh * (a > 0)", "return dh", dict(activation="relu")),
+    ("gelu-derivative", "activation_backward", "(1.0 + 3.0 * GELU_C * a * a)", "(1.0 + GELU_C * a * a)", dict(activation="gelu")),
+    ("dropout-mask-unscaled", "backward", 'dx = dx * layer["mask"]', 'dx = dx * (layer["mask"] > 0)', dict(dropout=0.3)),
+    ("bias-mean-not-sum", "backward", 'grads[f"b{i}"] = da.sum(0)', 'grads[f"b{i}"] = da.mean(0)', dict()),
+]
+
+
+@pytest.mark.parametrize("name, target, old, new, options", GRADIENT_MUTANTS, ids=[m[0] for m in GRADIENT_MUTANTS])
+def test_every_backward_mutant_is_caught_by_autograd_and_finite_differences(name, target, old, new, options, monkeypatch):
+    cfg = make_cfg(**options)
+    assert max(numpy_vs_autograd(cfg, monkeypatch)[1].values()) <= 1e-7  # the real code passes both checks
+    assert max(fd_vs_analytic(make_cfg(**options)).values()) <= 1e-6
+    monkeypatch.setattr(nm, target, mutant(nm, target, old, new))
+    assert max(numpy_vs_autograd(cfg, monkeypatch)[1].values()) > 1e-7, "the autograd comparison misses it"
+    assert max(fd_vs_analytic(make_cfg(**options)).values()) > 1e-6, "the finite-difference check misses it"
+
+
+def optimizer_steps_vs_torch(cfg: Config, gradients: str, steps: int = 3) -> float:
+    """Largest difference between parameters after `steps` updates of NumpyBackend's optimizer and
+    of torch.optim, from the same weights, in float64.
+
+    gradients = "autograd": each side computes its own gradients (the numpy backward, autograd);
+    gradients = "finite-differences": both are handed the same central-difference gradients, so
+    the optimizers' update rules alone are compared.
+    """
+    cfg.model.n_embd, cfg.model.n_hidden = 2, 5
+    nb = NumpyBackend(cfg, V, dtype=np.float64)
+    model = torch_model(cfg)
+    opt = make_optimizer(list(model.parameters()), cfg)
+    for step in range(steps):
+        X, Y = batch(step, 8)
+        lr = 0.1 / (step + 1)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.zero_grad()
+        if gradients == "autograd":
+            nb.train_step(X, Y, lr)
+            model(torch.from_numpy(X), torch.from_numpy(Y))[1].backward()
+        else:
+            numeric = finite_difference_grads(nb, X, Y)
+            nb.optimizer.step(nb.params, {k: v.copy() for k, v in numeric.items()}, lr)
+            for n, p in model.named_parameters():
+                p.grad = torch.from_numpy(numeric[n].copy())
+        opt.step()
+    return max(float(np.abs(nb.params[n] - p.detach().numpy()).max()) for n, p in model.named_parameters())
+
+
+OPTIMIZER_MUTANTS = [
+    ("sgd-weight-decay-dropped", "sgd", "g = g + wd * p", "g = g + 0.0 * p"),
+    ("momentum-buffer-dampened", "momentum", "buf += g\n", "buf += (1.0 - self.momentum) * g\n"),
+    ("adamw-no-bias-correction", "adamw", "step_size = lr / (1.0 - b1**self.step_count)", "step_size = lr"),
+]
+
+
+@pytest.mark.parametrize("name, optimizer, old, new", OPTIMIZER_MUTANTS, ids=[m[0] for m in OPTIMIZER_MUTANTS])
+def test_every_optimizer_mutant_is_caught_by_torch_optim_and_finite_differences(name, optimizer, old, new, monkeypatch):
+    def cfg() -> Config:
+        c = make_cfg()
+        c.train.optimizer, c.train.weight_decay, c.train.momentum = optimizer, 0.1, 0.9
+        return c
+
+    for gradients in ("autograd", "finite-differences"):
+        assert optimizer_steps_vs_torch(cfg(), gradients) <= 1e-8, gradients  # the real update rules pass
+    monkeypatch.setattr(nm.Optimizer, "step", mutant(nm.Optimizer, "step", old, new))
+    for gradients in ("autograd", "finite-differences"):
+        assert optimizer_steps_vs_torch(cfg(), gradients) > 1e-6, f"{gradients}: the comparison misses it"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 import torch
 
 from makemore.cli import app
+from makemore.data import split_words
 from tests.conftest import TINY_WORDS, tiny_overrides
 
 
@@ -31,7 +33,12 @@ def test_train_evaluate_sample_round_trip(runner, tiny_words_file, tmp_path) -> 
     result = runner.invoke(app, ["evaluate", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     losses = json.loads(result.stdout)
-    assert set(losses) == {"train", "dev"} and all(0 < v < 5 for v in losses.values())
+    assert set(losses) == {"train", "dev"}
+    vocab_size = len(ckpt["vocab"])
+    assert losses["train"] < math.log(vocab_size) - 0.5  # learned something: an untrained model sits at ~ln vocab_size
+    # the same numbers from an independent computation: the lecture's loop over each split's windows
+    for split, nll in losses.items():
+        assert nll == pytest.approx(plain_nll(ckpt, split_words(TINY_WORDS, 42)[0 if split == "train" else 1]), rel=1e-5)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert math.isclose(losses["dev"], summary["dev_loss"], rel_tol=1e-6)
     assert math.isclose(losses["train"], summary["train_loss"], rel_tol=1e-6)
@@ -53,6 +60,48 @@ def test_train_evaluate_sample_round_trip(runner, tiny_words_file, tmp_path) -> 
     assert result.exit_code == 0
     assert len(result.stdout.strip().splitlines()) == 5
     assert "occur in the training words" in result.stderr
+
+
+def test_sample_marks_exactly_the_samples_that_are_training_words(runner, tmp_path) -> None:
+    """Every string of 1-3 letters over "abc" is a word: samples often are words, some from the
+    training split (marked), some from dev or test (not marked: they were not trained on)."""
+    import itertools
+
+    words = ["".join(p) for n in (1, 2, 3) for p in itertools.product("abc", repeat=n)]  # 39 words
+    path = tmp_path / "abc.txt"
+    path.write_text("\n".join(words) + "\n", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--config", "configs/names.toml", *tiny_overrides(path, steps=100), "--run-dir", str(run_dir), "-q"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["sample", str(run_dir), "-n", "300", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    train_words = set(split_words(words, 42)[0])
+    marked = [line.split("  (")[0] for line in lines if "(in training data" in line]
+    unmarked = [line.split("  (")[0] for line in lines if "(in training data" not in line]
+    assert len(lines) == 300 and marked and unmarked
+    assert all(w in train_words for w in marked)
+    assert not any(w in train_words for w in unmarked)
+    assert any(w in words for w in unmarked)  # a word of the file, but of dev or test: not marked
+    assert f"{len(marked)} of 300 samples" in result.stderr
+
+
+def plain_nll(ckpt: dict, words: list[str]) -> float:
+    """Mean NLL (nats/char) of a lecture MLP checkpoint over every window of `words`, one window at a
+    time as the lecture builds them (context of block_size ids, padded with the boundary 0)."""
+    C, W1, b1, W2, b2 = (ckpt["model"][k].double() for k in ("C", "W1", "b1", "W2", "b2"))
+    stoi = {ch: i for i, ch in enumerate(ckpt["vocab"])}
+    block_size = ckpt["config"]["data"]["block_size"]
+    total, count = 0.0, 0
+    for w in words:
+        context = [0] * block_size
+        for ch in w + ".":
+            ix = stoi[ch]
+            logits = torch.tanh(C[context].reshape(-1) @ W1 + b1) @ W2 + b2  # (vocab_size,)
+            total += (torch.logsumexp(logits, 0) - logits[ix]).item()
+            count += 1
+            context = context[1:] + [ix]
+    return total / count
 
 
 def test_latest_run_is_the_default(runner, tiny_words_file, tmp_path, monkeypatch) -> None:

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from makemore import runs
 from makemore.cli import app
+from tests.conftest import wait_for
 
 TRIALS = 12
 
@@ -64,10 +65,11 @@ print(json.dumps(results))
 """
 
 
-def test_kill_9_at_random_moments_never_leaves_an_unreadable_checkpoint(tmp_path):
-    words = tmp_path / "words.txt"
+def endless_config(directory: Path, eval_interval: int) -> Path:
+    """A tiny model trained (practically) forever, a checkpoint and a metrics record every `eval_interval` steps."""
+    words = directory / "words.txt"
     words.write_text("\n".join(WORDS) + "\n", encoding="utf-8")
-    config = tmp_path / "tiny.toml"
+    config = directory / "tiny.toml"
     config.write_text(f"""
 [data]
 path = {json.dumps(str(words))}
@@ -78,10 +80,15 @@ n_hidden = 32
 device = "cpu"
 steps = 100000000
 batch_size = 16
-eval_interval = 1
-log_interval = 1
+eval_interval = {eval_interval}
+log_interval = {eval_interval}
 threads = 1
 """, encoding="utf-8")
+    return config
+
+
+def test_kill_9_at_random_moments_never_leaves_an_unreadable_checkpoint(tmp_path):
+    config = endless_config(tmp_path, eval_interval=1)
     done = subprocess.run([sys.executable, "-c", FORK_AND_KILL, str(config), str(tmp_path), str(TRIALS), "20261121"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -110,3 +117,34 @@ threads = 1
     assert json.loads(result.stdout)["steps"] == step + 3
     assert not list(last.glob(".*.tmp"))  # resuming clears what a kill inside a write left
     print(f"checkpoint steps at the kills: {steps}; temporary files left by kills inside a write: {torn_writes}")
+
+
+def test_kill_9_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path):
+    """Every checkpoint write is slowed to a minute (MAKEMORE_TEST_SLOW_WRITE) and the process is
+    killed once a checkpoint's temporary file exists, i.e. inside the write, for certain: the
+    previous checkpoint stays readable, the torn temporary file stays behind, and resuming removes it."""
+    import os
+    import signal
+
+    config = endless_config(tmp_path, eval_interval=5)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "--config", str(config), "--run-dir", str(run), "--set", "train.steps=5", "-q"])
+    assert result.exit_code == 0, result.output  # the previous checkpoint: step 5
+    proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", "--resume", str(run), "--set", "train.steps=100000000", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, runs.SLOW_WRITE_ENV: "60"})
+    try:
+        wait_for(lambda: list(run.glob(f".{runs.CHECKPOINT}.*.tmp")), "the step-10 checkpoint write", proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert len(list(run.glob(f".{runs.CHECKPOINT}.*.tmp"))) == 1  # the write it was killed in
+    assert runs.load_run(run).checkpoint["step"] == 5  # the previous checkpoint: loads, builds its model
+    assert max(r["step"] for r in runs.read_metrics(run)) == 10  # the step whose checkpoint was being written
+
+    result = CliRunner().invoke(app, ["train", "--resume", str(run), "--set", "train.steps=8", "-q", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["steps"] == 8
+    assert not list(run.glob(".*.tmp"))  # the resumed run cleared the torn write

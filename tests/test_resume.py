@@ -8,14 +8,14 @@ and dropout generator.
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -27,6 +27,7 @@ from makemore import train as train_module
 from makemore.cli import app
 from makemore.config import load_config
 from makemore.train import TrainingInterrupted
+from tests.conftest import wait_for, with_mlx
 
 WORDS = [
     "ava", "ben", "cara", "dan", "eli", "fay", "gus", "hana", "ian", "jo",
@@ -47,7 +48,7 @@ SETUPS = {
         "train.optimizer=momentum", "model.norm=layernorm", "model.activation=gelu", "model.n_layers=2"],
 }
 
-BACKENDS = ["torch", "numpy"] + (["mlx"] if importlib.util.find_spec("mlx") else [])
+BACKENDS = ["torch", "numpy", with_mlx("mlx")]
 
 
 @pytest.fixture(autouse=True)
@@ -141,7 +142,7 @@ def assert_equal_tree(a, b, where: str) -> None:
 #: Every setup on torch; the one with the most state (adamw moments, dropout generator, batchnorm
 #: running statistics) on the other backends.
 CASES = [(setup, "torch") for setup in SETUPS] + [
-    ("adamw, dropout, batchnorm, cosine with warm-up", backend) for backend in BACKENDS if backend != "torch"]
+    ("adamw, dropout, batchnorm, cosine with warm-up", "numpy"), with_mlx("adamw, dropout, batchnorm, cosine with warm-up", "mlx")]
 
 
 @pytest.mark.parametrize("setup,backend", CASES)
@@ -209,21 +210,10 @@ def test_ctrl_c_in_a_real_process_checkpoints_exits_130_and_resumes(tmp_path, mo
     words = write_words(tmp_path)
     config = tiny_config(tmp_path, words, ["train.schedule=constant"], steps=10_000_000)
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", "--config", str(config), "--run-dir", str(run), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not (run / runs.METRICS).is_file() or not (run / runs.METRICS).read_text():  # training is under way
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "training did not start"
-            time.sleep(0.05)
+    with training("--config", config, "--run-dir", run) as proc:
+        wait_for(lambda: records(run), "training under way", proc)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, (out, err)
-    assert "Traceback" not in err
+        err = exit_130(proc)
     step = runs.load_checkpoint(run)["step"]
     assert 0 < step < 10_000_000
     assert f"interrupted at step {step}: checkpoint saved. Resume with: makemore train --resume {run}" in " ".join(err.split())
@@ -248,29 +238,81 @@ def test_ctrl_c_before_training_starts_leaves_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()
 
 
+@contextlib.contextmanager
+def training(*args: str | Path, slow_write: float = 0.0) -> Iterator[subprocess.Popen]:
+    """`makemore train ARGS -q` in its own process, every checkpoint write slowed by `slow_write` s
+    (tests only); killed if the block fails before it ends."""
+    env = {**os.environ, runs.SLOW_WRITE_ENV: str(slow_write)} if slow_write else None
+    proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", *map(str, args), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def exit_130(proc: subprocess.Popen) -> str:
+    """Wait for `proc`; check it stopped as after Ctrl-C (exit 130, no traceback); return its stderr."""
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err
+    return err
+
+
+def records(run: Path) -> list[dict]:
+    return runs.read_metrics(run) if (run / runs.METRICS).is_file() else []
+
+
 def test_second_ctrl_c_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
-    """A KeyboardInterrupt in the middle of writing step 20's checkpoint: step 10's stays, whole."""
-    config = tiny_config(tmp_path, write_words(tmp_path), [])
+    """A real process, real signals: the first SIGINT asks for a checkpoint; the second arrives while
+    that checkpoint is being written (every checkpoint write waits a minute, and the signal is sent
+    once the temporary file exists). The previous checkpoint stays whole, no temporary file is left,
+    the process exits 130 naming the resume command, and the run resumes."""
+    monkeypatch.setattr(train_module, "CHUNK_WINDOWS", REAL_CHUNK_WINDOWS)  # as in the child process
+    config = tiny_config(tmp_path, write_words(tmp_path), ["train.schedule=constant"], steps=10)
     run = tmp_path / "run"
-    real_save, calls = torch.save, []
-
-    def save_then_interrupt(obj, f, *args, **kwargs):
-        calls.append(obj["step"])
-        if obj["step"] == 20:
-            f.write(b"PK\x03\x04 half a checkpoint")
-            raise KeyboardInterrupt
-        return real_save(obj, f, *args, **kwargs)
-
-    monkeypatch.setattr(runs.torch, "save", save_then_interrupt)
-    result = CliRunner().invoke(app, ["train", "--config", str(config), "--run-dir", str(run), "-q"])
-    assert result.exit_code == 130, result.output
-    assert f"Resume with: makemore train --resume {run}" in " ".join(result.stderr.split())
-    assert calls == [0, 10, 20]
+    cli("train", "--config", config, "--run-dir", run, "-q")  # the previous checkpoint: step 10
+    # resumed in a process of its own, it writes no checkpoint until it is asked to stop
+    with training("--resume", run, "--set", "train.steps=10000000", "--set", "train.eval_interval=10000000", slow_write=60) as proc:
+        wait_for(lambda: any(r["step"] > 10 for r in records(run)), "training under way", proc)
+        proc.send_signal(signal.SIGINT)
+        wait_for(lambda: list(run.glob(f".{runs.CHECKPOINT}.*.tmp")), "the interrupt's checkpoint write", proc)
+        proc.send_signal(signal.SIGINT)
+        err = exit_130(proc)
+    assert f"interrupted: the last checkpoint is kept. Resume with: makemore train --resume {run}" in " ".join(err.split())
     assert runs.load_checkpoint(run)["step"] == 10
     assert not list(run.glob(".*.tmp"))
-    monkeypatch.setattr(runs.torch, "save", real_save)
-    cli("train", "--resume", run, "-q")
-    assert runs.load_checkpoint(run)["step"] == STEPS
+    cli("train", "--resume", run, "--set", "train.steps=22", "-q")
+    assert runs.load_checkpoint(run)["step"] == 22
+
+
+@pytest.mark.parametrize("schedule", [["train.schedule=step", "train.lr_milestones=[20]"],
+                                      ["train.schedule=cosine", "train.warmup_steps=5", "train.min_lr=0.001"]],
+                         ids=["step", "cosine"])
+def test_resume_in_a_real_process_across_a_minibatch_chunk_boundary(tmp_path, schedule, monkeypatch):
+    """`makemore train` stopped by a real SIGINT and resumed by `makemore train --resume`, each in
+    its own process, with minibatches of 4096 (16 steps to a chunk of drawn indices): the resumed
+    run crosses chunk boundaries and the schedule's changes, and ends exactly as an uninterrupted one."""
+    monkeypatch.setattr(train_module, "CHUNK_WINDOWS", REAL_CHUNK_WINDOWS)  # as in the child processes
+    steps, per_chunk = 40, train_module.steps_per_chunk(4096)
+    assert per_chunk == 16
+    config = tiny_config(tmp_path, write_words(tmp_path), [*schedule, "train.batch_size=4096", "train.eval_interval=5",
+                                                           "train.log_interval=1"], steps=steps)
+    stopped = tmp_path / "stopped"
+    with training("--config", config, "--run-dir", stopped, slow_write=0.2) as proc:
+        wait_for(lambda: any(r["step"] >= 2 for r in records(stopped)), "training under way", proc)
+        proc.send_signal(signal.SIGINT)
+        exit_130(proc)
+    step = runs.load_checkpoint(stopped)["step"]
+    assert 0 < step < 2 * per_chunk, step  # the resumed part crosses at least one chunk boundary
+    resumed = subprocess.run([sys.executable, "-m", "makemore", "train", "--resume", str(stopped), "-q", "--json"],
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["steps"] == steps
+    cli("train", "--config", config, "--run-dir", tmp_path / "straight", "-q")
+    assert_same_state(runs.load_checkpoint(tmp_path / "straight"), runs.load_checkpoint(stopped))
+    assert [r["lr"] for r in runs.read_metrics(stopped)] == [r["lr"] for r in runs.read_metrics(tmp_path / "straight")]
 
 
 def test_resume_on_a_changed_words_file_warns(tmp_path):

@@ -417,12 +417,13 @@ def test_error_after_the_run_directory_exists_removes_it(tmp_path, monkeypatch):
     words.write_text("\n".join(WORDS) + "\n", encoding="utf-8")
     config = write_config(tmp_path, words)
 
-    def disk_full(run_dir, checkpoint):
+    def disk_full(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 the start of a checkpoint")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(runs, "save_checkpoint", disk_full)
+    monkeypatch.setattr(runs.torch, "save", disk_full)
     result = cli("train", "--config", config, "--run-dir", tmp_path / "run", "-q")
-    assert result.exit_code != 0
+    assert_user_error(result, "checkpoint.pt", "cannot write the checkpoint", "No space left on device")
     assert not (tmp_path / "run").exists()
 
 
@@ -471,14 +472,15 @@ def test_bad_sampling_option_is_one_clear_line(trained, case, options, expected)
 
 
 def test_sampling_ends_even_when_the_model_never_ends_a_word(trained, tmp_path):
-    """With the boundary's logit pushed to -1e4 no word ever ends; the length cap stops them."""
+    """With the boundary's logit pushed to -1e4 no word ever ends: plain sampling cuts at its cap;
+    --max-len redraws longer samples (docs/names.md), so it ends at the draw bound with exit 1."""
     run = copy_run(trained, tmp_path)
     ckpt = runs.load_checkpoint(run)
     ckpt["model"]["b2"][0] = -1e4
     runs.save_checkpoint(run, {k: v for k, v in ckpt.items() if k != "format"})
-    capped = cli("sample", run, "-n", "4", "--seed", "3", "--max-len", "7", "--json")
-    assert capped.exit_code == 0, capped.output
-    assert [len(w) for w in json.loads(capped.stdout)] == [7] * 4
+    bounded = cli("sample", run, "-n", "4", "--seed", "3", "--max-len", "7", "--json")
+    assert bounded.exit_code == 1, bounded.output
+    assert json.loads(bounded.stdout) == [] and "found only 0 of 4 samples" in bounded.stderr and "too long" in bounded.stderr
     default = cli("sample", run, "-n", "2", "--seed", "3", "--json")
     assert default.exit_code == 0, default.output
     assert [len(w) for w in json.loads(default.stdout)] == [2 * ckpt["max_word_len"]] * 2

@@ -11,7 +11,9 @@ Speed itself is measured by `python -m benchmarks.run`, never asserted here.
 
 from __future__ import annotations
 
+import inspect
 import math
+import textwrap
 from collections import Counter
 
 import numpy as np
@@ -109,17 +111,40 @@ def name_model() -> tuple[MLP, Vocab]:
     return model.eval(), vocab
 
 
-def test_batched_sampling_has_the_one_at_a_time_distribution(name_model) -> None:
+#: What the chi-square tests compare: the length, and the character at each of positions 1-4 ("" past the end).
+FEATURES = {"length": len, **{f"character {i + 1}": (lambda w, i=i: w[i : i + 1]) for i in range(4)}}
+
+
+def rejected(a: list[str], b: list[str]) -> list[str]:
+    """The features whose distributions differ between samples a and b (chi-square, p = 0.001)."""
+    out = []
+    for name, feature in FEATURES.items():
+        stat, df = two_sample_chi2(Counter(map(feature, a)), Counter(map(feature, b)))
+        if stat >= chi2_critical(df):
+            out.append(name)
+    return out
+
+
+def test_batched_sampling_has_the_one_at_a_time_distribution(name_model, monkeypatch) -> None:
     model, vocab = name_model
     batched = [w for w, _ in sample(model, vocab, 20_000, torch.Generator().manual_seed(1), max_len=40, batch=4096)]
     single = one_at_a_time(model, vocab, 2_500, seed=2, max_len=40)
-    for feature in (len, lambda w: w[:1]):
-        stat, df = two_sample_chi2(Counter(map(feature, batched)), Counter(map(feature, single)))
-        assert stat < chi2_critical(df), (stat, df)
+    assert rejected(batched, single) == []
     # the test can tell distributions apart: a hotter temperature's lengths fail it
     hot = [w for w, _ in sample(model, vocab, 2_500, torch.Generator().manual_seed(3), temperature=1.6, max_len=40)]
-    stat, df = two_sample_chi2(Counter(map(len, batched)), Counter(map(len, hot)))
-    assert stat > chi2_critical(df)
+    assert "length" in rejected(batched, hot)
+    # and a sampler whose contexts slip out of line once finished rows leave the batch (it reads the
+    # first rows of the batch instead of the rows still being written) fails at positions 2-4
+    import makemore.sample as sample_module
+
+    source = textwrap.dedent(inspect.getsource(sample_module._sample_batch))
+    old = "context = seq[rows, "
+    assert source.count(old) == 1
+    namespace = dict(vars(sample_module))
+    exec(compile(source.replace(old, "context = seq[: len(rows), "), "<misaligned _sample_batch>", "exec"), namespace)  # noqa: S102
+    monkeypatch.setattr(sample_module, "_sample_batch", namespace["_sample_batch"])
+    misaligned = [w for w, _ in sample(model, vocab, 20_000, torch.Generator().manual_seed(1), max_len=40, batch=4096)]
+    assert {"character 2", "character 3", "character 4"} & set(rejected(misaligned, single)), rejected(misaligned, single)
 
 
 @pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.7, None), (1.0, 5)])

@@ -49,7 +49,8 @@ def check_supported(cfg: Config) -> Family:
 
     Raises:
         MakemoreError: an unknown model.type, keys the family cannot be built from (its Family.check),
-            or a combination the backend does not implement, naming the backends that can train it.
+            or a combination the backend does not implement, naming the backends that can train it;
+            train.stats_interval > 0 with a backend that does not record statistics.
     """
     fam = check_model(cfg)
     if fam.counted:
@@ -59,6 +60,10 @@ def check_supported(cfg: Config) -> Family:
         able = [name for name in BACKENDS if backend_class(name).SUPPORTS.refusal(cfg, fam) is None]
         hint = f"train it with train.backend = {' or '.join(repr(b) for b in able)}" if able else "no backend trains this combination"
         raise MakemoreError(f"train.backend = {cfg.train.backend!r} cannot train {why}: {hint}")
+    if cfg.train.stats_interval and not backend_class(cfg.train.backend).SUPPORTS.records_stats:
+        able = " or ".join(name for name in BACKENDS if backend_class(name).SUPPORTS.records_stats)
+        raise MakemoreError(f"train.stats_interval = {cfg.train.stats_interval}: statistics are recorded with train.backend = {able}, "
+                            f"not {cfg.train.backend}; set train.stats_interval = 0 or change train.backend")
     return fam
 
 

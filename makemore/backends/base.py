@@ -1,4 +1,5 @@
-"""What every backend declares (`Support`, an allow-list) and provides (`Backend`)."""
+"""What every backend declares (`Support`, an allow-list) and provides (`Backend`), and what they share:
+the thread rule for small steps and the shape check of a checkpoint they load."""
 
 from __future__ import annotations
 
@@ -11,6 +12,38 @@ from makemore.config import Config, ModelConfig
 from makemore.data import View
 from makemore.models import Family
 
+#: Below this many multiply-adds per step (see `small_step`), one CPU thread is faster than
+#: several: the work is too small to split.
+SMALL_STEP_MACS = 16_000_000
+
+
+def small_step(cfg: Config, n_params: int, positions: int = 1) -> bool:
+    """Whether a training step is too small to split across CPU threads.
+
+    A step's size is estimated as batch_size · positions · n_params: about its forward
+    multiply-adds, with one position per example for a window model and the context length for a
+    sequence model. A step of the lecture's MLP at batch 32 is ~0.4 M: splitting it over threads
+    costs more in synchronisation than it saves, and far more when the cores are shared
+    (BENCHMARKS.md). Backends run such steps on one thread when train.threads = 0.
+    """
+    return cfg.train.batch_size * positions * n_params < SMALL_STEP_MACS
+
+
+def check_shapes(expected: dict[str, Any], given: dict[str, Any]) -> None:
+    """Check that a checkpoint's arrays `given` have the names and shapes of the model's `expected`.
+
+    Raises:
+        ValueError: naming the first array that is missing, extra or of another shape (the driver
+            turns it into one line: the checkpoint does not fit this config).
+    """
+    missing, extra = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
+    if missing or extra:
+        raise ValueError(f"missing {', '.join(missing)}" if missing else f"unexpected {', '.join(extra)}")
+    for name, value in expected.items():
+        a, b = tuple(np.shape(value)), tuple(np.shape(given[name]))
+        if a != b and not (np.size(value) == np.size(given[name]) == 1):  # a scalar may be stored as (1,)
+            raise ValueError(f"{name} has shape {b} in the checkpoint, {a} in this model")
+
 
 @dataclass(frozen=True)
 class Support:
@@ -21,11 +54,13 @@ class Support:
     implements it and lists it). None instead of a dict: every registered family, every option.
     optimizers: the train.optimizer values it implements.
     devices: the device types it runs on ("cpu", "cuda", "mps"); None: any torch device.
+    records_stats: whether it implements `recorded_step` (train.stats_interval > 0).
     """
 
     models: dict[str, dict[str, tuple | None]] | None
     optimizers: tuple[str, ...]
     devices: tuple[str, ...] | None = None
+    records_stats: bool = False
 
     def refusal(self, cfg: Config, fam: Family) -> str | None:
         """Why this backend cannot train `cfg` (one phrase), or None if it can."""
@@ -64,6 +99,13 @@ class Backend(Protocol):
 
         X: int (B, block_size) contexts; Y: int (B,) targets. Returns the minibatch's mean NLL
         (nats/char) as a scalar that float() reads; it may stay lazy until then.
+        """
+
+    def recorded_step(self, X: Any, Y: Any, lr: float) -> tuple[float, dict[str, Any]]:
+        """`train_step`, also returning what makemore.stats.step_stats makes of this step: every
+        hidden layer's output, every parameter's gradient, value after the step, and update (the
+        value after minus before the optimizer step). Returns (mean NLL as a float, the statistics).
+        Only backends whose Support says records_stats implement it; nothing of it runs in train_step.
         """
 
     def fit(self, view: View) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from makemore.backends.base import MLP_FAMILY
+from makemore.backends.base import MLP_FAMILY, check_shapes
 from makemore.config import ADAM_BETAS, ADAM_EPS, Config
 from makemore.data import View, mean_over
 from makemore.errors import MakemoreError
@@ -207,6 +207,7 @@ class MLXBackend:
 
     def load(self, params: dict[str, Any], state: dict[str, Any] | None) -> None:
         arrays = {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v)) for k, v in params.items()}
+        check_shapes(self.export_params(), arrays)  # a checkpoint of another model size must not be trained on
         self.model.update(tree_unflatten([(k, mx.array(v)) for k, v in arrays.items() if not k.endswith(_BUFFER_SUFFIXES)]))
         self.buffers.clear()
         self.buffers.update({k: mx.array(v) for k, v in arrays.items() if k.endswith(_BUFFER_SUFFIXES)})

@@ -42,6 +42,7 @@ Regularization" (2019).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -49,13 +50,16 @@ from typing import Any
 
 import numpy as np
 
-from makemore.backends.base import MLP_FAMILY
+from threadpoolctl import threadpool_limits
+
+from makemore.backends.base import MLP_FAMILY, check_shapes, small_step
 from makemore.config import ADAM_BETAS, ADAM_EPS, Config, ModelConfig
 from makemore.data import View, mean_over
 from makemore.errors import MakemoreError
 from makemore.models import initial_state
 from makemore.models.base import BN_MOMENTUM, NORM_EPS
-from makemore.models.mlp import GELU_C, GELU_K
+from makemore.models.mlp import GELU_C, GELU_K, activation_name
+from makemore.stats import step_stats
 
 @dataclass(frozen=True)
 class Spec:
@@ -360,14 +364,17 @@ class NumpyBackend:
 
     name = "numpy"
     takes_steps = True
-    SUPPORTS = MLP_FAMILY
+    SUPPORTS = dataclasses.replace(MLP_FAMILY, records_stats=True)
 
     def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None, dtype: Any = np.float32):
         self.summary_extra: dict[str, Any] = {}
         self.spec = Spec.from_config(cfg.model)
         self.dtype = np.dtype(dtype)
-        self.params: dict[str, np.ndarray] = {}
-        self.load(initial_state(cfg, vocab_size, block_size), None)
+        initial = initial_state(cfg, vocab_size, block_size)
+        self.params: dict[str, np.ndarray] = {k: _to_numpy(v, self.dtype if v.dtype.kind == "f" else None) for k, v in initial.items()}
+        threads = cfg.train.threads or (1 if small_step(cfg, sum(v.size for v in initial.values())) else None)
+        if threads:  # NumPy's matrix products run on BLAS's own threads: the same rule as torch's
+            threadpool_limits(limits=threads, user_api="blas")
         self.optimizer = Optimizer(cfg.train.optimizer, cfg.train.momentum, cfg.train.weight_decay)
         self.rng = np.random.default_rng(cfg.train.seed + 1)
         self.onehot_rows = np.eye(vocab_size, dtype=self.dtype)  # (V, V)
@@ -382,9 +389,24 @@ class NumpyBackend:
 
     def train_step(self, X: np.ndarray, Y: np.ndarray, lr: float) -> float:
         loss, grads, cache = self.loss_and_grads(X, Y)
-        self.update_running_stats(cache["batch_stats"], X.shape[0])
-        self.optimizer.step(self.params, grads, lr)
+        self.update(grads, cache, lr)
         return loss
+
+    def update(self, grads: dict[str, np.ndarray], cache: dict[str, Any], lr: float) -> None:
+        """The step's update: BatchNorm's running statistics, then the optimizer (which may scale `grads` in place)."""
+        self.update_running_stats(cache["batch_stats"], cache["X"].shape[0])
+        self.optimizer.step(self.params, grads, lr)
+
+    def recorded_step(self, X: np.ndarray, Y: np.ndarray, lr: float) -> tuple[float, dict[str, Any]]:
+        """`train_step`, returning the step's statistics too (makemore.stats): each hidden layer's
+        output h from the forward cache (before dropout, as the torch model's activation module
+        outputs it), each parameter's gradient, and its value before and after the optimizer."""
+        loss, grads, cache = self.loss_and_grads(X, Y)
+        hidden = [(activation_name(i), self.spec.activation, layer["h"]) for i, layer in enumerate(cache["layers"], start=1)]  # h (B, H)
+        names = [name for name in self.params if name in grads]  # state_dict order, as the torch model's parameters
+        before = {name: (self.params[name].copy(), grads[name].copy()) for name in names}  # the optimizer may scale grads in place
+        self.update(grads, cache, lr)
+        return loss, step_stats(hidden, [(n, self.params[n], before[n][1], self.params[n] - before[n][0]) for n in names])
 
     def update_running_stats(self, batch_stats: list[tuple[np.ndarray, np.ndarray]], B: int) -> None:
         """BatchNorm's running statistics, as torch: r ← (1 − 0.1)·r + 0.1·batch value, with the
@@ -410,6 +432,7 @@ class NumpyBackend:
 
     def load(self, params: dict[str, Any], state: dict[str, Any] | None) -> None:
         loaded = {k: _to_numpy(v) for k, v in params.items()}
+        check_shapes(self.params, loaded)  # a checkpoint of another model size must not be trained on
         self.params = {k: (v.astype(self.dtype) if v.dtype.kind == "f" else v) for k, v in loaded.items()}
         if state:
             if "dropout_rng" not in state or not isinstance(state["dropout_rng"], str) or "optimizer" not in state:

@@ -15,15 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from makemore.backends.base import Support
+from makemore.backends.base import Support, small_step
 from makemore.config import ADAM_BETAS, ADAM_EPS, Config
 from makemore.data import View
 from makemore.models import build_model, family
-from makemore.models.base import mean_nll, set_dropout_generator
-
-#: Below this many multiply-adds per step (see `choose_threads`), one CPU thread is faster than
-#: several: the work is too small to split.
-SMALL_STEP_MACS = 16_000_000
+from makemore.models.base import HiddenCapture, mean_nll, set_dropout_generator
+from makemore.stats import step_stats
 
 #: torch's own choice of CPU threads, before any backend changed it.
 DEFAULT_THREADS = torch.get_num_threads()
@@ -42,17 +39,10 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: Config) -> torch.optim
 
 
 def choose_threads(model: torch.nn.Module, cfg: Config) -> int:
-    """CPU threads for train.threads = 0: 1 for small steps (the lecture's model), else torch's default.
-
-    A step's size is estimated as batch_size · positions · (parameters of the model): about the
-    forward multiply-adds, with one position per example for a window model and the context
-    length for a sequence model. A step of the lecture's MLP at batch 32 is ~0.4 M: splitting it
-    over threads costs more in synchronisation than it saves, and far more when the cores are
-    shared (BENCHMARKS.md).
-    """
+    """CPU threads for train.threads = 0: 1 for small steps (makemore.backends.base.small_step, the
+    lecture's model), else torch's default."""
     positions = 1 if family(cfg.model).view == "windows" else model.block_size
-    macs = cfg.train.batch_size * positions * sum(p.numel() for p in model.parameters())
-    return 1 if macs < SMALL_STEP_MACS else DEFAULT_THREADS
+    return 1 if small_step(cfg, sum(p.numel() for p in model.parameters()), positions) else DEFAULT_THREADS
 
 
 class TorchBackend:
@@ -70,7 +60,7 @@ class TorchBackend:
 
     name = "torch"
     takes_steps = True
-    SUPPORTS = Support(models=None, optimizers=("sgd", "momentum", "adamw"), devices=None)
+    SUPPORTS = Support(models=None, optimizers=("sgd", "momentum", "adamw"), devices=None, records_stats=True)
 
     def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None):
         self.cfg = cfg
@@ -85,7 +75,8 @@ class TorchBackend:
         self.model.to(self.device).train()
         self.drop_generator = torch.Generator(self.device).manual_seed(cfg.train.seed + 1)
         set_dropout_generator(self.model, self.drop_generator)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.named_params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in self.named_params]
         self.optimizer = make_optimizer(self.params, cfg)
 
     def asarray(self, a: np.ndarray) -> torch.Tensor:
@@ -99,6 +90,27 @@ class TorchBackend:
         loss.backward()
         self.optimizer.step()
         return loss.detach()
+
+    def recorded_step(self, X: torch.Tensor, Y: torch.Tensor, lr: float) -> tuple[float, dict[str, Any]]:
+        """`train_step` with forward hooks on the hidden layers' non-linearities (HiddenCapture) and
+        an optimizer pre-step hook that copies the parameters, so update = after − before the step;
+        both hooks are removed before returning. Returns (loss, makemore.stats.step_stats)."""
+        before: list[torch.Tensor] = []
+        snapshot = self.optimizer.register_step_pre_hook(lambda *_: before.extend(p.detach().clone() for p in self.params))
+        try:
+            with HiddenCapture(self.model) as capture:
+                loss = self.train_step(X, Y, lr)
+        finally:
+            snapshot.remove()
+
+        def numpy(t: torch.Tensor) -> np.ndarray:
+            t = t.detach().cpu()
+            return (t if t.dtype in (torch.float32, torch.float64) else t.float()).numpy()  # bf16/fp16 have no NumPy type
+
+        hidden = [(name, kind, numpy(h)) for name, kind, h in capture.outputs()]  # h (N, units)
+        params = [(name, numpy(p), None if p.grad is None else numpy(p.grad), numpy(p.detach() - b))
+                  for (name, p), b in zip(self.named_params, before)]
+        return float(loss), step_stats(hidden, params)
 
     def mean_loss(self, view: View) -> float:
         return mean_nll(self.model, view, self.device)

@@ -1,7 +1,8 @@
-"""Exploration commands: lr-find, plot-emb, plot-loss.
+"""Exploration commands: lr-find, plot-emb, plot-loss, inspect.
 
 Each command writes PNG files through matplotlib's Agg backend and prints the paths it wrote.
-The work is done in makemore.lr_find and makemore.plots; this module parses options only.
+The work is done in makemore.lr_find, makemore.inspect and makemore.plots; this module parses
+options and renders.
 """
 
 from __future__ import annotations
@@ -161,3 +162,68 @@ def plot_loss(
         raise MakemoreError(f"no metrics records in {', '.join(str(p) for p in paths)}: nothing to plot (is {runs.METRICS} there?)")
     target = out or (runs.loss_png(paths[0]) if len(paths) == 1 else Path("loss-compare.png"))
     typer.echo(f"wrote {draw(series, target)}")
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _num(x: float | None, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def inspect(
+    run_dir: Optional[Path] = RunDirArgument,
+    step: Optional[int] = typer.Option(None, "--step", help="The recorded step to show (the nearest recorded one); default: the last."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNGs; default: the run directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the numbers, flags and PNG paths as one JSON object."),
+) -> None:
+    """Look inside training (lecture part 3): activations, gradients, update-to-data ratios, saturation.
+
+    Reads the statistics recorded with train.stats_interval > 0 (e.g. makemore train --config
+    configs/names.toml --set train.stats_interval=100), prints one row per hidden layer and per
+    parameter with plain-words flags where a number is out of its healthy range, and writes
+    activations.png, gradients.png, update_ratio.png and saturation.png.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from makemore.inspect import inspect_run, write_figures
+    from makemore.runs import load_run
+
+    run = load_run(run_dir)
+    ins = inspect_run(run, step)
+    figures = write_figures(ins, run, out or run.path)
+    if as_json:
+        typer.echo(json.dumps(ins.to_dict()))
+        return
+    con = console()
+    steps = ins.recorded_steps
+    con.print(f"run {escape(str(ins.run_dir))}: step {ins.step:,}"
+              + (f" (the recorded step nearest --step {step:,})" if step is not None and step != ins.step else "")
+              + f"; {len(steps):,} recorded steps, {steps[0]:,} to {steps[-1]:,}")
+    con.print(f"loss at step {ins.first_step:,}: {ins.first_loss:.3f} nats/char; a uniform guess over {ins.vocab_size} "
+              f"tokens scores ln({ins.vocab_size}) = {ins.ln_vocab_size:.3f}")
+    layers = Table(title=f"hidden layers at step {ins.step:,}", title_justify="left")
+    for column in ("layer", "kind", "mean", "std", "saturated", "dead", "flag"):
+        layers.add_column(column, justify="left" if column in ("layer", "kind", "flag") else "right")
+    for row in ins.layers:
+        layers.add_row(escape(row["name"]), row["kind"], f"{row['mean']:+.3f}", f"{row['std']:.3f}", _pct(row["saturated"]),
+                       _pct(row["dead"]), f"[yellow]{escape(row['flag'])}[/]" if row["flag"] else "")
+    if ins.layers:
+        con.print(layers)
+    else:
+        con.print("no hidden layers found (hidden layers are found by their nn.Tanh, nn.ReLU or nn.GELU modules)")
+    params = Table(title=f"parameters at step {ins.step:,}", title_justify="left")
+    for column in ("parameter", "shape", "grad std", "grad:data", "update ratio (log10)", "flag"):
+        params.add_column(column, justify="left" if column in ("parameter", "shape", "flag") else "right")
+    for row in ins.params:
+        params.add_row(escape(row["name"]), "×".join(map(str, row["shape"])), _num(row["grad_std"], ".2e"), _num(row["grad_data"], ".2e"),
+                       _num(row["update_ratio"], "+.2f"), f"[yellow]{escape(row['flag'])}[/]" if row["flag"] else "")
+    con.print(params)
+    if ins.loss_flag:
+        con.print(f"[yellow]loss: {escape(ins.loss_flag)}[/]")
+    for text in ins.notes:
+        con.print(escape(text))
+    for path in figures:
+        con.print(f"wrote {escape(str(path))}")

@@ -6,9 +6,11 @@ library are imported inside the commands, so `makemore --help` starts quickly.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -49,6 +51,8 @@ def train(
     unused = unused_options(cfg.model)
     if unused:
         note(f"note: model.type = {cfg.model.type!r} does not read {', '.join(unused)}: {'it is' if len(unused) == 1 else 'they are'} ignored")
+    # a diverging run is reported in one line below; NumPy's overflow warnings on the way there are noise
+    warnings.filterwarnings("ignore", message=r"(overflow|invalid value|divide by zero) encountered", category=RuntimeWarning)
     err = console(stderr=True)
     fresh = resume is None and not Path(target).exists()  # a new run: remove it again if it fails before its first checkpoint
     try:
@@ -119,42 +123,161 @@ def sample(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for repeatable samples; default: a fresh random seed."),
     temperature: float = typer.Option(1.0, "--temperature", "-t", help="Divide the logits by this (>0): <1 safer, >1 wilder."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Draw only from the k most likely characters."),
-    max_len: Optional[int] = typer.Option(None, "--max-len", help="Cut samples at this length; default twice the longest training word."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of the samples only."),
+    prefix: str = typer.Option("", "--prefix", help="Every sample starts with this text; the model continues it."),
+    new_only: bool = typer.Option(False, "--new-only", help="Only samples that are not in the run's words file (any split)."),
+    unique: bool = typer.Option(False, "--unique", help="No sample twice."),
+    min_len: Optional[int] = typer.Option(None, "--min-len", help="Fewest characters (prefix included); shorter samples are redrawn. Default 1 when selecting."),
+    max_len: Optional[int] = typer.Option(None, "--max-len", help="Most characters (prefix included); longer samples are redrawn, not cut. Default: twice the longest training word, a sequence model's longest (plain sampling cuts there)."),
+    scores: bool = typer.Option(False, "--scores", help="Show each sample's mean NLL per character under the model (nats; lower is more name-like)."),
+    sort: Optional[str] = typer.Option(None, "--sort", help="nll: the most name-like (lowest NLL per character) first."),
+    as_json: bool = typer.Option(False, "--json", help='Print a JSON list of the samples only; with --scores, a list of {"word", "nll"} objects.'),
 ) -> None:
-    """Generate new words from a trained run, marking those that already occur in the training words."""
+    """Generate new words from a trained run, marking those that already occur in the training words.
+
+    Plain sampling (none of --prefix, --new-only, --unique, --min-len, --max-len) prints n samples
+    as drawn; one still unfinished at twice the longest training word is cut there and marked.
+
+    Selective sampling (any of them): every sample starts with --prefix, and a draw that does not
+    fit (too short, too long, in the words file, a repeat) is thrown away and redrawn, never cut,
+    up to 50 draws per sample asked for. If that bound is reached first, the samples found are
+    printed, one line on stderr says how many and why, and the exit code is 1.
+    """
     import torch
 
-    from makemore.models import family
+    from makemore.evaluate import word_nll_or_none
+    from makemore.models import family, longest_readable
     from makemore.runs import load_run
-    from makemore.sample import check_sampling_options, sample as draw
+    from makemore.sample import DRAWS_PER_SAMPLE, Wanted, check_sampling_options, sample as draw, sample_wanted
 
-    check_sampling_options(n, temperature, top_k, 10**9, 1 if max_len is None else max_len)
+    if sort not in (None, "nll"):
+        fail(f"--sort {sort!r}: the one order is nll (the most name-like first)")
+    check_sampling_options(n, temperature, top_k, 10**9, 10**9 if max_len is None else max_len,
+                           min_len or 0, prefix if max_len is not None else "")
     run = load_run(run_dir)
     seed = secrets.randbits(31) if seed is None else seed
-    cap = max_len if max_len is not None else 2 * int(run.checkpoint.get("max_word_len", 32))
+    generator = torch.Generator().manual_seed(seed)
+    kind = family(run.config.model).view
+    limit = longest_readable(kind, run.model.block_size)  # a sequence model reads at most its longest training word
+    cap = 2 * int(run.checkpoint.get("max_word_len", 32)) if limit is None else limit  # plain sampling's safety cap
     try:
         train_words = set(run.dataset.split_words("train"))
     except MakemoreError as e:
         train_words = None
         note(f"warning: cannot mark samples seen in training: {e}")
-    results = draw(run.model, run.vocab, n, torch.Generator().manual_seed(seed), temperature, top_k, cap,
-                   view=family(run.config.model).view)
+    selection = None
+    if prefix or new_only or unique or min_len is not None or max_len is not None:
+        try:
+            exclude = frozenset(run.dataset.words) if new_only else frozenset()
+        except MakemoreError as e:
+            raise MakemoreError(f"--new-only needs the run's words file: {e}") from None
+        if max_len is None:  # the default bound: the safety cap after the prefix, within what the model reads whole
+            max_len = len(prefix) + cap if limit is None else limit
+        wanted = Wanted(prefix, 1 if min_len is None else min_len, max_len, exclude, unique)
+        selection = sample_wanted(run.model, run.vocab, n, generator, wanted, temperature, top_k, view=kind)
+        results = [(word, True) for word in selection.words]
+    else:
+        results = draw(run.model, run.vocab, n, generator, temperature, top_k, cap, view=kind)
+    nll = word_nll_or_none(run.model, run.vocab, kind, [w for w, _ in results]) if scores or sort else []
+    if sort == "nll":  # stable: equal scores keep the draw order; a sample that cannot be scored goes last
+        order = sorted(range(len(results)), key=lambda i: (nll[i] is None, nll[i] or 0.0))
+        results, nll = [results[i] for i in order], [nll[i] for i in order]
+    why = ", ".join(f"{count:,} {reason}" for reason, count in selection.redrawn.most_common()) if selection else ""
     if as_json:
-        typer.echo(json.dumps([w for w, _ in results], ensure_ascii=False))
-        return
+        payload = [{"word": w, "nll": x} for (w, _), x in zip(results, nll)] if scores else [w for w, _ in results]
+        typer.echo(json.dumps(payload, ensure_ascii=False))
+    else:
+        _print_samples(results, nll if scores else None, train_words, cap)
+        sys.stdout.flush()  # the samples before the summary on stderr, also when both go to one pipe
+    if selection is not None and len(selection.words) < n:
+        fail(f"found only {len(selection.words)} of {n} samples within the draw bound ({DRAWS_PER_SAMPLE} draws per sample, "
+             f"{selection.drawn:,} drawn): {why}; seed {seed}", code=1)
+    if not as_json and train_words is not None:
+        seen = sum(word in train_words for word, _ in results)
+        kept = f"; kept {len(results)} of {selection.drawn:,} draws ({why or 'none redrawn'})" if selection else ""
+        console(stderr=True).print(f"{seen} of {len(results)} samples ({seen / len(results):.0%}) occur in the training words{kept}; seed {seed}",
+                                   markup=False, soft_wrap=True)
+
+
+def _print_samples(results: list[tuple[str, bool]], nll: list[float | None] | None, train_words: set[str] | None, cap: int) -> None:
+    """One sample per line, verbatim (not read as markup), with its score when given ("-": one the
+    model cannot score) and notes: "in training data", "cut at N characters"."""
     from rich.markup import escape
 
     out = console()
-    seen = 0
-    for word, finished in results:
+    width = max((len(word) for word, _ in results), default=0)
+    for i, (word, finished) in enumerate(results):
         notes = []
         if train_words is not None and word in train_words:
-            seen += 1
             notes.append("in training data")
         if not finished:
             notes.append(f"cut at {cap} characters")
-        out.print(escape(word) + (f"  [dim]({', '.join(notes)})[/dim]" if notes else ""), markup=True, soft_wrap=True)
-    sys.stdout.flush()  # the samples before the summary on stderr, also when both go to one pipe
-    if train_words is not None:
-        console(stderr=True).print(f"{seen} of {n} samples ({seen / n:.0%}) occur in the training words; seed {seed}")
+        score = f"{' ' * (width - len(word))}  {'-' if nll[i] is None else format(nll[i], '.3f'):>5}" if nll is not None else ""
+        out.print(escape(word) + score + (f"  [dim]({', '.join(notes)})[/dim]" if notes else ""), markup=True, soft_wrap=True)
+
+
+def score(
+    args: Optional[list[str]] = typer.Argument(None, metavar="[RUN] WORD", show_default=False,
+                                               help="A run directory (default: the most recent run under runs/), then the words to score."),
+    as_json: bool = typer.Option(False, "--json", help='Print a JSON list of {"word", "nll", "perplexity", "percentile"} objects.'),
+) -> None:
+    """How likely each word is under a run's model: "how name-like is my name?".
+
+    For each word: its mean NLL per character (nats, over its characters and its end token; lower
+    is more name-like), the perplexity exp(NLL), and its percentile: the share of the training
+    words that score worse. Without words on the command line they are read from standard input,
+    one per line. The first argument is the run when it is a directory or contains a "/".
+    A word the model cannot score (a character outside the run's vocabulary; for a sequence model,
+    longer than its longest training word) gets an error line on stderr; the others are still
+    scored, and the exit code is 1.
+    """
+    from makemore.evaluate import score_words, training_word_nll, unscorable
+    from makemore.models import family
+    from makemore.runs import load_run
+
+    words = list(args or [])
+    run_arg = Path(words.pop(0)) if words and ("/" in words[0] or Path(words[0]).is_dir()) else None
+    if not words:
+        if sys.stdin is None or sys.stdin.isatty():
+            fail("no words to score: give them after the run, or one per line on standard input")
+        words = [w for w in (line.strip() for line in sys.stdin) if w]
+        if not words:
+            fail("no words to score on standard input")
+    run = load_run(run_arg)
+    kind = family(run.config.model).view
+    good, errors = [], []
+    for word in words:
+        why = unscorable(word, run.vocab, kind, run.model.block_size)
+        if why is None:
+            good.append(word)
+        else:
+            errors.append(f"{word!r}: {why}")
+    reference = None
+    if good:
+        try:
+            reference = training_word_nll(run)
+        except MakemoreError as e:
+            note(f"warning: no percentiles, the training words cannot be read: {e}")
+        if reference is not None and run.data_changed:
+            note(f"warning: {run.config.data.path} changed since this run was trained; percentiles compare with today's file")
+    results = score_words(run, good, reference)
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in results], ensure_ascii=False))
+    elif results:
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title=f"{run.path}  (step {run.step})")
+        for column in ("word", "NLL (nats/char)", "perplexity", "percentile"):
+            table.add_column(column, justify="left" if column == "word" else "right")
+        for r in results:
+            table.add_row(escape(r.word), f"{r.nll:.4f}", f"{r.perplexity:.3f}", "-" if r.percentile is None else f"{r.percentile:.1f}")
+        out = console()
+        out.print(table)
+        if reference is not None:
+            out.print(f"percentile: the share of the {len(reference):,} training words that score worse (higher NLL per character)",
+                      markup=False, soft_wrap=True)
+    if errors:
+        sys.stdout.flush()
+        for line in errors:
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(1)

@@ -123,6 +123,17 @@ def context_length(cfg: Config, longest_word: int) -> int:
     return longest_word + 1
 
 
+def longest_readable(view: str, block_size: int) -> int | None:
+    """The longest word a model built with `block_size` reads whole (the inverse of `context_length`):
+    any length (None) for a window model, which reads the last block_size characters wherever it
+    is; block_size − 1 for a sequence model, whose input is the boundary and then the whole word.
+
+    Args:
+        view: the family's data view (Family.view). block_size: the model's `block_size`.
+    """
+    return None if view == "windows" else block_size - 1
+
+
 def build_model(cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None) -> nn.Module:
     """A freshly initialised model of cfg.type on the CPU.
 
@@ -138,13 +149,19 @@ def build_model(cfg: ModelConfig, vocab_size: int, block_size: int, generator: t
     return family(cfg).cls(cfg, vocab_size, block_size, generator)
 
 
+def initial_model(cfg: Config, vocab_size: int, block_size: int | None = None) -> nn.Module:
+    """The model `cfg` describes as initialised with torch.Generator().manual_seed(train.seed): the
+    weights every backend starts a run from (and `makemore inspect` shows for step 1).
+    block_size defaults to data.block_size (a window model's context)."""
+    block_size = cfg.data.block_size if block_size is None else block_size
+    return build_model(cfg.model, vocab_size, block_size, torch.Generator().manual_seed(cfg.train.seed))
+
+
 def initial_state(cfg: Config, vocab_size: int, block_size: int | None = None) -> dict[str, np.ndarray]:
     """The initial parameters and buffers for `cfg` as {state_dict name: NumPy array}: the torch
-    model's, initialised with torch.Generator().manual_seed(train.seed), so every backend starts
-    from identical weights. block_size defaults to data.block_size (a window model's context)."""
-    block_size = cfg.data.block_size if block_size is None else block_size
-    model = build_model(cfg.model, vocab_size, block_size, torch.Generator().manual_seed(cfg.train.seed))
-    return {k: v.numpy() for k, v in model.state_dict().items()}
+    model's (`initial_model`), so every backend starts from identical weights. block_size
+    defaults to data.block_size (a window model's context)."""
+    return {k: v.numpy() for k, v in initial_model(cfg, vocab_size, block_size).state_dict().items()}
 
 
 def count_params(cfg: Config, vocab_size: int, block_size: int | None = None) -> int:

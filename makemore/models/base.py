@@ -9,15 +9,22 @@ Every family is a torch `nn.Module` whose `forward(idx, targets=None)` returns `
 
 `lm_loss` is the loss of both: the mean negative log-likelihood, in nats per character, of the
 targets that are not IGNORE.
+
+Every family computes its hidden non-linearities with modules (nn.Tanh, nn.ReLU, nn.GELU), one
+module per place it is applied, so `HiddenCapture` finds every hidden layer by module type, with
+no per-family code (training statistics and `makemore inspect`, lecture part 3).
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from makemore.data import EVAL_CHUNK, IGNORE, View, mean_over
 
@@ -120,3 +127,56 @@ def set_dropout_generator(model: torch.nn.Module, generator: torch.Generator) ->
     for module in model.modules():
         if isinstance(module, Dropout):
             module.generator = generator
+
+
+#: The hidden non-linearities whose outputs training statistics look at, by module type → kind.
+HIDDEN_ACTIVATIONS: tuple[tuple[type[nn.Module], str], ...] = ((nn.Tanh, "tanh"), (nn.ReLU, "relu"), (nn.GELU, "gelu"))
+
+
+def hidden_layers(model: nn.Module) -> list[tuple[str, str, nn.Module]]:
+    """(module name, kind, module) of every hidden non-linearity of `model` (see HIDDEN_ACTIVATIONS),
+    in the model's module order, e.g. [("act1", "tanh", Tanh())] for the lecture's MLP."""
+    found = []
+    for name, module in model.named_modules():
+        for cls, kind in HIDDEN_ACTIVATIONS:
+            if isinstance(module, cls):
+                found.append((name, kind, module))
+                break
+    return found
+
+
+class HiddenCapture:
+    """Keeps the output of every hidden non-linearity of `model` while a `with` block runs, through
+    forward hooks that are removed when the block ends (nothing is left on the model).
+
+        with HiddenCapture(model) as capture:
+            logits, loss = model(X, Y)
+        for name, kind, h in capture.outputs():   # h (N, units), detached
+            ...
+
+    A module applied several times in one forward (an RNN cell's tanh at every position)
+    contributes every application: its rows are stacked.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.layers = hidden_layers(model)
+        self._outputs: dict[str, list[torch.Tensor]] = {name: [] for name, _, _ in self.layers}
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> HiddenCapture:
+        self._handles = [module.register_forward_hook(partial(self._keep, name)) for name, _, module in self.layers]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _keep(self, name: str, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        self._outputs[name].append(output.detach())
+
+    def outputs(self) -> list[tuple[str, str, torch.Tensor]]:
+        """(name, kind, h) per hidden layer that ran: h (N, units), every position of every
+        captured call a row (e.g. (B, n_hidden) for the MLP, (B·T, n_hidden) for a sequence model)."""
+        return [(name, kind, torch.cat([o.reshape(-1, o.shape[-1]) for o in self._outputs[name]]))
+                for name, kind, _ in self.layers if self._outputs[name]]

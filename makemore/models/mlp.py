@@ -18,25 +18,31 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from makemore.config import ModelConfig
 from makemore.models.base import BN_MOMENTUM, GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, lm_loss
 
 #: √(2/π) and the cubic coefficient of GELU's tanh approximation (Hendrycks & Gimpel 2016),
-#: gelu(a) = ½·a·(1 + tanh(GELU_K·(a + GELU_C·a³))): what F.gelu(approximate="tanh") computes.
+#: gelu(a) = ½·a·(1 + tanh(GELU_K·(a + GELU_C·a³))): what nn.GELU(approximate="tanh") computes.
 GELU_K = math.sqrt(2.0 / math.pi)
 GELU_C = 0.044715
 
 
-def activate(x: torch.Tensor, activation: str) -> torch.Tensor:
-    """The hidden non-linearity, elementwise: tanh, relu, or gelu (tanh approximation)."""
+def activation_module(activation: str) -> nn.Module:
+    """The hidden non-linearity as a module, elementwise: nn.Tanh, nn.ReLU, or nn.GELU (tanh
+    approximation). A module rather than a function call, so that forward hooks find every hidden
+    layer (makemore.models.base.HiddenCapture); it has no parameters, so the state_dict is unchanged."""
     if activation == "tanh":
-        return torch.tanh(x)
+        return nn.Tanh()
     if activation == "relu":
-        return torch.relu(x)
-    return F.gelu(x, approximate="tanh")
+        return nn.ReLU()
+    return nn.GELU(approximate="tanh")
+
+
+def activation_name(i: int) -> str:
+    """The module name of hidden layer i's non-linearity (1-based, as W{i}): "act1", "act2", ..."""
+    return f"act{i}"
 
 
 class MLP(nn.Module):
@@ -72,6 +78,7 @@ class MLP(nn.Module):
                 self.add_module(f"norm{i}", nn.BatchNorm1d(cfg.n_hidden, eps=NORM_EPS, momentum=BN_MOMENTUM))
             elif cfg.norm == "layernorm":
                 self.add_module(f"norm{i}", nn.LayerNorm(cfg.n_hidden, eps=NORM_EPS))
+            self.add_module(activation_name(i), activation_module(cfg.activation))
             fan_in = cfg.n_hidden
         out = cfg.n_layers + 1
         W = torch.randn(fan_in, vocab_size, generator=g)  # (n_hidden, vocab_size)
@@ -99,7 +106,7 @@ class MLP(nn.Module):
             x = torch.addmm(getattr(self, f"b{i}"), x, getattr(self, f"W{i}"))  # (B, n_hidden) = x @ Wi + bi
             if self.norm != "none":
                 x = getattr(self, f"norm{i}")(x)  # (B, n_hidden)
-            x = activate(x, self.activation)  # (B, n_hidden): h
+            x = getattr(self, activation_name(i))(x)  # (B, n_hidden): h = tanh(x) (or relu, gelu)
             x = self.drop(x)  # (B, n_hidden): inverted dropout in training
         out = self.n_layers + 1
         logits = torch.addmm(getattr(self, f"b{out}"), x, getattr(self, f"W{out}"))  # (B, vocab_size) = h @ W2 + b2

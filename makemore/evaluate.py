@@ -131,15 +131,22 @@ def training_word_nll(run: Run) -> np.ndarray:
     return per_word_mean(nll_per_target(run.model, run.view("train")), lengths)
 
 
+#: Scores closer than this (nats/char) are a tie in `percentile_rank`: the same word scored in two
+#: batches of different shapes (a training word, and the word a user asks about) can differ in
+#: float32 by ~1e-7, e.g. through a recurrent model's matrix products.
+TIE = 1e-6
+
+
 def percentile_rank(nll: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Percentage of `reference` scores (e.g. `training_word_nll`) that are worse than each of
-    `nll`: float64 (len(nll),), in [0, 100]; a tie counts half (the mid-rank percentile).
+    `nll`: float64 (len(nll),), in [0, 100]; a tie (within TIE) counts half (the mid-rank percentile).
 
     100 means more name-like than every reference word, 0 less than every one. Lower NLL is better.
     """
     ref = np.sort(np.asarray(reference, dtype=np.float64))  # (R,)
-    better_or_tied = np.searchsorted(ref, nll, side="right")  # (W,) reference scores ≤ each
-    better = np.searchsorted(ref, nll, side="left")  # (W,) reference scores < each
+    nll = np.asarray(nll, dtype=np.float64)  # (W,)
+    better_or_tied = np.searchsorted(ref, nll + TIE, side="right")  # (W,) reference scores ≤ each (+ TIE)
+    better = np.searchsorted(ref, nll - TIE, side="left")  # (W,) reference scores < each (− TIE)
     worse = len(ref) - better_or_tied  # (W,)
     return 100.0 * (worse + 0.5 * (better_or_tied - better)) / max(len(ref), 1)
 

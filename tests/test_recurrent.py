@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from makemore.config import ModelConfig
+from makemore.backends import torch_backend
+from makemore.config import ModelConfig, load_config
 from makemore.models import build_model
 
 V, E, H = 11, 5, 7
@@ -78,3 +79,12 @@ def test_the_lstm_remembers_by_default() -> None:
     """The forget gate's bias starts at 1 (Gers et al. 2000); the other gates' at 0."""
     cell = build_model(dataclasses.replace(ModelConfig(), type="lstm", n_embd=E, n_hidden=H), V, 9).cells[0]
     assert torch.equal(cell.b, torch.cat([torch.zeros(H), torch.ones(H), torch.zeros(2 * H)]))
+
+
+def test_threads_are_chosen_for_one_position_at_a_time() -> None:
+    """A recurrent cell runs a position at a time, so configs/gru.toml's steps count as small (one
+    thread), where the transformer of configs/transformer.toml handles all 16 positions at once."""
+    gru = load_config("configs/gru.toml")
+    assert torch_backend.choose_threads(build_model(gru.model, 27, 16), gru) == 1
+    transformer = load_config("configs/transformer.toml")
+    assert torch_backend.choose_threads(build_model(transformer.model, 27, 16), transformer) == torch_backend.DEFAULT_THREADS

@@ -40,8 +40,13 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: Config) -> torch.optim
 
 def choose_threads(model: torch.nn.Module, cfg: Config) -> int:
     """CPU threads for train.threads = 0: 1 for small steps (makemore.backends.base.small_step, the
-    lecture's model), else torch's default."""
-    positions = 1 if family(cfg.model).view == "windows" else model.block_size
+    lecture's model), else torch's default.
+
+    A step's operations span one position per example for a window model and for a recurrent one
+    (Family.recurrent: its cell runs a position at a time), the whole context for the other
+    sequence models (bow, transformer), which handle every position at once."""
+    fam = family(cfg.model)
+    positions = 1 if fam.view == "windows" or fam.recurrent else model.block_size
     return 1 if small_step(cfg, sum(p.numel() for p in model.parameters()), positions) else DEFAULT_THREADS
 
 

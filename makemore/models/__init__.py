@@ -46,6 +46,9 @@ class Family:
     """The state_dict name of its character embedding table (vocab_size, n_embd), for plot-emb; None if it has none."""
     counted: bool = False
     """Fitted in one pass by `cls.fit(view)` (the counting bigram) instead of by gradient steps."""
+    recurrent: bool = False
+    """Reads a sequence one position at a time (a recurrent cell), so every operation of a training
+    step is one position wide (the torch backend's `choose_threads` sizes a step by it)."""
     check: Callable[[Config], None] | None = None
     """Checks the keys of a whole config together, before any data is read (e.g. a WaveNet's
     power-of-two data.block_size), raising MakemoreError; None: the per-key checks suffice."""
@@ -56,9 +59,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("bigram", Bigram, ("smoothing",), "windows", embedding=None, counted=True),
     Family("mlp", MLP, ("n_embd", "n_hidden", "n_layers", "activation", "norm", "dropout", "init"), "windows", embedding="C"),
     Family("wavenet", wavenet.WaveNet, ("n_embd", "n_hidden", "dropout"), "windows", embedding="C", check=wavenet.check),
-    Family("rnn", RNN, ("n_embd", "n_hidden", "n_layers", "dropout"), "sequences", embedding="C"),
-    Family("gru", GRU, ("n_embd", "n_hidden", "n_layers", "dropout"), "sequences", embedding="C"),
-    Family("lstm", LSTM, ("n_embd", "n_hidden", "n_layers", "dropout"), "sequences", embedding="C"),
+    Family("rnn", RNN, ("n_embd", "n_hidden", "n_layers", "dropout"), "sequences", embedding="C", recurrent=True),
+    Family("gru", GRU, ("n_embd", "n_hidden", "n_layers", "dropout"), "sequences", embedding="C", recurrent=True),
+    Family("lstm", LSTM, ("n_embd", "n_hidden", "n_layers", "dropout"), "sequences", embedding="C", recurrent=True),
     Family("bow", BoW, ("n_embd", "n_hidden", "dropout"), "sequences", embedding="C"),
     Family("transformer", transformer.Transformer, ("n_embd", "n_hidden", "n_layers", "n_head", "dropout"), "sequences",
            embedding="C", check=transformer.check),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -210,14 +211,19 @@ def process_group(world: World, device: str) -> Iterator[World]:
     dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=TIMEOUT)
     try:
         yield world
+        dist.barrier()  # every rank is done with the group (rank 0 has written the run) before any leaves it
+    except ReportedElsewhere:
+        raise
+    except MakemoreError as e:
+        if world.is_main:
+            raise
+        raise MakemoreError(f"rank {world.rank}: {e}") from None
     except (RuntimeError, dist.DistError) as e:
         if not _peer_failed(e):
             raise
         if not world.is_main:
             raise ReportedElsewhere(first_line(e)) from None
-        raise MakemoreError(
-            f"another process of this job stopped, so training stopped too (its message is above; the last "
-            f"checkpoint is kept): {first_line(e)}"
-        ) from None
+        raise MakemoreError("another process of this job stopped (its message is above), so training stopped too; the last checkpoint is kept") from None
     finally:
+        gc.collect()  # DistributedDataParallel holds the group inside reference cycles: free it while Python is whole
         dist.destroy_process_group()

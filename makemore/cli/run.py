@@ -119,17 +119,21 @@ def launch(nproc: int, source: list[str], overrides: list[str], target: Path, re
     args = [*source, *(a for o in overrides for a in ("--set", o))]
     args += ["--resume", str(target)] if resume is not None else ["--run-dir", str(target)]
     args += ["--quiet"] * quiet + ["--json"] * as_json
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # its notes would bury the workers' lines
+    for name in list(logging.root.manager.loggerDict):  # torchrun's notes would bury the workers' lines
+        if name.startswith("torch.distributed.elastic"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default, set here to spare its banner
     try:
         torchrun(parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "makemore", "train", *args]))
     except SignalException as e:  # the workers got the signal too: they checkpoint and say so
         raise typer.Exit(128 + int(e.sigval))
     except ChildFailedError as e:
-        codes = sorted({f.exitcode for f in e.failures.values()})
-        code = next((c for c in codes if c in (2, 130, 143)), None)  # a reported mistake, or an interruption
+        # the first process to fail says why; torchrun then ends the others (exit code -15)
+        first_rank, first = e.get_first_failure()
+        codes = [first.exitcode] + [f.exitcode for rank, f in sorted(e.failures.items()) if rank != first_rank]
+        code = next((c for c in codes if c in (2, 130, 143)), None)  # a mistake a rank reported, or an interruption
         if code is None:
-            fail(f"training stopped: {len(e.failures)} of {nproc} processes failed (exit codes {', '.join(map(str, codes))}); their output is above", 1)
+            fail(f"training stopped: process {first_rank} of {nproc} ended with exit code {first.exitcode}; the output above says why", 1)
         raise typer.Exit(code)
 
 

@@ -147,7 +147,8 @@ class Result:
     combo: dict[str, Any]
     run_dir: Path
     status: str
-    """"trained", "skipped" (finished in an earlier invocation), "diverged" or "interrupted"."""
+    """"trained", "skipped" (finished in an earlier invocation), "diverged" or "interrupted"; on
+    Optuna (makemore.search) also "pruned" or "running" (in another worker)."""
     params: int | None = None
     steps: int | None = None
     train_loss: float = math.nan
@@ -171,6 +172,8 @@ class SweepOutcome:
     """How many combinations the grid has."""
     results: list[Result] = field(default_factory=list)
     interrupted: bool = False
+    exit_code: int = 130
+    """What the command exits with when interrupted: 130 after Ctrl-C, 143 after SIGTERM."""
 
 
 def _finished_result(p: Planned, status: str, longest_word: int) -> Result:
@@ -251,8 +254,9 @@ def run_sweep(
                 outcome.results.append(Result(run_name(p.combo), p.combo, p.run_dir, "diverged"))
                 continue
             outcome.results.append(_finished_result(p, "trained", longest[p.run_dir]))
-    except (TrainingInterrupted, KeyboardInterrupt):
+    except (TrainingInterrupted, KeyboardInterrupt) as e:
         outcome.interrupted = True
+        outcome.exit_code = getattr(e, "exit_code", 130)
     outcome.results.sort(key=lambda r: (math.isnan(r.dev_loss), r.dev_loss))
     write_results(outcome)
     return outcome

@@ -9,7 +9,6 @@ is bit-exact.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -26,7 +25,7 @@ from makemore.cli import app
 from makemore.config import load_config
 from makemore.train import train
 
-from conftest import TINY_WORDS
+from conftest import write_tiny_config
 
 STEPS = 200
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,24 +41,7 @@ def no_loss_plot(monkeypatch):
 def setup(tmp_path_factory) -> dict:
     """A tiny config (no dropout, no batchnorm), and its one-process run of STEPS steps."""
     d = tmp_path_factory.mktemp("ddp")
-    words = d / "words.txt"
-    words.write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
-    config = d / "tiny.toml"
-    config.write_text(f"""
-[data]
-path = {json.dumps(str(words))}
-[model]
-n_embd = 4
-n_hidden = 16
-[train]
-device = "cpu"
-steps = {STEPS}
-batch_size = 16
-eval_interval = 50
-log_interval = 10
-lr_milestones = [100]
-threads = 1
-""", encoding="utf-8")
+    config = write_tiny_config(d, STEPS, eval_interval=50, milestone=100)
     one = d / "one"
     train(load_config(config), one)
     return {"dir": d, "config": config, "one": one}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from makemore.cli import app
 from makemore.config import load_config
 from makemore.train import train
 
-from conftest import TINY_WORDS
+from conftest import write_tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("optuna")
@@ -29,25 +28,7 @@ def no_loss_plot(monkeypatch):
 
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> Path:
-    words = tmp_path / "words.txt"
-    words.write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
-    config = tmp_path / "tiny.toml"
-    config.write_text(f"""
-[data]
-path = {json.dumps(str(words))}
-[model]
-n_embd = 4
-n_hidden = 16
-[train]
-device = "cpu"
-steps = 60
-batch_size = 16
-eval_interval = 20
-log_interval = 10
-lr_milestones = [40]
-threads = 1
-""", encoding="utf-8")
-    return config
+    return write_tiny_config(tmp_path, 60, eval_interval=20, milestone=40)
 
 
 def rows(out: Path) -> list[dict[str, str]]:

@@ -9,7 +9,8 @@ gives the training driver the few collective operations it needs (`World`):
 - the rows of the global minibatch this rank takes (`World.rows`): train.batch_size stays the
   global batch B, and rank r takes rows [r·B/W, (r+1)·B/W) of the same seeded minibatch, so the
   gradient DistributedDataParallel averages over ranks is the one-process gradient (up to the
-  order of float additions);
+  order of float additions; for words of different lengths each rank's loss is weighted by its
+  share of the batch's targets, `World.share`);
 - agreeing on when to stop (`World.stop_signal`), on a failure during set-up (`World.agreeing`),
   on a mean (`World.mean`) and on a run directory (`World.broadcast`).
 
@@ -80,6 +81,17 @@ class World:
         total = torch.tensor([value], dtype=torch.float64)
         dist.all_reduce(total)
         return float(total.item())
+
+    def share(self, count: torch.Tensor) -> torch.Tensor:
+        """W · count / Σ_ranks count, for this rank's `count` of targets in its rows (a float
+        tensor): multiplying this rank's mean loss by it makes DistributedDataParallel's average
+        over ranks the mean over the whole global batch when the ranks hold different numbers of
+        targets (words of different lengths). Collective when size > 1."""
+        if self.size == 1:
+            return torch.ones_like(count)
+        total = count.clone()
+        dist.all_reduce(total)
+        return count * self.size / total
 
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's `obj` (any picklable value) on every rank. Collective when size > 1."""

@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 from makemore import runs
 from makemore.config import Config, parse_override
-from makemore.errors import MakemoreError
+from makemore.errors import MakemoreError, first_line
 from makemore.models import context_length, count_params
 from makemore.sweep import Planned, Result, SweepOutcome, plan, run_name, split_values, write_results
 from makemore.train import Listener, TrainingDiverged, TrainingInterrupted, prepare, train
@@ -165,13 +165,18 @@ def _storage(url: str) -> Any:
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental" in Optuna 5
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None  # wait for a busy SQLite file
-    try:
-        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=None))
-    except (ImportError, ModuleNotFoundError) as e:  # e.g. no PostgreSQL driver installed
-        raise MakemoreError(f"--storage {url}: {e}") from None
-    except optuna.exceptions.StorageInternalError as e:
-        raise MakemoreError(f"--storage {url}: cannot open the database ({e})") from None
+    attempts = 0
+    while True:
+        try:
+            return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=None))
+        except (ImportError, ModuleNotFoundError) as e:  # e.g. no PostgreSQL driver installed
+            raise MakemoreError(f"--storage {url}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors, e.g. two workers creating the tables at once
+            attempts += 1
+            if attempts == 3:
+                raise MakemoreError(f"--storage {url}: cannot open the database ({first_line(e)})") from None
+            time.sleep(attempts)
 
 
 def open_study(s: Search, timeout: float = 60.0) -> Any:
@@ -357,7 +362,6 @@ def gather(s: Search) -> SweepOutcome:
                                       float(a.get("train_loss", math.nan)), float(a.get("dev_loss", math.nan)),
                                       float(a.get("time_s", math.nan))))
     outcome.results.sort(key=lambda r: (r.status not in ("trained", "skipped"), math.isnan(r.dev_loss), r.dev_loss))
-    outcome.interrupted = any(r.status in ("interrupted", "running") for r in outcome.results)
     return outcome
 
 
@@ -411,6 +415,6 @@ def run_search(s: Search, *, jobs: int = 1, announce: Callable[[int, int, Planne
         for h in helpers:
             h.join()
     outcome = gather(s)
-    outcome.interrupted, outcome.exit_code = outcome.interrupted or interrupted, exit_code
+    outcome.interrupted, outcome.exit_code = interrupted, exit_code
     write_results(outcome)
     return outcome

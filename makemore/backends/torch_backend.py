@@ -24,7 +24,7 @@ from makemore.backends.base import Support, small_step
 from makemore.config import ADAM_BETAS, ADAM_EPS, Config
 from makemore.data import EVAL_CHUNK, View
 from makemore.models import build_model, family
-from makemore.models.base import HiddenCapture, mean_nll, set_dropout_generator
+from makemore.models.base import IGNORE, HiddenCapture, mean_nll, set_dropout_generator
 from makemore.stats import step_stats
 
 #: torch's own choice of CPU threads, before any backend changed it.
@@ -103,6 +103,8 @@ class TorchBackend:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         _, loss = self.stepper(X, Y)  # scalar, mean NLL of the minibatch (of this rank's rows)
+        if self.world.size > 1 and Y.dim() > 1:  # sequences: ranks hold different numbers of targets
+            loss = loss * self.world.share((Y != IGNORE).sum().to(loss.dtype))  # its share of the global mean, times W
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -12,8 +12,9 @@ Prints a few lines and, as its last line, one JSON object. Every timed command i
    1 thread, gloo). The processes compute the same steps (the same global batches; the
    parameters agree to float rounding), so equal steps are equal quality: the figure is
    steps/s of the training loop (summary.json), and the dev loss each reached is shown beside it.
-2. `makemore sweep` of a grid of 6 short runs on Optuna with --jobs 1 and --jobs 2 (each into a
-   fresh directory and SQLite study): the whole command's wall time, and runs per minute.
+2. `makemore sweep` of a grid of 6 short runs (each into a fresh directory): the plain sweep
+   (--jobs 1, one process, no Optuna), then on Optuna (a SQLite study in the sweep directory)
+   with --jobs 1 and --jobs 2: the whole command's wall time, and runs per minute.
 
 On a machine with 2 cores shared with other work the figures move with the load: the load
 average is recorded at the start and the end.
@@ -78,25 +79,28 @@ def train_figure(steps: int) -> dict[str, Any]:
 
 
 def sweep_figure(steps: int) -> dict[str, Any]:
-    """Wall time of a 6-run grid sweep on Optuna with --jobs 1 and --jobs 2."""
+    """Wall time of a 6-run grid sweep: plain (one process), and on Optuna with --jobs 1 and --jobs 2."""
     out: dict[str, Any] = {}
     grid = [a for g in SWEEP_GRID for a in ("--grid", g)]
-    for jobs in (1, 2):
-        sweep_dir = OUT / f"sweep-jobs{jobs}"
+    sides = {"plain, --jobs 1": ["--jobs", "1"], "optuna, --jobs 1": ["--jobs", "1", "--study", "bench"],
+             "optuna, --jobs 2": ["--jobs", "2", "--study", "bench"]}
+    for name, extra in sides.items():
+        sweep_dir = OUT / f"sweep-{name.replace(', --', '-').replace(' ', '')}"
         shutil.rmtree(sweep_dir, ignore_errors=True)
-        wall = run([sys.executable, "-m", "makemore", "sweep", "--config", "configs/names.toml", "--out", str(sweep_dir), "--jobs", str(jobs), "-q", *grid,
+        wall = run([sys.executable, "-m", "makemore", "sweep", "--config", "configs/names.toml", "--out", str(sweep_dir), "-q", *extra, *grid,
                     *sets(SWEEP_SETS + [f"train.steps={steps}", f"train.eval_interval={steps}"])])
         n = len(list(sweep_dir.glob("*/summary.json")))
-        out[f"jobs {jobs}"] = {"wall_s": wall, "runs": n, "runs_per_min": 60 * n / wall}
-        print(f"sweep --jobs {jobs}: {n} runs in {wall:.1f} s ({60 * n / wall:.1f} runs/min)", flush=True)
-    out["speedup_jobs2_vs_jobs1"] = out["jobs 1"]["wall_s"] / out["jobs 2"]["wall_s"]
+        out[name] = {"wall_s": wall, "runs": n, "runs_per_min": 60 * n / wall}
+        print(f"sweep {name}: {n} runs in {wall:.1f} s ({60 * n / wall:.1f} runs/min)", flush=True)
+    out["speedup_jobs2_vs_jobs1_optuna"] = out["optuna, --jobs 1"]["wall_s"] / out["optuna, --jobs 2"]["wall_s"]
+    out["speedup_jobs2_vs_plain"] = out["plain, --jobs 1"]["wall_s"] / out["optuna, --jobs 2"]["wall_s"]
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600, help="training steps of figure 1")
-    parser.add_argument("--sweep-steps", type=int, default=2000, help="steps of each sweep run in figure 2")
+    parser.add_argument("--sweep-steps", type=int, default=5000, help="steps of each sweep run in figure 2")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

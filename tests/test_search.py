@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +118,30 @@ def test_tensorboard_scalars_follow_the_metrics_across_a_resume(tiny_config: Pat
     assert train_curve == [(r["step"], pytest.approx(r["train_loss"])) for r in metrics]
     assert [e.step for e in events.Scalars("loss/dev")] == [r["step"] for r in metrics if r["dev_loss"] is not None]
     assert tensorboard_log.tag("dev_loss") == "loss/dev"
+
+
+def test_ctrl_c_queues_the_run_again_and_the_next_worker_resumes_it(tiny_config: Path, tmp_path: Path) -> None:
+    from makemore.config import load_config as load
+    from makemore.sweep import parse_grid
+    from makemore.train import Listener
+
+    out = tmp_path / "sweep"
+    s = search.Search(load(tiny_config), out, "grid", parse_grid(["train.lr=0.2,0.1,0.05"]), [], 0, False,
+                      search.default_storage(out), "ctrl-c")
+    seen: list[int] = []
+
+    class CtrlCInSecondRun(Listener):
+        def record(self, record, steps_per_s) -> None:
+            seen.append(record.step)
+            if seen.count(60) == 1 and record.step == 30:  # step 30 of the second run
+                os.kill(os.getpid(), signal.SIGINT)
+
+    stopped = search.run_search(s, listener=CtrlCInSecondRun())
+    assert stopped.interrupted and stopped.exit_code == 130
+    assert {r.name: r.status for r in stopped.results} == {"train.lr=0.2": "trained", "train.lr=0.1": "interrupted"}
+    assert runs.load_checkpoint(out / "train.lr=0.1")["step"] == 31  # the step after the signal
+    actions: list[tuple[str, str]] = []
+    done = search.run_search(s, announce=lambda i, n, p, action: actions.append((p.run_dir.name, action)))
+    assert sorted(actions) == [("train.lr=0.05", "train"), ("train.lr=0.1", "resume")]  # queue order: the re-queued run last
+    assert not done.interrupted and {r.status for r in done.results} == {"trained"} and len(done.results) == 3
+    assert [r["step"] for r in runs.read_metrics(out / "train.lr=0.1")] == [10, 20, 30, 31, 40, 50, 60]  # resumed, not restarted

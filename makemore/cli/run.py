@@ -47,7 +47,7 @@ def train(
             checkpoint = runs.load_checkpoint(runs.resolve_run(resume))
             cfg = apply_overrides(runs.checkpoint_config(resume, checkpoint), overrides)
             target = resume
-            if runs.data_changed(checkpoint, cfg.data.path) and main:
+            if runs.data_changed(checkpoint, cfg.data.path) and main and nproc == 1:  # else said by the job's rank 0
                 note(f"warning: {cfg.data.path} is not the file this run was trained on: the resumed run will not match an uninterrupted one")
         else:
             if config is None:

@@ -11,7 +11,7 @@ gives the training driver the few collective operations it needs (`World`):
   gradient DistributedDataParallel averages over ranks is the one-process gradient (up to the
   order of float additions; for words of different lengths each rank's loss is weighted by its
   share of the batch's targets, `World.share`);
-- agreeing on when to stop (`World.stop_signal`), on a failure during set-up (`World.agreeing`),
+- agreeing on when to stop (`StopVote`), on a failure during set-up (`World.agreeing`),
   on a mean (`World.mean`) and on a run directory (`World.broadcast`).
 
 The models know nothing of this; with one process every operation here is the identity.
@@ -61,14 +61,6 @@ class World:
         """The device this rank uses: its own GPU, cuda:local_rank, when the job runs on CUDA."""
         return f"cuda:{self.local_rank}" if self.size > 1 and device.startswith("cuda") else device
 
-    def stop_signal(self, signum: int) -> int:
-        """The largest signal number any rank has received (0: none): every rank gets the same
-        answer, so all stop after the same step. Collective when size > 1."""
-        if self.size == 1:
-            return signum
-        flag = torch.tensor([signum], dtype=torch.int64)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # gloo, on the CPU: no GPU synchronisation
-        return int(flag.item())
 
     def mean(self, value: float) -> float:
         """The mean of `value` over ranks (float64). Collective when size > 1."""
@@ -145,6 +137,30 @@ class World:
                 raise error  # the same mistake everywhere (or only here): said once, as it is
             raise MakemoreError("; ".join(m if r == 0 else f"rank {r}: {m}" for r, m in failed))
         raise ReportedElsewhere(failed[0][1])
+
+
+class StopVote:
+    """Agreeing, step by step, on whether to stop: called once per step on every rank with the
+    signal this rank has received (0: none), it returns the largest signal any rank had received
+    one call earlier. Every rank gets the same answer at the same step, so all stop after the
+    same step; the all-reduce behind it runs while the next step computes (gloo, on the CPU: no
+    GPU synchronisation), so it costs the step almost no waiting. One process: the signal at once."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self._flag: torch.Tensor | None = None
+        self._pending: Any = None
+
+    def __call__(self, signum: int) -> int:
+        if self.world.size == 1:
+            return signum
+        agreed = 0
+        if self._pending is not None:
+            self._pending.wait()
+            agreed = int(self._flag.item())
+        self._flag = torch.tensor([signum], dtype=torch.int64)
+        self._pending = dist.all_reduce(self._flag, op=dist.ReduceOp.MAX, async_op=True)
+        return agreed
 
 
 def launched() -> World:

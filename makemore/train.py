@@ -303,6 +303,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, listener: Listener, world: 
     stats_log = runs.StatsLog(run_dir, start_step) if t.stats_interval and world.is_main else None
     t_start = time.perf_counter()
     step, running, count, last_dev = start_step, 0.0, 0, math.nan
+    vote = distributed.StopVote(world)
     try:
         with _InterruptFlag(persistent=distributed.under_launcher()) as interrupted:
             if start_step == 0:
@@ -317,7 +318,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, listener: Listener, world: 
                     running += backend.train_step(Xb, Yb, lr)
                 count += 1
                 step += 1
-                stop = world.stop_signal(interrupted.signum)  # read once (every rank the same), so it is raised only after its checkpoint
+                stop = vote(interrupted.signum)  # read once (every rank the same), so it is raised only after its checkpoint
                 at_eval = step % t.eval_interval == 0 or step == t.steps
                 if at_eval or step % t.log_interval == 0 or stop:
                     train_loss = world.mean(float(running) / count)

@@ -25,7 +25,7 @@ from makemore.cli import app
 from makemore.config import load_config
 from makemore.train import train
 
-from conftest import write_tiny_config
+from conftest import wait_for, write_tiny_config
 
 STEPS = 200
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,14 +62,6 @@ def launch(args: list[str], **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **kwargs.pop("env", {})}
     return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True, **kwargs)
-
-
-def wait_for_checkpoint(run_dir: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not (run_dir / "checkpoint.pt").exists():
-        assert proc.poll() is None, proc.communicate()[0]
-        assert time.monotonic() < deadline, "no checkpoint in time"
-        time.sleep(0.05)
 
 
 def test_two_processes_train_what_one_does_and_their_checkpoint_resumes_under_one(setup, runner) -> None:
@@ -144,7 +136,7 @@ def test_sigterm_to_the_launcher_stops_every_rank_at_one_step_and_the_run_resume
     run_dir = setup["dir"] / "stopped"
     proc = launch([sys.executable, "-m", "makemore", "train", "--nproc", "2", "--config", str(setup["config"]), "--set", "model.type=bow",
                    "--run-dir", str(run_dir), "--set", "train.steps=100000000", "--set", "train.eval_interval=100000", "-q"])
-    wait_for_checkpoint(run_dir, proc)
+    wait_for((run_dir / "checkpoint.pt").exists, "the first checkpoint", proc)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)  # to the launcher only, as a scheduler does
     out, _ = proc.communicate(timeout=60)
@@ -163,7 +155,7 @@ def test_sigterm_stops_one_process_like_ctrl_c_and_resume_is_exact(setup, tmp_pa
     run_dir = tmp_path / "run"
     proc = launch([sys.executable, "-m", "makemore", "train", "--config", str(setup["config"]), "--run-dir", str(run_dir),
                    "--set", "train.steps=100000000", "-q"])
-    wait_for_checkpoint(run_dir, proc)
+    wait_for((run_dir / "checkpoint.pt").exists, "the first checkpoint", proc)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)

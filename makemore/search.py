@@ -43,7 +43,7 @@ from makemore import runs
 from makemore.config import Config, parse_override
 from makemore.errors import MakemoreError, first_line
 from makemore.models import context_length, count_params
-from makemore.sweep import Planned, Result, SweepOutcome, plan, run_name, split_values, write_results
+from makemore.sweep import Planned, Result, SweepOutcome, check_same_config, plan, run_name, split_values, write_results
 from makemore.train import Listener, TrainingDiverged, TrainingInterrupted, prepare, train
 
 SEARCHES = ("grid", "random", "tpe")
@@ -280,9 +280,7 @@ def work(s: Search, announce: Callable[[int, int, Planned, str], None] | None = 
         trial.set_user_attr("run", name)
         [p] = plan(s.base, [(k, [v]) for k, v in combo.items()], s.out)
         p.run_dir = s.out / name
-        existing = runs.config_text(p.run_dir)
-        if existing is not None and existing != p.config.to_toml():
-            raise MakemoreError(f"{p.run_dir}: this run was trained with a different config than the sweep now asks for; use another --out")
+        check_same_config(p)
         position = min(_started(study, trial.number) + 1, total)
         if runs.is_finished(p.run_dir):  # trained by an earlier sweep into this directory
             if announce:

@@ -358,6 +358,25 @@ def stats_overhead(ctx: Context) -> list[dict]:
                      f"off, {1000 * b['on_median_s']:.1f} ms on (`python -m benchmarks.stats_overhead`)")]
 
 
+@figure("8", "scaling out on this 2-core machine (for the record)")
+def scaling(ctx: Context) -> list[dict]:
+    r = ctx.module("scale")
+    ctx.details["8"] = r
+    t, s = r["train_1_vs_2_processes"], r["sweep_jobs_1_vs_2"]
+    one, two = t["1 process, 1 thread"], t["2 processes, 1 thread each"]
+    j1, j2 = s["optuna, --jobs 1"], s["optuna, --jobs 2"]
+    return [
+        row("8a", "data parallel: 2 processes vs 1 (torchrun, gloo)", two["steps_per_s"], one["steps_per_s"], "steps/s",
+            two["steps_per_s"] / one["steps_per_s"],
+            note=f"`makemore train --nproc 2` vs `--nproc 1`, both 1 thread per process, a 2-layer MLP at global batch 256 "
+                 f"(`python -m benchmarks.scale`); 1 process on 2 threads: {t['1 process, 2 threads']['steps_per_s']:,.1f} steps/s; "
+                 f"dev {two['dev_loss']:.4f} vs {one['dev_loss']:.4f}. Not a goal: on 2 cores the gradient all-reduce costs more than it saves"),
+        row("8b", "sweep: Optuna --jobs 2 vs --jobs 1", j2["wall_s"], j1["wall_s"], "s", j1["wall_s"] / j2["wall_s"],
+            note=f"a 6-run grid of short runs, whole `makemore sweep` commands: {j1['runs']} runs in {j1['wall_s']:.1f} s vs "
+                 f"{j2['runs']} in {j2['wall_s']:.1f} s; the plain grid loop (no Optuna): {s['plain, --jobs 1']['wall_s']:.1f} s"),
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # Machine facts, the table, the files
 # ---------------------------------------------------------------------------------------------

@@ -123,6 +123,9 @@ class TrainConfig:
     stats_interval: int = field(default=0, metadata=_range(0))
     """Steps between records of activation, gradient and update statistics in stats.jsonl (read by
     `makemore inspect`; lecture part 3); the first and last steps are recorded too. 0: off."""
+    tensorboard: bool = False
+    """Also write the metrics records as TensorBoard scalars into the run directory (needs the
+    [tensorboard] extra); `tensorboard --logdir runs/` then compares runs and sweeps."""
 
 
 #: torch.optim.AdamW's default betas and eps: every backend's AdamW uses these (Kingma & Ba 2015).
@@ -284,9 +287,12 @@ def _coerce(key: str, f: dataclasses.Field, value: Any, source: str) -> Any:
         return float(value)
     if kind == "str" and isinstance(value, str):
         return value
+    if kind == "bool" and isinstance(value, bool):
+        return value
     if kind == "list[int]" and isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         return list(value)
-    wanted = {"int": "an integer", "float": "a number", "str": "a string", "list[int]": "a list of integers"}[kind]
+    wanted = {"int": "an integer", "float": "a number", "str": "a string", "list[int]": "a list of integers",
+              "bool": "true or false"}[kind]
     raise MakemoreError(f"{source}: {key} must be {wanted}, got {_describe(value)}")
 
 

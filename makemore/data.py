@@ -236,15 +236,20 @@ class View(Protocol):
         """Every example in order, about `size` targets at a time, as (X, Y) int64 pairs."""
 
 
-def mean_over(view: View, nll_sum: Callable[[np.ndarray, np.ndarray], float], chunk: int = EVAL_CHUNK) -> float:
+def mean_over(view: View, nll_sum: Callable[[np.ndarray, np.ndarray], float], chunk: int = EVAL_CHUNK,
+              part: tuple[int, int] = (0, 1)) -> float:
     """Mean NLL in nats per character over a whole view: Σ nll_sum(X, Y) over its chunks / n_targets.
 
     `nll_sum(X, Y)` returns the summed NLL (nats) of one chunk's targets; chunking bounds memory
     whatever the split's size. Every backend and `makemore evaluate` compute a split's loss here.
+    part (k, n): only chunks k, k + n, k + 2n, ... are summed (still divided by all n_targets), so
+    the n parts add up to the mean; n processes can each compute one (makemore.distributed).
     """
+    k, n = part
     total = 0.0
-    for X, Y in view.chunks(chunk):
-        total += float(nll_sum(X, Y))
+    for i, (X, Y) in enumerate(view.chunks(chunk)):
+        if i % n == k:
+            total += float(nll_sum(X, Y))
     return total / max(view.n_targets, 1)
 
 

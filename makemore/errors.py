@@ -13,3 +13,8 @@ def first_line(e: BaseException) -> str:
     """The first line of an exception's message (its type name if the message is empty), for one-line errors."""
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
+
+
+class ReportedElsewhere(MakemoreError):
+    """A mistake another process of the same torchrun job reports (rank 0): the command line
+    exits with code 2 without printing it again."""

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from makemore.config import Config
+from makemore.config import Config, load_config
 from makemore.data import Dataset, View, Vocab, file_digest, load_dataset
 from makemore.errors import MakemoreError, first_line
 from makemore.models import build_model, context_length, family
@@ -103,10 +103,15 @@ def is_finished(run_dir: str | Path) -> bool:
     return (Path(run_dir) / SUMMARY).is_file()
 
 
-def config_text(run_dir: str | Path) -> str | None:
-    """run_dir's config.toml as text, or None if it has none."""
+def stored_config(run_dir: str | Path) -> Config | None:
+    """run_dir's config.toml as a Config, or None if it has none. Keys added by a newer makemore
+    than the one that wrote it take their defaults, so a run directory keeps its meaning.
+
+    Raises:
+        MakemoreError: the file is not a valid config.
+    """
     path = Path(run_dir) / CONFIG
-    return path.read_text(encoding="utf-8") if path.is_file() else None
+    return load_config(path) if path.is_file() else None
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:

@@ -147,7 +147,8 @@ class Result:
     combo: dict[str, Any]
     run_dir: Path
     status: str
-    """"trained", "skipped" (finished in an earlier invocation), "diverged" or "interrupted"."""
+    """"trained", "skipped" (finished in an earlier invocation), "diverged" or "interrupted"; on
+    Optuna (makemore.search) also "pruned" or "running" (in another worker)."""
     params: int | None = None
     steps: int | None = None
     train_loss: float = math.nan
@@ -171,6 +172,8 @@ class SweepOutcome:
     """How many combinations the grid has."""
     results: list[Result] = field(default_factory=list)
     interrupted: bool = False
+    exit_code: int = 130
+    """What the command exits with when interrupted: 130 after Ctrl-C, 143 after SIGTERM."""
 
 
 def _finished_result(p: Planned, status: str, longest_word: int) -> Result:
@@ -182,10 +185,14 @@ def _finished_result(p: Planned, status: str, longest_word: int) -> Result:
     )
 
 
-def _check_same_config(p: Planned) -> None:
-    """Refuse to reuse a run directory that was trained with a different config."""
-    existing = runs.config_text(p.run_dir)
-    if existing is not None and existing != p.config.to_toml():
+def check_same_config(p: Planned) -> None:
+    """Refuse to reuse a run directory that was trained with a different config (compared as
+    configs, so a directory written by an older makemore, whose config.toml lacks newer keys, fits).
+
+    Raises:
+        MakemoreError: the directory holds a run of another config.
+    """
+    if runs.stored_config(p.run_dir) not in (None, p.config):
         raise MakemoreError(
             f"{p.run_dir}: this run was trained with a different config than the sweep now asks for "
             f"(was the base config or a --set changed?); use another --out, or delete that directory"
@@ -234,13 +241,13 @@ def run_sweep(
     try:
         for i, p in enumerate(planned, 1):
             if runs.is_finished(p.run_dir):
-                _check_same_config(p)
+                check_same_config(p)
                 if announce:
                     announce(i, len(planned), p, "skip")
                 outcome.results.append(_finished_result(p, "skipped", longest[p.run_dir]))
                 continue
             resume = runs.has_checkpoint(p.run_dir)
-            _check_same_config(p)
+            check_same_config(p)
             if not resume and p.run_dir.exists():
                 shutil.rmtree(p.run_dir)  # created but never checkpointed (stopped before its first step): start afresh
             if announce:
@@ -251,8 +258,9 @@ def run_sweep(
                 outcome.results.append(Result(run_name(p.combo), p.combo, p.run_dir, "diverged"))
                 continue
             outcome.results.append(_finished_result(p, "trained", longest[p.run_dir]))
-    except (TrainingInterrupted, KeyboardInterrupt):
+    except (TrainingInterrupted, KeyboardInterrupt) as e:
         outcome.interrupted = True
+        outcome.exit_code = getattr(e, "exit_code", 130)
     outcome.results.sort(key=lambda r: (math.isnan(r.dev_loss), r.dev_loss))
     write_results(outcome)
     return outcome

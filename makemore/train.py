@@ -13,6 +13,10 @@ Minibatches are drawn by a generator seeded from (train.seed, chunk number), a c
 a time, so the batch of any step can be recomputed from the step alone: a resumed run sees
 exactly the batches an uninterrupted one would. Progress is reported to a `Listener`; drawing
 it is the command line's business.
+
+Under torchrun the same loop runs in W processes (makemore.distributed): each takes its B/W rows
+of every minibatch, DistributedDataParallel averages their gradients, and rank 0 alone writes
+the run directory and reports progress.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from makemore import runs
+from makemore import distributed, runs, tensorboard_log
 from makemore.backends import check_supported, make_backend, resolve_device
 from makemore.config import Config, TrainConfig
 from makemore.data import Dataset, View, Vocab, file_digest, load_dataset
@@ -42,11 +46,16 @@ CHUNK_WINDOWS = 65_536
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C stopped training; a checkpoint of the last completed step was written."""
+    """Ctrl-C (SIGINT) or SIGTERM stopped training; a checkpoint of the last completed step was written."""
 
-    def __init__(self, run_dir: Path, step: int):
+    def __init__(self, run_dir: Path, step: int, signum: int = signal.SIGINT):
         super().__init__(f"interrupted at step {step}")
-        self.run_dir, self.step = run_dir, step
+        self.run_dir, self.step, self.signum = run_dir, step, int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process the signal ended: 130 for Ctrl-C, 143 for SIGTERM."""
+        return 128 + self.signum
 
 
 class TrainingDiverged(MakemoreError):
@@ -67,9 +76,10 @@ def chunk_indices(seed: int, chunk: int, n: int, batch_size: int) -> np.ndarray:
     return rng.integers(0, n, size=(steps_per_chunk(batch_size), batch_size))
 
 
-def minibatches(backend: Any, t: TrainConfig, view: View, start: int, stop: int) -> Iterator[tuple[Any, Any]]:
+def minibatches(backend: Any, t: TrainConfig, view: View, start: int, stop: int,
+                rows: slice = slice(None)) -> Iterator[tuple[Any, Any]]:
     """The minibatches of steps start..stop-1 as (X, Y) in the backend's arrays (windows: X (B,
-    block_size), Y (B,)).
+    block_size), Y (B,)), or only their `rows` (one process's share, see makemore.distributed).
 
     Indices come from `chunk_indices`, a chunk of steps at a time, gathered from `view` in bulk:
     the batch of a step is the same however the run got there (from step 0, or resumed mid-chunk).
@@ -78,7 +88,7 @@ def minibatches(backend: Any, t: TrainConfig, view: View, start: int, stop: int)
     step = start
     while step < stop:
         chunk, offset = divmod(step, per_chunk)
-        ix = chunk_indices(t.seed, chunk, len(view), t.batch_size)[offset : offset + stop - step]  # (k, B)
+        ix = chunk_indices(t.seed, chunk, len(view), t.batch_size)[offset : offset + stop - step, rows]  # (k, B) or (k, B/W)
         for X, Y in view.batches(ix):
             yield backend.asarray(X), backend.asarray(Y)
         step += len(ix)
@@ -124,25 +134,35 @@ class Summary:
 
 
 class _InterruptFlag:
-    """While active, the first Ctrl-C only sets a flag the loop checks between steps; a second one
-    (or any outside the main thread) behaves as usual."""
+    """While active, the first Ctrl-C (SIGINT) or SIGTERM only records its signal number, which
+    the loop checks between steps; a second one (or any outside the main thread) behaves as
+    usual, unless `persistent`: under torchrun, which forwards a Ctrl-C the worker also got from
+    the terminal, and ends a worker that does not stop in time itself."""
 
-    def __init__(self) -> None:
-        self.set = False
-        self._previous: Any = None
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, persistent: bool = False) -> None:
+        self.signum = 0
+        self.persistent = persistent
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _InterruptFlag:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
+    def _usual(self, signum: int) -> Any:
+        previous = self._previous.get(signum)
+        return previous if previous is not None else signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+
     def _handle(self, signum: int, frame: Any) -> None:
-        self.set = True
-        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+        self.signum = self.signum or signum
+        if not self.persistent:
+            signal.signal(signum, self._usual(signum))
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum in self._previous:
+            signal.signal(signum, self._usual(signum))
 
 
 class Listener:
@@ -178,7 +198,11 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: L
 
     The one driver for every model family and backend: gradient backends take cfg.train.steps
     minibatch steps; a family fitted by counting (the bigram) is fitted in one pass instead. Either
-    way the run gets the same files: config, vocabulary, metrics, checkpoint, summary, loss curve.
+    way the run gets the same files: config, vocabulary, metrics, checkpoint, summary, loss curve,
+    and with train.tensorboard TensorBoard event files.
+
+    Started by torchrun (makemore.distributed), every process calls this: they train one model
+    together, rank 0's run_dir is the run directory, and only rank 0 writes it and tells `listener`.
 
     Args:
         cfg: a validated Config.
@@ -193,38 +217,68 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: L
 
     Raises:
         MakemoreError: bad data, device or model/backend combination, a checkpoint that does not
-            fit, a finished run.
+            fit, a finished run, a setting torchrun cannot split, another process of the job failing.
         TrainingDiverged: the loss became non-finite (the last good checkpoint is kept).
-        TrainingInterrupted: Ctrl-C; a checkpoint of the last completed step was written.
+        TrainingInterrupted: Ctrl-C or SIGTERM; a checkpoint of the last completed step was written.
     """
-    listener = listener or Listener()
-    run_dir = Path(run_dir)
-    if not resume and run_dir.exists():
-        raise MakemoreError(f"{run_dir} already exists: choose a new run directory, or continue it with makemore train --resume {run_dir}")
-    fam = check_supported(cfg)
-    device = resolve_device(cfg)
-    checkpoint = runs.load_checkpoint(run_dir) if resume else None
-    if checkpoint and fam.counted:
-        raise MakemoreError(f"{run_dir}: a model.type = {fam.name!r} run is fitted in one pass: there is nothing to resume")
-    dataset = prepare(cfg, Vocab(tuple(checkpoint["vocab"])) if checkpoint else None)
-    if checkpoint and checkpoint["step"] >= cfg.train.steps:
-        raise MakemoreError(
-            f"{run_dir}: this run already finished at step {checkpoint['step']}; "
-            f"to train longer: makemore train --resume {run_dir} --set train.steps=N"
-        )
-    vocab = dataset.vocab
-    # recorded in every checkpoint: which data the run saw, and its longest word (a sequence
-    # model's context, and sampling's length cap)
-    provenance = {"data_sha256": file_digest(cfg.data.path), "max_word_len": int(dataset.lengths.max())}
-    train_view, dev_view = dataset.view("train", fam.view), dataset.view("dev", fam.view)
-    backend = make_backend(cfg, vocab.vocab_size, device, context_length(cfg, provenance["max_word_len"]))
-    if not resume:
-        runs.create_run(run_dir, cfg.to_toml(), list(vocab.itos))
+    world = distributed.launched()
+    with distributed.said_once(world):  # these read only the config and this machine: the same on every rank
+        fam = check_supported(cfg)
+        device = world.device(resolve_device(cfg))
+        distributed.check(world, cfg.train.backend, cfg.train.batch_size, fam.counted)
+        if cfg.train.tensorboard:
+            tensorboard_log.require()
+    listener = (listener or Listener()) if world.is_main else Listener()
+    if cfg.train.tensorboard and world.is_main:
+        listener = tensorboard_log.TensorBoardLog(listener)
+    with distributed.process_group(world, device):
+        return _train(cfg, Path(world.broadcast(str(run_dir))), resume, listener, world, device)
+
+
+def _train(cfg: Config, run_dir: Path, resume: bool, listener: Listener, world: distributed.World, device: str) -> Summary:
+    """`train` in one process of the job (the only one, without torchrun)."""
+    with world.agreeing():  # a mistake found by any process stops all of them; rank 0 says it
+        if not resume and run_dir.exists():
+            raise MakemoreError(f"{run_dir} already exists: choose a new run directory, or continue it with makemore train --resume {run_dir}")
+        fam = check_supported(cfg)
+        checkpoint = runs.load_checkpoint(run_dir) if resume else None
+        if checkpoint and fam.counted:
+            raise MakemoreError(f"{run_dir}: a model.type = {fam.name!r} run is fitted in one pass: there is nothing to resume")
+        dataset = prepare(cfg, Vocab(tuple(checkpoint["vocab"])) if checkpoint else None)
+        if checkpoint and checkpoint["step"] >= cfg.train.steps:
+            raise MakemoreError(
+                f"{run_dir}: this run already finished at step {checkpoint['step']}; "
+                f"to train longer: makemore train --resume {run_dir} --set train.steps=N"
+            )
+        vocab = dataset.vocab
+        # recorded in every checkpoint: which data the run saw, and its longest word (a sequence
+        # model's context, and sampling's length cap)
+        provenance = {"data_sha256": file_digest(cfg.data.path), "max_word_len": int(dataset.lengths.max())}
+        train_view, dev_view = dataset.view("train", fam.view), dataset.view("dev", fam.view)
+        backend = make_backend(cfg, vocab.vocab_size, device, context_length(cfg, provenance["max_word_len"]))
+        start_step, elapsed0 = 0, 0.0
+        if checkpoint:
+            try:
+                backend.load(checkpoint["model"], checkpoint.get("backend_state"))
+            except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
+                raise MakemoreError(
+                    f"{run_dir}: the checkpoint does not fit this config ({first_line(e)}); "
+                    "resume without --set for model, data.block_size or train.backend/optimizer keys"
+                ) from None
+            start_step, elapsed0 = int(checkpoint["step"]), float(checkpoint["elapsed_s"])
+    if world.is_main:
+        if not resume:
+            runs.create_run(run_dir, cfg.to_toml(), list(vocab.itos))
+        else:
+            runs.truncate_metrics(run_dir, start_step)
+            runs.remove_temporaries(run_dir)  # left behind by a process killed inside a write
 
     def save(step: int, elapsed: float) -> None:
-        runs.save_checkpoint(run_dir, runs.make_checkpoint(
+        checkpoint = runs.make_checkpoint(  # on every rank: exporting the state is collective under torchrun
             params=backend.export_params(), config=cfg.to_dict(), itos=list(vocab.itos), step=step, backend=backend.name,
-            backend_state=backend.export_state(), elapsed_s=elapsed, provenance=provenance))
+            backend_state=backend.export_state(), elapsed_s=elapsed, provenance=provenance)
+        if world.is_main:
+            runs.save_checkpoint(run_dir, checkpoint)
 
     if not backend.takes_steps:  # fitted in one pass: that pass is the run's one step
         listener.started(run_dir, 0, 0, resumed=False)
@@ -241,30 +295,20 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: L
         listener.ended()
         return finish(run_dir, Summary(run_dir, 0, train_loss, dev_loss, elapsed, 0.0, backend.summary_extra))
 
-    start_step, elapsed0 = 0, 0.0
-    if checkpoint:
-        try:
-            backend.load(checkpoint["model"], checkpoint.get("backend_state"))
-        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
-            raise MakemoreError(
-                f"{run_dir}: the checkpoint does not fit this config ({first_line(e)}); "
-                "resume without --set for model, data.block_size or train.backend/optimizer keys"
-            ) from None
-        start_step, elapsed0 = int(checkpoint["step"]), float(checkpoint["elapsed_s"])
-        runs.truncate_metrics(run_dir, start_step)
-        runs.remove_temporaries(run_dir)  # left behind by a process killed inside a write
-
     t = cfg.train
+    rows = world.rows(t.batch_size)  # this process's share of each minibatch (all of it in one process)
     listener.started(run_dir, start_step, t.steps, resumed=resume)
-    log = runs.MetricsLog(run_dir)
-    stats_log = runs.StatsLog(run_dir, start_step) if t.stats_interval else None  # lecture part 3's statistics
+    log = runs.MetricsLog(run_dir) if world.is_main else None
+    # lecture part 3's statistics; under torchrun rank 0's (its rows' activations, the all-reduced gradients)
+    stats_log = runs.StatsLog(run_dir, start_step) if t.stats_interval and world.is_main else None
     t_start = time.perf_counter()
     step, running, count, last_dev = start_step, 0.0, 0, math.nan
+    vote = distributed.StopVote(world)
     try:
-        with _InterruptFlag() as interrupted:
+        with _InterruptFlag(persistent=distributed.under_launcher()) as interrupted:
             if start_step == 0:
                 save(0, 0.0)
-            for Xb, Yb in minibatches(backend, t, train_view, start_step, t.steps):  # (B, block_size), (B,)
+            for Xb, Yb in minibatches(backend, t, train_view, start_step, t.steps, rows):  # (B/W, block_size), (B/W,)
                 lr = lr_at(step, t)
                 if stats_log is not None and is_recorded(step + 1, t.stats_interval, t.steps):
                     loss, stats = backend.recorded_step(Xb, Yb, lr)
@@ -274,10 +318,10 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: L
                     running += backend.train_step(Xb, Yb, lr)
                 count += 1
                 step += 1
+                stop = vote(interrupted.signum)  # read once (every rank the same), so it is raised only after its checkpoint
                 at_eval = step % t.eval_interval == 0 or step == t.steps
-                if at_eval or step % t.log_interval == 0 or interrupted.set:
-                    stop = interrupted.set  # read once, so a Ctrl-C is raised only after its checkpoint is saved
-                    train_loss = float(running) / count
+                if at_eval or step % t.log_interval == 0 or stop:
+                    train_loss = world.mean(float(running) / count)
                     dev = backend.mean_loss(dev_view) if at_eval and math.isfinite(train_loss) else None
                     if not math.isfinite(train_loss) or (dev is not None and not math.isfinite(dev)):
                         raise TrainingDiverged(
@@ -286,22 +330,25 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: L
                         )
                     elapsed = elapsed0 + time.perf_counter() - t_start
                     record = Record(step, train_loss, dev, lr, round(elapsed, 4))
-                    log.write(record.to_dict())
+                    if log:
+                        log.write(record.to_dict())
                     running, count = 0.0, 0
                     if at_eval or stop:
                         save(step, elapsed)
                         last_dev = dev if dev is not None else last_dev
                     listener.record(record, (step - start_step) / max(time.perf_counter() - t_start, 1e-9))
                     if stop:
-                        raise TrainingInterrupted(run_dir, step)
+                        raise TrainingInterrupted(run_dir, step, stop)
     finally:
-        log.close()
+        if log:
+            log.close()
         if stats_log is not None:
             stats_log.close()
         listener.ended()
     loop_s = time.perf_counter() - t_start
-    return finish(run_dir, Summary(run_dir, step, backend.mean_loss(train_view), last_dev, elapsed0 + loop_s,
-                                   (step - start_step) / max(loop_s, 1e-9), backend.summary_extra))
+    summary = Summary(run_dir, step, backend.mean_loss(train_view), last_dev, elapsed0 + loop_s,
+                      (step - start_step) / max(loop_s, 1e-9), backend.summary_extra)
+    return finish(run_dir, summary) if world.is_main else summary
 
 
 def finish(run_dir: Path, summary: Summary) -> Summary:

@@ -71,3 +71,26 @@ def wait_for(condition: Callable[[], Any], what: str, proc: subprocess.Popen, ti
         assert proc.poll() is None, (what, proc.communicate())
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.002)
+
+
+def write_tiny_config(directory: Path, steps: int, eval_interval: int, milestone: int) -> Path:
+    """A TOML config of a tiny MLP (no dropout, no batchnorm) on TINY_WORDS, both written into `directory`."""
+    words = directory / "words.txt"
+    words.write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    config = directory / "tiny.toml"
+    config.write_text(f"""
+[data]
+path = "{words.as_posix()}"
+[model]
+n_embd = 4
+n_hidden = 16
+[train]
+device = "cpu"
+steps = {steps}
+batch_size = 16
+eval_interval = {eval_interval}
+log_interval = 10
+lr_milestones = [{milestone}]
+threads = 1
+""", encoding="utf-8")
+    return config

@@ -64,3 +64,18 @@ def test_old_runs_plot(old_runs: Path) -> None:
 def test_a_finished_old_bigram_run_is_not_refitted(old_runs: Path) -> None:
     result = CliRunner().invoke(app, ["train", "--resume", "bigram"])
     assert result.exit_code == 2 and "nothing to resume" in result.stderr
+
+
+def test_a_sweep_directory_of_0_1_is_continued_not_refused(old_runs: Path) -> None:
+    """A run of a sweep made by 0.1 has a config.toml without the keys added since; a rerun of the
+    same sweep still recognises it as finished (configs are compared, not their text)."""
+    sweep = old_runs / "sweep"
+    sweep.mkdir()
+    shutil.copytree(old_runs / "mlp", sweep / "model.n_hidden=16")
+    assert "max_len" not in (sweep / "model.n_hidden=16" / "config.toml").read_text()
+    base = old_runs / "base.toml"  # the old run's own config as the sweep's base
+    base.write_text((old_runs / "mlp" / "config.toml").read_text(), encoding="utf-8")
+    args = ["sweep", "--config", str(base), "--out", str(sweep), "--grid", "model.n_hidden=16", "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "skipped" in (sweep / "results.md").read_text()

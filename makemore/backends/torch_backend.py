@@ -6,6 +6,10 @@ backend keeps the loss lazy (the driver reads it only at log records) and, on a 
 thread for small steps, where a second thread only adds synchronisation (`choose_threads`).
 For the MLP family on a CPU the NumPy backend, with its hand-derived backward, takes the same
 steps faster (BENCHMARKS.md); configs/names.toml and configs/fast.toml use it.
+
+Under torchrun (makemore.distributed) the model takes its steps wrapped in
+torch.nn.parallel.DistributedDataParallel, which averages the ranks' gradients, and evaluation
+is split over the ranks and summed.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from makemore import distributed
 from makemore.backends.base import Support, small_step
 from makemore.config import ADAM_BETAS, ADAM_EPS, Config
-from makemore.data import View
+from makemore.data import EVAL_CHUNK, View
 from makemore.models import build_model, family
-from makemore.models.base import HiddenCapture, mean_nll, set_dropout_generator
+from makemore.models.base import IGNORE, HiddenCapture, mean_nll, set_dropout_generator
 from makemore.stats import step_stats
 
 #: torch's own choice of CPU threads, before any backend changed it.
@@ -54,7 +59,8 @@ class TorchBackend:
     """Trains any makemore model on `device` with autograd and torch.optim.
 
     The initialisation uses torch.Generator().manual_seed(train.seed) (the lecture's `g`);
-    dropout draws from a second generator seeded train.seed + 1 on the model's device.
+    dropout draws from a second generator seeded train.seed + 1 on the model's device (rank r
+    of a torchrun job: train.seed + 1 + r, so the ranks drop different units).
 
     Args:
         cfg: the whole config.
@@ -78,11 +84,22 @@ class TorchBackend:
         elif self.device.type == "cpu":
             torch.set_num_threads(choose_threads(self.model, cfg))
         self.model.to(self.device).train()
-        self.drop_generator = torch.Generator(self.device).manual_seed(cfg.train.seed + 1)
+        self.world = distributed.joined()
+        self.drop_generator = torch.Generator(self.device).manual_seed(cfg.train.seed + 1 + self.world.rank)
         set_dropout_generator(self.model, self.drop_generator)
         self.named_params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self.params = [p for _, p in self.named_params]
         self.optimizer = make_optimizer(self.params, cfg)
+        self._stepper: torch.nn.Module | None = None
+
+    @property
+    def stepper(self) -> torch.nn.Module:
+        """The module whose forward the training steps run: the model, or under torchrun the model
+        in DistributedDataParallel (made at the first step, as making it is collective)."""
+        if self._stepper is None:
+            self._stepper = self.model if self.world.size == 1 else torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return self._stepper
 
     def asarray(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(self.device)
@@ -90,7 +107,9 @@ class TorchBackend:
     def train_step(self, X: torch.Tensor, Y: torch.Tensor, lr: float) -> torch.Tensor:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        _, loss = self.model(X, Y)  # scalar, mean NLL of the minibatch
+        _, loss = self.stepper(X, Y)  # scalar, mean NLL of the minibatch (of this rank's rows)
+        if self.world.size > 1 and Y.dim() > 1:  # sequences: ranks hold different numbers of targets
+            loss = loss * self.world.share((Y != IGNORE).sum().to(loss.dtype))  # its share of the global mean, times W
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -118,16 +137,27 @@ class TorchBackend:
         return float(loss), step_stats(hidden, params)
 
     def mean_loss(self, view: View) -> float:
-        return mean_nll(self.model, view, self.device)
+        if self.world.size == 1:
+            return mean_nll(self.model, view, self.device)
+        self.world.sync_buffers(self.model)  # every rank evaluates with rank 0's BatchNorm statistics
+        chunk = max(1, min(EVAL_CHUNK, -(-view.n_targets // self.world.size)))  # so that every rank has work
+        return self.world.sum(mean_nll(self.model, view, self.device, chunk, part=(self.world.rank, self.world.size)))
 
     def export_params(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
 
     def export_state(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "dropout_rng": self.drop_generator.get_state()}
+        state = {"optimizer": self.optimizer.state_dict(), "dropout_rng": self.drop_generator.get_state()}
+        if self.world.size > 1:  # every rank's dropout stream, so that a resume with as many ranks is exact
+            state["dropout_rng_ranks"] = self.world.gather(state["dropout_rng"])
+        return state
 
     def load(self, params: dict[str, Any], state: dict[str, Any] | None) -> None:
         self.model.load_state_dict({k: torch.as_tensor(v) for k, v in params.items()})
         if state:
             self.optimizer.load_state_dict(state["optimizer"])
-            self.drop_generator.set_state(torch.as_tensor(state["dropout_rng"]))
+            ranks = state.get("dropout_rng_ranks")
+            if ranks is not None and len(ranks) == self.world.size:
+                self.drop_generator.set_state(torch.as_tensor(ranks[self.world.rank]))
+            elif self.world.rank == 0:  # another number of ranks: rank 0 goes on with rank 0's stream, the others start theirs
+                self.drop_generator.set_state(torch.as_tensor(state["dropout_rng"]))

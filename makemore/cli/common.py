@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import typer
 
-from makemore.errors import MakemoreError
+from makemore.errors import MakemoreError, ReportedElsewhere
 
 SetOption = typer.Option(None, "--set", metavar="SECTION.KEY=VALUE", help="Override a config key; repeatable. The value is read as TOML (a bare word is a string).")
 RunDirArgument = typer.Argument(None, help="A run directory; default: the most recent run under runs/.", show_default=False)
@@ -31,6 +31,8 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except ReportedElsewhere:  # another process of a torchrun job prints it
+            raise typer.Exit(2)
         except MakemoreError as e:
             fail(str(e))
 

@@ -1,13 +1,15 @@
 """The commands around one run: train, evaluate, sample. They parse options, call the library and render.
 
-No maths here. Ctrl-C during training exits with 130 after writing a checkpoint. torch and the
-library are imported inside the commands, so `makemore --help` starts quickly.
+No maths here. Ctrl-C during training exits with 130 after writing a checkpoint, SIGTERM (a
+cluster scheduler's notice) with 143. torch and the library are imported inside the commands, so
+`makemore --help` starts quickly.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import secrets
 import sys
 import warnings
@@ -27,40 +29,52 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run from its last checkpoint."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train with this many processes on this machine (torchrun, data parallel; torch backend)."),
 ) -> None:
     """Train a model; write config, vocabulary, metrics, checkpoint and loss curve into a run directory."""
-    from makemore import runs
+    from makemore import distributed, runs
     from makemore.config import apply_overrides, load_config
     from makemore.models import unused_options
     from makemore.train import TrainingInterrupted, train as run_training
 
     overrides = set_ or []
-    if resume is not None:
-        if config is not None or run_dir is not None:
-            fail("--resume continues a run with its own config: drop --config and --run-dir (use --set to change a key)")
-        checkpoint = runs.load_checkpoint(runs.resolve_run(resume))
-        cfg = apply_overrides(runs.checkpoint_config(resume, checkpoint), overrides)
-        target = resume
-        if runs.data_changed(checkpoint, cfg.data.path):
-            note(f"warning: {cfg.data.path} is not the file this run was trained on: the resumed run will not match an uninterrupted one")
-    else:
-        if config is None:
-            fail("no config: pass --config FILE (e.g. --config configs/names.toml), or --resume RUN_DIR")
-        cfg = load_config(config, overrides)
-        target = run_dir or runs.new_run_dir(config.stem)
+    world = distributed.launched()
+    main = world.is_main  # under torchrun, rank 0 alone prints
+    with distributed.said_once(world):
+        if resume is not None:
+            if config is not None or run_dir is not None:
+                raise MakemoreError("--resume continues a run with its own config: drop --config and --run-dir (use --set to change a key)")
+            checkpoint = runs.load_checkpoint(runs.resolve_run(resume))
+            cfg = apply_overrides(runs.checkpoint_config(resume, checkpoint), overrides)
+            target = resume
+            if runs.data_changed(checkpoint, cfg.data.path) and main and nproc == 1:  # else said by the job's rank 0
+                note(f"warning: {cfg.data.path} is not the file this run was trained on: the resumed run will not match an uninterrupted one")
+        else:
+            if config is None:
+                raise MakemoreError("no config: pass --config FILE (e.g. --config configs/names.toml), or --resume RUN_DIR")
+            cfg = load_config(config, overrides)
+            target = run_dir or runs.new_run_dir(config.stem)
+    if nproc > 1:
+        launch(nproc, ["--config", str(config)] if resume is None else [], overrides, target, resume, quiet, as_json)
+        return
     unused = unused_options(cfg.model)
-    if unused:
+    if unused and main:
         note(f"note: model.type = {cfg.model.type!r} does not read {', '.join(unused)}: {'it is' if len(unused) == 1 else 'they are'} ignored")
     # a diverging run is reported in one line below; NumPy's overflow warnings on the way there are noise
     warnings.filterwarnings("ignore", message=r"(overflow|invalid value|divide by zero) encountered", category=RuntimeWarning)
     err = console(stderr=True)
     fresh = resume is None and not Path(target).exists()  # a new run: remove it again if it fails before its first checkpoint
     try:
-        summary = run_training(cfg, target, resume=resume is not None, listener=ProgressBar(enabled=not quiet and not as_json, announce=True))
+        summary = run_training(cfg, target, resume=resume is not None, listener=ProgressBar(enabled=not quiet and not as_json, announce=main))
     except TrainingInterrupted as e:
-        err.print(f"interrupted at step {e.step}: checkpoint saved. Resume with: makemore train --resume {e.run_dir}", markup=False, soft_wrap=True)
-        raise typer.Exit(130)
+        if main:
+            how = "" if e.exit_code == 130 else " by SIGTERM"
+            err.print(f"interrupted{how} at step {e.step}: checkpoint saved. Resume with: makemore train --resume {e.run_dir}",
+                      markup=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code)
     except KeyboardInterrupt:  # a Ctrl-C outside the training loop (loading data, or a second one)
+        if not main:
+            raise typer.Exit(130)
         if fresh:
             runs.discard_unstarted(Path(target))
         if runs.has_checkpoint(target):
@@ -69,9 +83,11 @@ def train(
             err.print("interrupted before the first checkpoint: nothing was saved")
         raise typer.Exit(130)
     except BaseException:
-        if fresh:
+        if fresh and main:
             runs.discard_unstarted(Path(target))
         raise
+    if not main:
+        return
     if as_json:
         typer.echo(json.dumps(summary.to_dict()))
         return
@@ -81,6 +97,44 @@ def train(
     typer.echo(
         f"final loss (mean NLL, nats/char, whole splits): train {summary.train_loss:.4f}  dev {summary.dev_loss:.4f}   [{how}]"
     )
+
+
+def launch(nproc: int, source: list[str], overrides: list[str], target: Path, resume: Optional[Path], quiet: bool, as_json: bool) -> None:
+    """`makemore train --nproc N`: the same command in N processes started by torchrun on this
+    machine (`torchrun --standalone --nproc_per_node=N -m makemore train ...`), run from here.
+
+    The run directory is named here, once, for all of them. Exits with the job's code: 130 or
+    143 when it was interrupted, 2 for a mistake its rank 0 has reported, else 1 with one line.
+    """
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run as torchrun
+
+    from makemore import distributed
+
+    if distributed.launched().size > 1:
+        fail("--nproc starts torchrun itself: drop it when the command already runs under torchrun")
+    args = [*source, *(a for o in overrides for a in ("--set", o))]
+    args += ["--resume", str(target)] if resume is not None else ["--run-dir", str(target)]
+    args += ["--quiet"] * quiet + ["--json"] * as_json
+    for name in list(logging.root.manager.loggerDict):  # torchrun's notes would bury the workers' lines
+        if name.startswith("torch.distributed.elastic"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default, set here to spare its banner
+    try:
+        torchrun(parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "makemore", "train", *args]))
+    except SignalException as e:  # the workers got the signal too: they checkpoint and say so
+        raise typer.Exit(128 + int(e.sigval))
+    except ChildFailedError as e:
+        # the first process to fail says why; torchrun then ends the others (exit code -15)
+        first_rank, first = e.get_first_failure()
+        codes = [first.exitcode] + [f.exitcode for rank, f in sorted(e.failures.items()) if rank != first_rank]
+        code = next((c for c in codes if c in (2, 130, 143)), None)  # a mistake a rank reported, or an interruption
+        if code is None:
+            fail(f"training stopped: process {first_rank} of {nproc} ended with exit code {first.exitcode}; the output above says why", 1)
+        raise typer.Exit(code)
 
 
 def evaluate(

@@ -1,4 +1,8 @@
-"""The sweep command: `makemore sweep --config BASE --grid key=v1,v2 ...`; renders the results table with rich."""
+"""The sweep command: `makemore sweep --config BASE --grid key=v1,v2 ...`; renders the results table with rich.
+
+A plain grid runs one config after another in this process (makemore.sweep); --search random|tpe,
+--prune, --storage, --study or --jobs run it on Optuna (makemore.search).
+"""
 
 from __future__ import annotations
 
@@ -37,16 +41,28 @@ def sweep(
     set_: Optional[list[str]] = SetOption,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Sweep directory; default runs/sweep-<config name>."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    search: str = typer.Option("grid", "--search", help="grid (every --grid combination), random or tpe (--trials draws from --space; needs Optuna)."),
+    trials: Optional[int] = typer.Option(None, "--trials", min=1, help="Trials of a random or TPE search, in the whole study (default 20)."),
+    space: Optional[list[str]] = typer.Option(
+        None, "--space", metavar="SECTION.KEY=RANGE", help="A dimension of a random/TPE search: log:LOW:HIGH, float:LOW:HIGH, int:LOW:HIGH or v1,v2,...; repeatable.",
+    ),
+    prune: bool = typer.Option(False, "--prune", help="Stop trials whose dev loss is worse than the median of earlier trials at the same step (Optuna)."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Database URL of the Optuna study, e.g. postgresql://host/db; default sqlite in OUT."),
+    study: Optional[str] = typer.Option(None, "--study", help="Optuna study name, shared by every worker of the sweep; default OUT's name."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes on this machine (Optuna)."),
 ) -> None:
-    """Train every combination of the --grid values one after another, each a normal run directory
-    in OUT, then print and write (OUT/results.csv, OUT/results.md) a table sorted by dev loss.
+    """Train every combination of the --grid values, each a normal run directory in OUT, then print
+    and write (OUT/results.csv, OUT/results.md) a table sorted by dev loss.
 
     Re-running the same command skips the runs that finished; Ctrl-C stops after the current
-    run's checkpoint and still writes the table of the finished runs.
+    run's checkpoint and still writes the table of the finished runs. With --search, --prune,
+    --storage, --study or --jobs the sweep runs on an Optuna study that any number of workers,
+    on any machines, can share (pip install 'makemore[sweep]').
     """
     from rich.markup import escape
 
     from makemore.config import load_config
+    from makemore.errors import MakemoreError
     from makemore.sweep import RESULTS_CSV, RESULTS_MD, format_value, parse_grid, run_sweep
 
     if config is None:
@@ -63,7 +79,18 @@ def sweep(
         verb = {"skip": "finished earlier, skipped", "resume": "resuming", "train": "training"}[action]
         err.print(f"[bold]\\[{i}/{total}][/bold] {escape(values)}: {verb}  ({escape(str(p.run_dir))})", soft_wrap=True)
 
-    outcome = run_sweep(base, parsed, target, announce=announce, listener=ProgressBar(enabled=not quiet))
+    if search not in ("grid", "random", "tpe"):
+        raise MakemoreError(f"--search {search!r}: choose grid, random or tpe")
+    if search == "grid" and (trials is not None or space):
+        raise MakemoreError("a grid search trains every --grid combination: --trials and --space are for --search random or tpe")
+    if search == "grid" and not (prune or storage or study or jobs > 1):
+        outcome = run_sweep(base, parsed, target, announce=announce, listener=ProgressBar(enabled=not quiet))
+    else:
+        from makemore.search import Search, default_storage, parse_space, run_search
+
+        s = Search(base, target, search, parsed, parse_space(space or []), trials or 20, prune,
+                   storage or default_storage(target), study or target.resolve().name)
+        outcome = run_search(s, jobs=jobs, announce=announce, listener=ProgressBar(enabled=not quiet))
     out_console = console()
     if not out_console.is_terminal:  # piped to a file: do not squeeze the table into 80 columns
         out_console.width = 160
@@ -71,4 +98,4 @@ def sweep(
     err.print(f"wrote {target / RESULTS_CSV} and {target / RESULTS_MD}")
     if outcome.interrupted:
         err.print(f"interrupted: {len(outcome.results)} of {outcome.planned} run(s) in the table; run the same command again to continue")
-        raise typer.Exit(130)
+        raise typer.Exit(outcome.exit_code)

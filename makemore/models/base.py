@@ -58,11 +58,13 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
     return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=IGNORE, reduction=reduction)
 
 
-def mean_nll(model: torch.nn.Module, view: View, device: str | torch.device = "cpu", chunk: int = EVAL_CHUNK) -> float:
+def mean_nll(model: torch.nn.Module, view: View, device: str | torch.device = "cpu", chunk: int = EVAL_CHUNK,
+             part: tuple[int, int] = (0, 1)) -> float:
     """Mean NLL (nats/char) of `model` over every target of `view`, in evaluation mode.
 
     Runs under torch.inference_mode (no autograd graph), `chunk` targets of the view at a time, so
     memory is bounded for any split; the model is put back in training mode if it was in it.
+    part (k, n): this process's share only, one of n that add up to the mean (data.mean_over).
     """
     was_training = model.training
     model.eval()
@@ -73,7 +75,7 @@ def mean_nll(model: torch.nn.Module, view: View, device: str | torch.device = "c
 
     try:
         with torch.inference_mode():
-            return mean_over(view, nll_sum, chunk)
+            return mean_over(view, nll_sum, chunk, part)
     finally:
         model.train(was_training)
 

@@ -1,0 +1,147 @@
+"""Sweeps on Optuna (makemore.search): workers sharing one study, TPE, pruning; and TensorBoard scalars."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from makemore import plots, runs, search, tensorboard_log
+from makemore.cli import app
+from makemore.config import load_config
+from makemore.train import train
+
+from conftest import write_tiny_config
+
+ROOT = Path(__file__).resolve().parent.parent
+pytest.importorskip("optuna")
+
+
+@pytest.fixture(autouse=True)
+def no_loss_plot(monkeypatch):
+    monkeypatch.setattr(plots, "plot_loss", lambda *args, **kwargs: None)
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Path:
+    return write_tiny_config(tmp_path, 60, eval_interval=20, milestone=40)
+
+
+def rows(out: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((out / "results.csv").open()))
+
+
+def test_two_workers_share_one_study_and_run_each_grid_point_once(tiny_config: Path, tmp_path: Path) -> None:
+    out, db = tmp_path / "sweep", tmp_path / "shared.db"
+    cmd = [sys.executable, "-m", "makemore", "sweep", "--config", str(tiny_config), "--grid", "train.lr=0.2,0.1,0.05",
+           "--grid", "model.n_hidden=8,16", "--out", str(out), "--storage", f"sqlite:///{db}", "--study", "shared", "-q"]
+    workers = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [w.communicate(timeout=120) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    trained = [line.split(": training")[0].split("] ", 1)[1] for _, err in outputs for line in err.splitlines() if ": training" in line]
+    assert len(trained) == 6 and len(set(trained)) == 6, outputs  # every point once, by one worker or the other
+    assert all(err.count(": training") > 0 for _, err in outputs), "one worker did everything: no sharing was tested"
+    dirs = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert len(dirs) == 6
+    for d in dirs:  # each trained once: one run's records, 60 steps
+        assert [r["step"] for r in runs.read_metrics(out / d)] == list(range(10, 61, 10))
+    table = rows(out)  # gathered from the study: all six, best dev first
+    assert sorted(r["run"] for r in table) == dirs and {r["status"] for r in table} == {"trained"}
+    devs = [float(r["dev_loss"]) for r in table]
+    assert devs == sorted(devs)
+    for r in table:
+        assert float(r["dev_loss"]) == runs.read_summary(r["run_dir"])["dev_loss"]
+
+
+def test_a_tpe_search_ranks_its_trials_and_a_rerun_adds_none(tiny_config: Path, tmp_path: Path, runner) -> None:
+    out = tmp_path / "tpe"
+    args = ["sweep", "--config", str(tiny_config), "--search", "tpe", "--trials", "4", "--space", "train.lr=log:0.01:0.5",
+            "--space", "model.n_hidden=int:4:24", "--out", str(out), "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = rows(out)
+    assert len(table) == 4 and [r["rank"] for r in table] == ["1", "2", "3", "4"]
+    devs = [float(r["dev_loss"]) for r in table]
+    assert devs == sorted(devs)
+    for r in table:
+        cfg = load_config(Path(r["run_dir"]) / "config.toml")
+        assert 0.01 <= cfg.train.lr <= 0.5 and 4 <= cfg.model.n_hidden <= 24
+        assert float(r["train.lr"]) == pytest.approx(cfg.train.lr, rel=1e-5) and int(r["model.n_hidden"]) == cfg.model.n_hidden
+    assert (out / search.STUDY_DB).is_file()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "training" not in again.output
+    assert len(rows(out)) == 4
+
+
+def test_prune_stops_a_bad_trial(tiny_config: Path, tmp_path: Path, runner) -> None:
+    out = tmp_path / "pruned"
+    result = runner.invoke(app, ["sweep", "--config", str(tiny_config), "--grid", "train.lr=0.2,0.1,0.00001", "--prune",
+                                 "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    table = {r["train.lr"]: r for r in rows(out)}
+    assert table["1e-05"]["status"] == "pruned" and int(table["1e-05"]["steps"]) < 60  # stopped at its first evaluation
+    assert table["0.2"]["status"] == table["0.1"]["status"] == "trained"
+    assert not runs.is_finished(out / "train.lr=1e-05") and runs.has_checkpoint(out / "train.lr=1e-05")
+
+
+def test_without_the_extras_one_line_names_them(tiny_config: Path, tmp_path: Path, runner, monkeypatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("optuna", "tensorboard") else real(name, *a))
+    result = runner.invoke(app, ["sweep", "--config", str(tiny_config), "--search", "random", "--space", "train.lr=log:0.01:0.1",
+                                 "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and result.output == "error: --search random needs Optuna: pip install 'makemore[sweep]'\n"
+    result = runner.invoke(app, ["train", "--config", str(tiny_config), "--set", "train.tensorboard=true", "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "pip install 'makemore[tensorboard]'" in result.output and len(result.output.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+    result = runner.invoke(app, ["sweep", "--config", str(tiny_config), "--grid", "train.lr=0.1", "--out", str(tmp_path / "g"), "-q"])
+    assert result.exit_code == 0, result.output  # a plain grid needs neither
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="the [tensorboard] extra is not installed")
+def test_tensorboard_scalars_follow_the_metrics_across_a_resume(tiny_config: Path, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = tmp_path / "run"
+    train(load_config(tiny_config, ["train.tensorboard=true", "train.steps=40"]), run_dir)
+    train(load_config(tiny_config, ["train.tensorboard=true"]), run_dir, resume=True)
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    assert {"loss/train", "loss/dev", "lr", "steps_per_s"} <= set(events.Tags()["scalars"])
+    metrics = runs.read_metrics(run_dir)
+    train_curve = [(e.step, e.value) for e in events.Scalars("loss/train")]
+    assert train_curve == [(r["step"], pytest.approx(r["train_loss"])) for r in metrics]
+    assert [e.step for e in events.Scalars("loss/dev")] == [r["step"] for r in metrics if r["dev_loss"] is not None]
+    assert tensorboard_log.tag("dev_loss") == "loss/dev"
+
+
+def test_ctrl_c_queues_the_run_again_and_the_next_worker_resumes_it(tiny_config: Path, tmp_path: Path) -> None:
+    from makemore.config import load_config as load
+    from makemore.sweep import parse_grid
+    from makemore.train import Listener
+
+    out = tmp_path / "sweep"
+    s = search.Search(load(tiny_config), out, "grid", parse_grid(["train.lr=0.2,0.1,0.05"]), [], 0, False,
+                      search.default_storage(out), "ctrl-c")
+    seen: list[int] = []
+
+    class CtrlCInSecondRun(Listener):
+        def record(self, record, steps_per_s) -> None:
+            seen.append(record.step)
+            if seen.count(60) == 1 and record.step == 30:  # step 30 of the second run
+                os.kill(os.getpid(), signal.SIGINT)
+
+    stopped = search.run_search(s, listener=CtrlCInSecondRun())
+    assert stopped.interrupted and stopped.exit_code == 130
+    assert {r.name: r.status for r in stopped.results} == {"train.lr=0.2": "trained", "train.lr=0.1": "interrupted"}
+    assert runs.load_checkpoint(out / "train.lr=0.1")["step"] == 31  # the step after the signal
+    actions: list[tuple[str, str]] = []
+    done = search.run_search(s, announce=lambda i, n, p, action: actions.append((p.run_dir.name, action)))
+    assert sorted(actions) == [("train.lr=0.05", "train"), ("train.lr=0.1", "resume")]  # queue order: the re-queued run last
+    assert not done.interrupted and {r.status for r in done.results} == {"trained"} and len(done.results) == 3
+    assert [r["step"] for r in runs.read_metrics(out / "train.lr=0.1")] == [10, 20, 30, 31, 40, 50, 60]  # resumed, not restarted

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from makemore import runs
 from makemore.backends import check_supported
 from makemore.cli import app
-from makemore.config import Config, ModelConfig
+from makemore.config import Config, ModelConfig, load_config
 from makemore.data import IGNORE, Vocab, load_dataset, view_of_words
 from makemore.errors import MakemoreError
 from makemore.evaluate import evaluate_splits
@@ -222,3 +222,16 @@ def test_a_sweep_over_families_trains_each_and_refuses_a_bad_one_before_training
     assert result.exit_code == 0, result.output
     rows = (tmp_path / "sweep" / "results.md").read_text().strip().splitlines()[2:]
     assert sorted(row.split("|")[2].strip() for row in rows) == ["mlp", "transformer", "wavenet"]
+
+
+@pytest.mark.parametrize("config", ["configs/wavenet.toml", "configs/gru.toml", "configs/transformer.toml"])
+def test_the_shipped_configs_start_near_uniform(config: str) -> None:
+    """At their full size too, the new families start at about ln(vocab_size) (lecture part 3)."""
+    cfg = load_config(config)
+    window = FAMILIES[cfg.model.type].view == "windows"
+    model = build_model(cfg.model, V, cfg.data.block_size if window else 16, torch.Generator().manual_seed(cfg.train.seed))
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, V, (64, cfg.data.block_size if window else 16), generator=g)
+    targets = torch.randint(0, V, idx.shape[:1] if window else idx.shape, generator=g)
+    _, loss = model(idx, targets)
+    assert abs(loss.item() - math.log(V)) < 0.05

@@ -22,9 +22,9 @@ def small_step(cfg: Config, n_params: int, positions: int = 1) -> bool:
 
     A step's size is estimated as batch_size · positions · n_params: about its forward
     multiply-adds, with one position per example for a window model and the context length for a
-    sequence model that handles every position at once. A step of the lecture's MLP at batch 32 is ~0.4 M: splitting it over threads
-    costs more in synchronisation than it saves, and far more when the cores are shared
-    (BENCHMARKS.md). Backends run such steps on one thread when train.threads = 0.
+    sequence model that handles every position at once. A step of the lecture's MLP at batch 32 is
+    ~0.4 M: splitting it over threads costs more in synchronisation than it saves, and far more
+    when the cores are shared (BENCHMARKS.md). Backends run such steps on one thread when train.threads = 0.
     """
     return cfg.train.batch_size * positions * n_params < SMALL_STEP_MACS
 

@@ -31,7 +31,8 @@ initial loss is about ln(vocab_size).
 Sources: T. Mikolov, M. Karafiát, L. Burget, J. Černocký, S. Khudanpur, "Recurrent neural network
 based language model", Interspeech 2010; K. Cho, B. van Merriënboer, C. Gulcehre, D. Bahdanau,
 F. Bougares, H. Schwenk, Y. Bengio, "Learning Phrase Representations using RNN Encoder-Decoder
-for Statistical Machine Translation", EMNLP 2014 (the GRU, its equations 5-8); S. Hochreiter,
+for Statistical Machine Translation", EMNLP 2014 (the GRU, its equations 5-8, here with a bias in
+each); S. Hochreiter,
 J. Schmidhuber, "Long Short-Term Memory", Neural Computation 9(8), 1997. The structure (embedding,
 cell over the word, output layer at every position) is A. Karpathy's makemore.py (its RNN and GRU
 models); his "makemore" lecture series stops before recurrent networks.

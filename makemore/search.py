@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from makemore import runs
+from makemore.backends import check_supported
 from makemore.config import Config, parse_override
 from makemore.errors import MakemoreError, first_line
 from makemore.models import context_length, count_params
@@ -117,16 +118,23 @@ def parse_space(items: list[str] | tuple[str, ...]) -> list[Dimension]:
 
 
 def check_space(base: Config, space: list[Dimension]) -> None:
-    """Refuse a space whose ends or choices make an invalid config, before anything runs.
+    """Refuse a space whose ends or choices make an invalid config, before anything runs. (A point
+    inside the space that clashes with another dimension, e.g. an n_embd that n_head does not
+    divide, is found when it is drawn: that trial is listed as invalid and the search goes on.)
 
     Raises:
-        MakemoreError: an unknown key, a value of the wrong type or out of range.
+        MakemoreError: an unknown key, a value of the wrong type or out of range, a model or
+            backend that cannot train it.
     """
     for d in space:
         for value in d.choices or (d.low, d.high):
             cfg = copy.deepcopy(base)
             cfg.set(d.key, value, source="--space")
             cfg.validate(f"--space {d.key}={value}")
+            try:
+                check_supported(cfg)
+            except MakemoreError as e:
+                raise MakemoreError(f"--space {d.key}={value}: {e}") from None
 
 
 @dataclass
@@ -143,6 +151,9 @@ class Search:
     prune: bool
     storage: str
     study_name: str
+    seed: int | None = None
+    """Seed of the random/TPE sampler (worker i of --jobs uses seed + i): with one worker, the same
+    seed draws the same trials. None: Optuna seeds it afresh."""
 
     @property
     def keys(self) -> list[str]:
@@ -179,7 +190,7 @@ def _storage(url: str) -> Any:
             time.sleep(attempts)
 
 
-def open_study(s: Search, timeout: float = 60.0) -> Any:
+def open_study(s: Search, timeout: float = 60.0, worker: int = 0) -> Any:
     """Create the study in its storage, or join it if another worker created it first.
 
     The creator records the search's fingerprint and, for a grid, queues one trial per
@@ -192,7 +203,8 @@ def open_study(s: Search, timeout: float = 60.0) -> Any:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the sweep reports its runs itself
     storage = _storage(s.storage)
-    sampler = optuna.samplers.TPESampler() if s.search == "tpe" else optuna.samplers.RandomSampler()
+    seed = None if s.seed is None else s.seed + worker
+    sampler = optuna.samplers.TPESampler(seed=seed) if s.search == "tpe" else optuna.samplers.RandomSampler(seed=seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER) if s.prune else optuna.pruners.NopPruner()
     try:
         study = optuna.create_study(storage=storage, study_name=s.study_name, direction="minimize", sampler=sampler, pruner=pruner)
@@ -241,6 +253,10 @@ class _Surplus(Exception):
     """The study has all its trials: this one was asked for in a race with another worker."""
 
 
+class _Invalid(Exception):
+    """The drawn point makes a config the model or backend refuses: the trial fails, the search goes on."""
+
+
 def _started(study: Any, but: int) -> int:
     """Runs the study has started, finished or not (an interrupted run and its retry count once)."""
     import optuna
@@ -250,7 +266,8 @@ def _started(study: Any, but: int) -> int:
     return len(names)
 
 
-def work(s: Search, announce: Callable[[int, int, Planned, str], None] | None = None, listener: Listener | None = None) -> None:
+def work(s: Search, announce: Callable[[int, int, Planned, str], None] | None = None, listener: Listener | None = None,
+         worker: int = 0) -> None:
     """One worker: take the study's trials one after another until none is left (grid) or the
     study holds s.trials of them (random, tpe). Returns on Ctrl-C/SIGTERM after re-queueing the
     interrupted run (TrainingInterrupted is re-raised).
@@ -261,7 +278,7 @@ def work(s: Search, announce: Callable[[int, int, Planned, str], None] | None = 
     """
     import optuna
 
-    study = open_study(s)
+    study = open_study(s, worker=worker)
     total = len(plan(s.base, s.grid, s.out)) if s.search == "grid" else s.trials
     listener = listener or Listener()
 
@@ -278,7 +295,11 @@ def work(s: Search, announce: Callable[[int, int, Planned, str], None] | None = 
         name = retry or (run_name(combo) if s.search == "grid" else f"{trial.number:03d}-{run_name(combo)}")
         trial.set_user_attr("combo", combo)
         trial.set_user_attr("run", name)
-        [p] = plan(s.base, [(k, [v]) for k, v in combo.items()], s.out)
+        try:
+            [p] = plan(s.base, [(k, [v]) for k, v in combo.items()], s.out)
+        except MakemoreError as e:  # a point that clashes with another dimension: tell the sampler, go on
+            trial.set_user_attr("status", "invalid")
+            raise _Invalid(str(e)) from None
         p.run_dir = s.out / name
         check_same_config(p)
         position = min(_started(study, trial.number) + 1, total)
@@ -321,7 +342,7 @@ def work(s: Search, announce: Callable[[int, int, Planned, str], None] | None = 
             study.stop()
 
     if not done(study):
-        study.optimize(objective, callbacks=[stop_when_done], catch=(TrainingDiverged, _Surplus), gc_after_trial=False)
+        study.optimize(objective, callbacks=[stop_when_done], catch=(TrainingDiverged, _Surplus, _Invalid), gc_after_trial=False)
 
 
 def record(trial: Any, p: Planned) -> float:
@@ -343,7 +364,8 @@ def record(trial: Any, p: Planned) -> float:
 
 def gather(s: Search) -> SweepOutcome:
     """The results table from the study: one row per run (its latest trial), best dev loss first.
-    Status: trained, pruned, diverged, interrupted (queued to resume) or running (in another worker)."""
+    Status: trained, pruned, diverged, invalid (a drawn point the model refuses), interrupted (queued
+    to resume) or running (in another worker)."""
     import optuna
 
     study = optuna.load_study(study_name=s.study_name, storage=_storage(s.storage))
@@ -363,10 +385,10 @@ def gather(s: Search) -> SweepOutcome:
     return outcome
 
 
-def _child(s: Search) -> None:
+def _child(s: Search, worker: int) -> None:
     """A --jobs worker process: work quietly; an interruption is already re-queued."""
     try:
-        work(s)
+        work(s, worker=worker)
     except (TrainingInterrupted, KeyboardInterrupt):
         pass
 
@@ -398,7 +420,7 @@ def run_search(s: Search, *, jobs: int = 1, announce: Callable[[int, int, Planne
     s.out.mkdir(parents=True, exist_ok=True)
     open_study(s)  # created (and a grid queued) before any helper starts
     ctx = multiprocessing.get_context("spawn")
-    helpers = [ctx.Process(target=_child, args=(s,), daemon=False) for _ in range(jobs - 1)]
+    helpers = [ctx.Process(target=_child, args=(s, i), daemon=False) for i in range(1, jobs)]
     for h in helpers:
         h.start()
     interrupted, exit_code = False, 130

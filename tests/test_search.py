@@ -79,6 +79,39 @@ def test_a_tpe_search_ranks_its_trials_and_a_rerun_adds_none(tiny_config: Path, 
     assert len(rows(out)) == 4
 
 
+def test_a_drawn_point_the_model_refuses_is_listed_invalid_and_the_search_goes_on(tiny_config: Path, tmp_path: Path, runner) -> None:
+    """n_head 2 divides n_embd 8 and 10 but not 9: each end of the range is valid, the point inside
+    is not. Such a trial is listed as invalid; the others train."""
+    out = tmp_path / "clash"
+    result = runner.invoke(app, ["sweep", "--config", str(tiny_config), "--set", "model.type=transformer", "--set", "model.n_head=2",
+                                 "--set", "train.backend=torch", "--search", "random", "--trials", "6", "--seed", "0",
+                                 "--space", "model.n_embd=int:8:10", "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    table = rows(out)
+    assert len(table) == 6
+    for r in table:
+        assert r["status"] == ("trained" if int(r["model.n_embd"]) % 2 == 0 else "invalid"), r
+    assert {r["status"] for r in table} == {"trained", "invalid"}  # with --seed 0 both kinds are drawn
+
+
+def test_the_same_seed_draws_the_same_trials(tiny_config: Path, tmp_path: Path, runner) -> None:
+    drawn = []
+    for name in ("a", "b"):
+        result = runner.invoke(app, ["sweep", "--config", str(tiny_config), "--search", "random", "--trials", "3", "--seed", "7",
+                                     "--space", "train.lr=log:0.01:0.5", "--set", "train.steps=10", "--out", str(tmp_path / name), "-q"])
+        assert result.exit_code == 0, result.output
+        drawn.append(sorted(r["train.lr"] for r in rows(tmp_path / name)))
+    assert drawn[0] == drawn[1] and len(set(drawn[0])) == 3
+
+
+def test_a_space_end_the_model_refuses_fails_before_anything_runs(tiny_config: Path, tmp_path: Path, runner) -> None:
+    out = tmp_path / "refused"
+    result = runner.invoke(app, ["sweep", "--config", str(tiny_config), "--set", "train.backend=numpy", "--search", "random",
+                                 "--trials", "2", "--space", "model.type=mlp,transformer", "--out", str(out), "-q"])
+    assert result.exit_code == 2 and "--space model.type=transformer" in result.stderr and "train.backend = 'torch'" in result.stderr
+    assert not (out / search.STUDY_DB).exists()
+
+
 def test_prune_stops_a_bad_trial(tiny_config: Path, tmp_path: Path, runner) -> None:
     out = tmp_path / "pruned"
     result = runner.invoke(app, ["sweep", "--config", str(tiny_config), "--grid", "train.lr=0.2,0.1,0.00001", "--prune",

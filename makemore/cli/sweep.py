@@ -50,6 +50,7 @@ def sweep(
     storage: Optional[str] = typer.Option(None, "--storage", help="Database URL of the Optuna study, e.g. postgresql://host/db; default sqlite in OUT."),
     study: Optional[str] = typer.Option(None, "--study", help="Optuna study name, shared by every worker of the sweep; default OUT's name."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes on this machine (Optuna)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random/TPE sampler: with one worker the same seed draws the same trials (worker i of --jobs: seed + i)."),
 ) -> None:
     """Train every combination of the --grid values, each a normal run directory in OUT, then print
     and write (OUT/results.csv, OUT/results.md) a table sorted by dev loss.
@@ -89,7 +90,7 @@ def sweep(
         from makemore.search import Search, default_storage, parse_space, run_search
 
         s = Search(base, target, search, parsed, parse_space(space or []), trials or 20, prune,
-                   storage or default_storage(target), study or target.resolve().name)
+                   storage or default_storage(target), study or target.resolve().name, seed)
         outcome = run_search(s, jobs=jobs, announce=announce, listener=ProgressBar(enabled=not quiet))
     out_console = console()
     if not out_console.is_terminal:  # piped to a file: do not squeeze the table into 80 columns

@@ -110,6 +110,12 @@ class Dropout(torch.nn.Module):
     reproduce. The training backend sets `generator` (see `set_dropout_generator`), so dropout is
     seeded from train.seed and its state is saved in the checkpoint, which makes resume exact.
     No parameters: adding it to a model leaves the state_dict unchanged.
+
+    A model that computes only some positions of a minibatch (the transformer's training step,
+    see makemore.models.transformer.computed_positions) passes them as `rows`: x (N, features)
+    holds the rows where rows (B, T) is True, and the mask is drawn for the whole (B, T, features)
+    tensor and those rows taken, so the draw, and every kept unit, is the one the whole tensor
+    would get.
     """
 
     def __init__(self, p: float):
@@ -117,10 +123,13 @@ class Dropout(torch.nn.Module):
         self.p = p
         self.generator: torch.Generator | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p  # (*x.shape,) bool
+        shape = x.shape if rows is None else (*rows.shape, x.shape[-1])
+        keep = torch.rand(shape, generator=self.generator, device=x.device) >= self.p  # (*shape,) bool
+        if rows is not None:
+            keep = keep[rows]  # (N, features): the rows x holds
         return x * keep / (1.0 - self.p)  # (*x.shape,)
 
 

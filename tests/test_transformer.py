@@ -85,7 +85,11 @@ def test_the_command_line_refuses_it_in_one_line(runner, tmp_path: Path) -> None
 def test_computed_positions_run_up_to_each_rows_last_target() -> None:
     targets = torch.tensor([[5, 0, IGNORE, IGNORE], [IGNORE, 3, IGNORE, 2], [IGNORE] * 4, [1, 2, 3, 0]])
     expected = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
-    assert torch.equal(computed_positions(targets), expected)
+    packing = computed_positions(targets)
+    assert packing.shape == (4, 4) and torch.equal(packing.index, expected.reshape(-1).nonzero().squeeze(1))
+    x = torch.randn(4, 4, 3)
+    assert torch.equal(packing.pack(x), x[expected])
+    assert torch.equal(packing.unpack(packing.pack(x)), x * expected[..., None])
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.3])

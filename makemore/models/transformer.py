@@ -54,7 +54,7 @@ from torch import nn
 from makemore.config import Config, ModelConfig
 from makemore.data import IGNORE
 from makemore.errors import MakemoreError
-from makemore.models.base import GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, lm_loss
+from makemore.models.base import GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, Packing, lm_loss
 
 
 def head_size(cfg: ModelConfig) -> int:
@@ -77,13 +77,13 @@ def check(cfg: Config) -> None:
     head_size(cfg.model)
 
 
-def computed_positions(targets: torch.Tensor) -> torch.Tensor:
-    """The positions a training step computes: bool (B, T), True at every position up to and
-    including each row's last target (targets ≠ IGNORE), False after it; a row without targets
-    has none. Causality makes the rest irrelevant to the loss: no earlier position sees them."""
+def computed_positions(targets: torch.Tensor) -> Packing:
+    """The positions of targets (B, T) a training step computes: every position up to and
+    including each row's last target (targets ≠ IGNORE), none after it (a row without targets has
+    none). Causality makes the rest irrelevant to the loss: no earlier position sees them."""
     t = torch.arange(targets.shape[1], device=targets.device)  # (T,)
     last = torch.where(targets != IGNORE, t, -1).amax(dim=1)  # (B,) index of each row's last target, −1 if none
-    return t <= last[:, None]  # (B, T)
+    return Packing.of(t <= last[:, None])  # (B, T) bool → N packed positions
 
 
 def _weight(fan_in: int, fan_out: int, gain: float, generator: torch.Generator | None) -> nn.Parameter:
@@ -107,22 +107,22 @@ class CausalSelfAttention(nn.Module):
         self.b_proj = nn.Parameter(torch.zeros(n_embd))  # (n_embd,)
         self.drop = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
         """x (B, T, n_embd) → (B, T, n_embd): each position's mix of the values at and before it.
 
-        Packed (see `computed_positions`): x (N, n_embd) holds the positions where rows (B, T) is
-        True, a prefix of each row; the result is (N, n_embd) likewise."""
+        Packed (see `computed_positions`): x (N, n_embd) holds a prefix of each row's positions;
+        the result is (N, n_embd) likewise."""
         E = x.shape[-1]
         qkv = x @ self.W_qkv + self.b_qkv  # (B, T, 3·n_embd), or (N, 3·n_embd) packed
-        if rows is not None:
-            qkv = qkv.new_zeros(*rows.shape, 3 * E).index_put((rows,), qkv)  # (B, T, 3·n_embd), zeros after each row's end
+        if packing is not None:
+            qkv = packing.unpack(qkv)  # (B, T, 3·n_embd), zeros after each row's computed positions
         B, T, _ = qkv.shape
         q, k, v = (a.view(B, T, self.n_head, E // self.n_head).transpose(1, 2) for a in qkv.split(E, dim=-1))  # (B, n_head, T, d)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, n_head, T, d) = softmax(q·kᵀ/√d + M)·v
         y = y.transpose(1, 2).reshape(B, T, E)  # (B, T, n_embd): the heads side by side
-        if rows is not None:
-            y = y[rows]  # (N, n_embd)
-        return self.drop(y @ self.W_proj + self.b_proj, rows)  # (B, T, n_embd) or (N, n_embd)
+        if packing is not None:
+            y = packing.pack(y)  # (N, n_embd)
+        return self.drop(y @ self.W_proj + self.b_proj, packing)  # (B, T, n_embd) or (N, n_embd)
 
 
 class FeedForward(nn.Module):
@@ -140,10 +140,10 @@ class FeedForward(nn.Module):
         self.b_proj = nn.Parameter(torch.zeros(n_embd))  # (n_embd,)
         self.drop = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, T, n_embd) → (B, T, n_embd), or packed (N, n_embd) → (N, n_embd) (rows: for dropout)."""
+    def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
+        """x (B, T, n_embd) → (B, T, n_embd), or packed (N, n_embd) → (N, n_embd) (packing: for dropout)."""
         h = self.act(x @ self.W_fc + self.b_fc)  # (B, T, n_hidden)
-        return self.drop(h @ self.W_proj + self.b_proj, rows)  # (B, T, n_embd)
+        return self.drop(h @ self.W_proj + self.b_proj, packing)  # (B, T, n_embd)
 
 
 class Block(nn.Module):
@@ -157,10 +157,10 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.n_embd, eps=NORM_EPS)
         self.mlp = FeedForward(cfg.n_embd, cfg.n_hidden, residual_gain, cfg.dropout, generator)
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
         """x (B, T, n_embd) → (B, T, n_embd), or packed (N, n_embd) → (N, n_embd) (see `computed_positions`)."""
-        x = x + self.attn(self.ln1(x), rows)  # (B, T, n_embd): communicate between positions
-        return x + self.mlp(self.ln2(x), rows)  # (B, T, n_embd): compute at each position
+        x = x + self.attn(self.ln1(x), packing)  # (B, T, n_embd): communicate between positions
+        return x + self.mlp(self.ln2(x), packing)  # (B, T, n_embd): compute at each position
 
 
 class Transformer(nn.Module):
@@ -209,12 +209,12 @@ class Transformer(nn.Module):
         """
         B, T = idx.shape
         x = self.C[idx] + self.P[:T]  # (B, T, n_embd)
-        rows = None if targets is None else computed_positions(targets)  # (B, T) bool
-        if rows is not None:
-            x = x[rows]  # (N, n_embd): the N positions the loss needs, packed
-        x = self.drop(x, rows)  # (B, T, n_embd) or (N, n_embd)
+        packing = None if targets is None else computed_positions(targets)
+        if packing is not None:
+            x = packing.pack(x)  # (N, n_embd): the N positions the loss needs
+        x = self.drop(x, packing)  # (B, T, n_embd) or (N, n_embd)
         for block in self.blocks:
-            x = block(x, rows)  # (B, T, n_embd) or (N, n_embd)
+            x = block(x, packing)  # (B, T, n_embd) or (N, n_embd)
         logits = self.ln_f(x) @ self.W_out + self.b_out  # (B, T, vocab_size) or (N, vocab_size)
-        loss = None if targets is None else lm_loss(logits, targets[rows])
+        loss = None if targets is None else lm_loss(logits, packing.pack(targets[..., None]).squeeze(1))
         return logits, loss

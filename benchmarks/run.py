@@ -32,6 +32,12 @@ The figures (FIGURES; `--only` takes their keys):
    stays flat as the split grows, and no loss tensor carries an autograd graph.
 6. the NumPy backend (hand-written backward) against the torch backend (autograd + torch.optim),
    both `makemore train --config configs/names.toml`, same steps, fastest of two each.
+7. the cost of training statistics (benchmarks/stats_overhead.py); 8. one process against two,
+   and sweep --jobs 2 against 1 (benchmarks/scale.py), for the record.
+9. the Transformer against the peer's way of training it (benchmarks/transformer.py): time to
+   the plain loop's dev loss after 5,000 steps, and steps/s at batch 32, both on one torch thread.
+10. configs/best.toml: its dev loss, and its training time against the plain lecture loop's
+    200,000 steps (figure 1's plain run when it ran them all, else a run of its own).
 
 A new figure is one function registered with @figure(key, title) that returns rows (see `row`);
 a standalone benchmark module (python -m benchmarks.NAME, printing one JSON object as its last
@@ -374,6 +380,51 @@ def scaling(ctx: Context) -> list[dict]:
         row("8b", "sweep: Optuna --jobs 2 vs --jobs 1", j2["wall_s"], j1["wall_s"], "s", j1["wall_s"] / j2["wall_s"],
             note=f"a 6-run grid of short runs, whole `makemore sweep` commands: {j1['runs']} runs in {j1['wall_s']:.1f} s vs "
                  f"{j2['runs']} in {j2['wall_s']:.1f} s; the plain grid loop (no Optuna): {s['plain, --jobs 1']['wall_s']:.1f} s"),
+    ]
+
+
+@figure("9", "Transformer vs the peer's training loop")
+def transformer(ctx: Context) -> list[dict]:
+    r = ctx.module("transformer")
+    ctx.details["9"] = r
+    q, s = r["time_to_quality"], r["throughput"]
+    threads = f"both on {r['threads']} torch thread{'s' if r['threads'] != 1 else ''}"
+    return [
+        row("9a", "Transformer: time to the plain loop's dev at 5,000 steps", q["makemore_train_s"], q["plain"]["train_s"], "s",
+            q["ratio"], min_ratio=r["time_goal"],
+            note=f"`makemore train --config {r['config']}` first at dev ≤ {q['target']:.4f} (the plain makemore.py-style loop's "
+                 f"whole-dev NLL after {r['plain_steps']:,} steps at batch 32) at step {q['crossing_step']:,} (dev {q['crossing_dev']:.4f}, "
+                 f"evaluated every {r['eval_every']} steps in a twin run; time from the run as shipped); {threads} "
+                 f"(`python -m benchmarks.transformer`)"),
+        row("9b", "Transformer: steps/s at batch 32", s["makemore_best"], s["plain_best"], "steps/s", s["ratio"], min_ratio=r["speed_goal"],
+            note=f"`--set train.batch_size=32 --set train.steps=3000` (its loop with 2 dev evaluations and checkpoints) vs the "
+                 f"plain loop (DataLoader, explicit masked attention, AdamW, `.item()` each step) for 2,000 steps, alternately, "
+                 f"fastest of {len(s['plain_steps_per_s'])} each; {threads}"),
+    ]
+
+
+BEST_DEV = 1.90
+BEST_TIME_MULTIPLE = 8
+
+
+@figure("10", "configs/best.toml: quality within a time budget")
+def best(ctx: Context) -> list[dict]:
+    plain = ctx.details.get("1", {}).get("plain")
+    if plain is None or plain["steps"] != PLAIN_STEPS:  # figure 1 stopped its plain loop early, or did not run
+        plain = ctx.plain_train(PLAIN_STEPS)
+    ours = ctx.makemore_train("configs/best.toml", "best")
+    threads = ctx.threads("configs/best.toml")
+    ctx.details["10"] = {"best": ours, "plain": plain, "threads": threads}
+    multiple = ours["train_time_s"] / plain["train_s"]
+    return [
+        row("10a", "best.toml: dev loss", ours["dev_loss"], None, "nats/char", None, goal=f"≤ {BEST_DEV:.2f}",
+            met=ours["dev_loss"] <= BEST_DEV,
+            note=f"`makemore train --config configs/best.toml` ({ours['steps']:,} steps, {threads['torch_threads']} torch threads): "
+                 f"whole dev split, train {ours['train_loss']:.4f}"),
+        row("10b", "best.toml: training time", ours["train_time_s"], plain["train_s"], "s", None,
+            goal=f"≤ {BEST_TIME_MULTIPLE}× reference", met=multiple <= BEST_TIME_MULTIPLE,
+            note=f"summary.json's train_time_s (its loop, evaluations and checkpoints) = {multiple:.1f}× the plain lecture loop's "
+                 f"{PLAIN_STEPS:,} steps (`python -m benchmarks.plain train --threads 1`, its training time, evaluations excluded)"),
     ]
 
 

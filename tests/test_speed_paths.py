@@ -48,8 +48,8 @@ def batch(seed: int, B: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
 def test_small_steps_run_on_one_thread_and_big_ones_on_torchs_default() -> None:
     lecture = Config()
     assert choose_threads(MLP(lecture.model, V, BLOCK), lecture) == 1  # a step too small to split across threads
-    big = load_config("configs/best.toml")
-    model = MLP(big.model, V, big.data.block_size)
+    big = load_config("configs/names.toml", ["data.block_size=8", "model.n_embd=48", "model.n_hidden=1024", "train.batch_size=128"])
+    model = MLP(big.model, V, big.data.block_size)  # the best MLP of docs/sweeps.md: ~0.1 GFLOP a step
     assert choose_threads(model, big) == torch_backend.DEFAULT_THREADS
 
 

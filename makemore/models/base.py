@@ -18,6 +18,7 @@ no per-family code (training statistics and `makemore inspect`, lecture part 3).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -101,6 +102,37 @@ def nll_per_target(model: torch.nn.Module, view: View, device: str | torch.devic
     return np.concatenate(out) if out else np.zeros(0)
 
 
+@dataclass(frozen=True)
+class Packing:
+    """Some positions of a (B, T) minibatch of sequences, packed into N rows (row-major order), for
+    a sequence model that computes only the positions its loss needs (see
+    makemore.models.transformer.computed_positions).
+
+    Position-wise layers run on the packed (N, features) rows; `unpack` puts them back in their
+    (B, T) places for a layer that mixes positions (attention), `pack` takes them out again.
+    """
+
+    shape: tuple[int, int]
+    """(B, T) of the minibatch."""
+    index: torch.Tensor
+    """int64 (N,): the flat position b·T + t of each packed row."""
+
+    @classmethod
+    def of(cls, keep: torch.Tensor) -> Packing:
+        """The positions where keep (B, T) bool is True."""
+        B, T = keep.shape
+        return cls((B, T), keep.reshape(-1).nonzero().squeeze(1))  # (N,)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, F) → (N, F): the packed positions."""
+        return x.reshape(-1, x.shape[-1]).index_select(0, self.index)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N, F) → (B, T, F), zeros at the positions that are not packed."""
+        B, T = self.shape
+        return x.new_zeros(B * T, x.shape[-1]).index_copy(0, self.index, x).view(B, T, -1)
+
+
 class Dropout(torch.nn.Module):
     """Inverted dropout (Srivastava et al. 2014) drawing its masks from an explicit generator.
 
@@ -110,6 +142,11 @@ class Dropout(torch.nn.Module):
     reproduce. The training backend sets `generator` (see `set_dropout_generator`), so dropout is
     seeded from train.seed and its state is saved in the checkpoint, which makes resume exact.
     No parameters: adding it to a model leaves the state_dict unchanged.
+
+    A model that computes only some positions of a minibatch (the transformer's training step)
+    passes their `Packing`: x (N, features) holds those positions, and the mask is drawn for the
+    whole (B, T, features) tensor and packed like x, so the draw, and every kept unit, is the one
+    the unpacked tensor would get.
     """
 
     def __init__(self, p: float):
@@ -117,10 +154,13 @@ class Dropout(torch.nn.Module):
         self.p = p
         self.generator: torch.Generator | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p  # (*x.shape,) bool
+        shape = x.shape if packing is None else (*packing.shape, x.shape[-1])
+        keep = torch.rand(shape, generator=self.generator, device=x.device) >= self.p  # (*shape,) bool
+        if packing is not None:
+            keep = packing.pack(keep)  # (N, features): the positions x holds
         return x * keep / (1.0 - self.p)  # (*x.shape,)
 
 

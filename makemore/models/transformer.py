@@ -18,6 +18,15 @@ attention itself is torch's `F.scaled_dot_product_attention(is_causal=True)`, wh
 exactly that (tests/test_transformer.py checks it against the explicit masked softmax). The
 LayerNorm comes before each sub-layer ("pre-LN", GPT-2), with a last one before the logits.
 
+Training computes only the positions the loss needs. A minibatch of words is padded to its
+longest word, and a position only sees the ones before it, so nothing after a row's last target
+can change the loss: with targets, the embeddings are packed to the N positions up to each
+row's last target (`computed_positions`), every position-wise layer (LayerNorm, the q, k, v and
+output projections, the MLP, the logits) runs on those N rows only, and only the attention puts
+them back in their (B, T) places, with zeros after each row's end. The loss and the gradients are
+those of the whole padded minibatch (tests/test_transformer.py checks both); the time saved is
+the padding's share of the minibatch, about a third on names.
+
 Dropout (model.dropout) is applied to the embeddings and to each sub-layer's output before it is
 added to the residual stream, always through makemore.models.base.Dropout's seeded generator so
 that a resumed run is exact; attention weights themselves are not dropped (the fused attention
@@ -43,8 +52,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from makemore.config import Config, ModelConfig
+from makemore.data import IGNORE
 from makemore.errors import MakemoreError
-from makemore.models.base import GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, lm_loss
+from makemore.models.base import GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, Packing, lm_loss
 
 
 def head_size(cfg: ModelConfig) -> int:
@@ -65,6 +75,15 @@ def check(cfg: Config) -> None:
     """What a Transformer needs of a whole config, checked before any data is read: n_head divides
     n_embd (raises MakemoreError otherwise, see `head_size`)."""
     head_size(cfg.model)
+
+
+def computed_positions(targets: torch.Tensor) -> Packing:
+    """The positions of targets (B, T) a training step computes: every position up to and
+    including each row's last target (targets ≠ IGNORE), none after it (a row without targets has
+    none). Causality makes the rest irrelevant to the loss: no earlier position sees them."""
+    t = torch.arange(targets.shape[1], device=targets.device)  # (T,)
+    last = torch.where(targets != IGNORE, t, -1).amax(dim=1)  # (B,) index of each row's last target, −1 if none
+    return Packing.of(t <= last[:, None])  # (B, T) bool → N packed positions
 
 
 def _weight(fan_in: int, fan_out: int, gain: float, generator: torch.Generator | None) -> nn.Parameter:
@@ -88,19 +107,22 @@ class CausalSelfAttention(nn.Module):
         self.b_proj = nn.Parameter(torch.zeros(n_embd))  # (n_embd,)
         self.drop = Dropout(dropout)
 
-    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Queries, keys and values of x (B, T, n_embd), each (B, n_head, T, d)."""
-        B, T, E = x.shape
-        q, k, v = (x @ self.W_qkv + self.b_qkv).split(E, dim=-1)  # (B, T, n_embd) each
-        return tuple(a.view(B, T, self.n_head, E // self.n_head).transpose(1, 2) for a in (q, k, v))  # (B, n_head, T, d)
+    def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
+        """x (B, T, n_embd) → (B, T, n_embd): each position's mix of the values at and before it.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, n_embd) → (B, T, n_embd): each position's mix of the values at and before it."""
-        B, T, E = x.shape
-        q, k, v = self.heads(x)  # (B, n_head, T, d) each
+        Packed (see `computed_positions`): x (N, n_embd) holds a prefix of each row's positions;
+        the result is (N, n_embd) likewise."""
+        E = x.shape[-1]
+        qkv = x @ self.W_qkv + self.b_qkv  # (B, T, 3·n_embd), or (N, 3·n_embd) packed
+        if packing is not None:
+            qkv = packing.unpack(qkv)  # (B, T, 3·n_embd), zeros after each row's computed positions
+        B, T, _ = qkv.shape
+        q, k, v = (a.view(B, T, self.n_head, E // self.n_head).transpose(1, 2) for a in qkv.split(E, dim=-1))  # (B, n_head, T, d)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, n_head, T, d) = softmax(q·kᵀ/√d + M)·v
         y = y.transpose(1, 2).reshape(B, T, E)  # (B, T, n_embd): the heads side by side
-        return self.drop(y @ self.W_proj + self.b_proj)  # (B, T, n_embd)
+        if packing is not None:
+            y = packing.pack(y)  # (N, n_embd)
+        return self.drop(y @ self.W_proj + self.b_proj, packing)  # (B, T, n_embd) or (N, n_embd)
 
 
 class FeedForward(nn.Module):
@@ -118,10 +140,10 @@ class FeedForward(nn.Module):
         self.b_proj = nn.Parameter(torch.zeros(n_embd))  # (n_embd,)
         self.drop = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, n_embd) → (B, T, n_embd)."""
+    def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
+        """x (B, T, n_embd) → (B, T, n_embd), or packed (N, n_embd) → (N, n_embd) (packing: for dropout)."""
         h = self.act(x @ self.W_fc + self.b_fc)  # (B, T, n_hidden)
-        return self.drop(h @ self.W_proj + self.b_proj)  # (B, T, n_embd)
+        return self.drop(h @ self.W_proj + self.b_proj, packing)  # (B, T, n_embd)
 
 
 class Block(nn.Module):
@@ -135,10 +157,10 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.n_embd, eps=NORM_EPS)
         self.mlp = FeedForward(cfg.n_embd, cfg.n_hidden, residual_gain, cfg.dropout, generator)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, n_embd) → (B, T, n_embd)."""
-        x = x + self.attn(self.ln1(x))  # (B, T, n_embd): communicate between positions
-        return x + self.mlp(self.ln2(x))  # (B, T, n_embd): compute at each position
+    def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
+        """x (B, T, n_embd) → (B, T, n_embd), or packed (N, n_embd) → (N, n_embd) (see `computed_positions`)."""
+        x = x + self.attn(self.ln1(x), packing)  # (B, T, n_embd): communicate between positions
+        return x + self.mlp(self.ln2(x), packing)  # (B, T, n_embd): compute at each position
 
 
 class Transformer(nn.Module):
@@ -182,11 +204,17 @@ class Transformer(nn.Module):
         Returns:
             logits (B, T, vocab_size); loss: mean NLL in nats per character over the non-padded
             targets (scalar), or None. Position t depends only on idx[:, :t+1] (causal).
+            With targets only the positions up to each row's last target are computed
+            (`computed_positions`): logits is then (N, vocab_size), those positions row by row.
         """
         B, T = idx.shape
-        x = self.drop(self.C[idx] + self.P[:T])  # (B, T, n_embd)
+        x = self.C[idx] + self.P[:T]  # (B, T, n_embd)
+        packing = None if targets is None else computed_positions(targets)
+        if packing is not None:
+            x = packing.pack(x)  # (N, n_embd): the N positions the loss needs
+        x = self.drop(x, packing)  # (B, T, n_embd) or (N, n_embd)
         for block in self.blocks:
-            x = block(x)  # (B, T, n_embd)
-        logits = self.ln_f(x) @ self.W_out + self.b_out  # (B, T, vocab_size)
-        loss = lm_loss(logits, targets) if targets is not None else None
+            x = block(x, packing)  # (B, T, n_embd) or (N, n_embd)
+        logits = self.ln_f(x) @ self.W_out + self.b_out  # (B, T, vocab_size) or (N, vocab_size)
+        loss = None if targets is None else lm_loss(logits, packing.pack(targets[..., None]).squeeze(1))
         return logits, loss

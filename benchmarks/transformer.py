@@ -1,0 +1,168 @@
+"""makemore's Transformer against the peer's way of training one, side by side in one run.
+
+    python -m benchmarks.transformer                 # ~6 minutes on 2 quiet cores; prints one JSON object last
+    python -m benchmarks.transformer --full          # also trains transformer.toml to its end (its final dev)
+
+The reference is benchmarks/plain_transformer.py: makemore.py's default Transformer (4 layers, 4
+heads, n_embd 64) trained the way makemore.py trains it (a DataLoader of words padded to the
+longest word, AdamW lr 5e-4, betas (0.9, 0.99), weight decay 0.01, batch 32, a `.item()` each
+step), on makemore's 80/10/10 split of data/names.txt. makemore's side is `makemore train
+--config configs/transformer.toml`. Both run on the CPU on the same number of torch threads
+(--threads, default 1), each in a fresh process, one at a time.
+
+1. Time to the same quality. The plain loop trains 5,000 steps; its whole-dev-split NLL then
+   (evaluated with its clock stopped) is the target. makemore's dev curve comes from a run of
+   transformer.toml that evaluates the dev split every --eval-every steps (100) and is stopped
+   (Ctrl-C, which makemore handles) at the first evaluation at or below the target: step S. Its
+   time comes from a second run of the config exactly as shipped (its own evaluation interval),
+   stopped once it has passed step S: the training time at step S (metrics.jsonl's elapsed_s at
+   that step's record, which counts the config's own evaluations and checkpoints before it, but
+   none of the first run's extra ones). Both runs take the same steps: the benchmark checks that
+   their training losses agree at every record up to S. Ratio: plain training time / makemore's.
+2. Steps per second at batch 32: `makemore train --config configs/transformer.toml --set
+   train.batch_size=32 --set train.steps=3000` (summary.json's steps_per_s: its training loop with
+   two dev evaluations and their checkpoints) against the plain loop for 2,000 steps, alternately,
+   --rounds times, the fastest of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "out" / "transformer"
+CONFIG = "configs/transformer.toml"
+
+PLAIN_STEPS = 5_000
+EVAL_EVERY = 100
+THROUGHPUT_STEPS = 3_000
+PLAIN_THROUGHPUT_STEPS = 2_000
+TIME_GOAL = 5.0
+SPEED_GOAL = 2.0
+
+
+def last_json(text: str) -> Any:
+    """The JSON value on the last non-empty line of `text`."""
+    return json.loads([line for line in text.splitlines() if line.strip()][-1])
+
+
+def plain(steps: int, threads: int) -> dict:
+    """benchmarks.plain_transformer for `steps` steps in a fresh process."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.plain_transformer", "--steps", str(steps), "--threads", str(threads),
+                           "--quiet"], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmarks.plain_transformer failed:\n{proc.stderr[-3000:]}")
+    return last_json(proc.stdout)
+
+
+def records(run_dir: Path) -> list[dict]:
+    """metrics.jsonl of a run so far (a line still being written is left out)."""
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return out
+
+
+def makemore_train(name: str, threads: int, sets: list[str], stop: Any = None) -> tuple[Path, list[dict], dict | None]:
+    """`makemore train --config configs/transformer.toml` on the CPU in a fresh process, with `sets`;
+    `stop(records)` is polled and, once it is true, the run is stopped with SIGINT (Ctrl-C).
+    Returns the run directory, its metrics records and its summary (None if it was stopped)."""
+    run_dir = OUT / name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    cmd = [sys.executable, "-m", "makemore", "train", "--config", CONFIG, "--run-dir", str(run_dir), "-q",
+           *[a for s in ["train.device=cpu", f"train.threads={threads}", *sets] for a in ("--set", s)]]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stopped = False
+    while proc.poll() is None:
+        time.sleep(0.2)
+        if stop is not None and not stopped and stop(records(run_dir)):
+            proc.send_signal(signal.SIGINT)
+            stopped = True
+    _, err = proc.communicate()
+    if proc.returncode not in ((0, 130) if stopped else (0,)):
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
+    summary = None if stopped else json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    return run_dir, records(run_dir), summary
+
+
+def first_at_or_below(recs: list[dict], target: float) -> dict | None:
+    """The first record with a dev loss ≤ target, or None."""
+    return next((r for r in recs if r["dev_loss"] is not None and r["dev_loss"] <= target), None)
+
+
+def time_to_quality(threads: int, eval_every: int, full: bool) -> dict:
+    reference = plain(PLAIN_STEPS, threads)
+    target = reference["dev_loss"]
+    _, curve_recs, _ = makemore_train("curve", threads, [f"train.eval_interval={eval_every}"],
+                                      stop=lambda recs: first_at_or_below(recs, target) is not None)
+    cross = first_at_or_below(curve_recs, target)
+    if cross is None:
+        raise RuntimeError(f"makemore's {CONFIG} never reached the plain loop's dev {target:.4f}")
+    step = cross["step"]
+    _, clock_recs, summary = makemore_train("clock", threads, [], stop=None if full else lambda recs: bool(recs) and recs[-1]["step"] >= step)
+    at = next(r for r in clock_recs if r["step"] == step)
+    # the same steps in both runs: their training losses agree at every record up to the crossing
+    clock_loss = {r["step"]: r["train_loss"] for r in clock_recs}
+    gap = max(abs(r["train_loss"] - clock_loss[r["step"]]) for r in curve_recs if r["step"] in clock_loss and r["step"] <= step)
+    if gap > 1e-6:
+        raise RuntimeError(f"the two makemore runs took different steps (train loss differs by {gap:g})")
+    out = {"target": target, "plain": reference, "crossing_step": step, "crossing_dev": cross["dev_loss"],
+           "makemore_train_s": at["elapsed_s"], "ratio": reference["train_s"] / at["elapsed_s"],
+           "curve": [[r["step"], r["dev_loss"]] for r in curve_recs if r["dev_loss"] is not None],
+           "train_loss_gap": gap}
+    if summary is not None:
+        out["full_run"] = summary
+    return out
+
+
+def throughput(threads: int, rounds: int) -> dict:
+    plains, ours = [], []
+    for i in range(rounds):  # alternately, so both sides see the same load
+        plains.append(plain(PLAIN_THROUGHPUT_STEPS, threads))
+        _, _, summary = makemore_train(f"batch32-{i}", threads, ["train.batch_size=32", f"train.steps={THROUGHPUT_STEPS}"])
+        ours.append(summary)
+    best_plain = max(p["steps_per_s"] for p in plains)
+    best_ours = max(s["steps_per_s"] for s in ours)
+    return {"plain_steps_per_s": [p["steps_per_s"] for p in plains], "makemore_steps_per_s": [s["steps_per_s"] for s in ours],
+            "ratio": best_ours / best_plain, "plain_best": best_plain, "makemore_best": best_ours}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides (default 1)")
+    parser.add_argument("--eval-every", type=int, default=EVAL_EVERY, help="steps between makemore's dev evaluations in the curve run")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating throughput rounds (fastest counts)")
+    parser.add_argument("--full", action="store_true", help="train transformer.toml to its end in the timed run (its final dev loss)")
+    args = parser.parse_args(argv)
+    load_start = os.getloadavg()
+    t0 = time.perf_counter()
+    quality = time_to_quality(args.threads, args.eval_every, args.full)
+    print(f"time to the plain loop's dev {quality['target']:.4f} after {PLAIN_STEPS:,} steps: plain {quality['plain']['train_s']:.1f} s, "
+          f"makemore {quality['makemore_train_s']:.1f} s (step {quality['crossing_step']:,}): {quality['ratio']:.2f}×", file=sys.stderr)
+    speed = throughput(args.threads, args.rounds)
+    print(f"steps/s at batch 32: plain {speed['plain_best']:.1f}, makemore {speed['makemore_best']:.1f}: {speed['ratio']:.2f}×", file=sys.stderr)
+    result = {"threads": args.threads, "config": CONFIG, "plain_steps": PLAIN_STEPS, "eval_every": args.eval_every,
+              "time_to_quality": quality, "throughput": speed, "time_goal": TIME_GOAL, "speed_goal": SPEED_GOAL,
+              "time_met": quality["ratio"] >= TIME_GOAL, "speed_met": speed["ratio"] >= SPEED_GOAL,
+              "loadavg_start": load_start, "loadavg_end": os.getloadavg(), "seconds": time.perf_counter() - t0}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -151,18 +151,24 @@ class _InterruptFlag:
             self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
-    def _usual(self, signum: int) -> Any:
+    def _stop_now(self, signum: int) -> Any:
+        """What a second signal does: the handler the process had, if it was a Python one;
+        otherwise stop at once (KeyboardInterrupt for SIGINT, the default action for SIGTERM),
+        even in a process that started with the signal ignored (a background job): having
+        answered the first signal, the second one must not be ignored."""
         previous = self._previous.get(signum)
-        return previous if previous is not None else signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+        if callable(previous):
+            return previous
+        return signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.signum = self.signum or signum
         if not self.persistent:
-            signal.signal(signum, self._usual(signum))
+            signal.signal(signum, self._stop_now(signum))
 
     def __exit__(self, *exc: Any) -> None:
-        for signum in self._previous:
-            signal.signal(signum, self._usual(signum))
+        for signum, previous in self._previous.items():  # exactly the handlers the process had
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
 
 
 class Listener:

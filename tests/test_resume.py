@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -151,13 +151,14 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, setup, backe
     config = tiny_config(tmp_path, write_words(tmp_path), extra)
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     cli("train", "--config", config, "--run-dir", straight, "-q")
+    handler = signal.getsignal(signal.SIGINT)  # default_int_handler, or SIG_IGN in a background job
 
     # a real SIGINT at step 10's record: the loop finishes step 11, checkpoints it and stops
     with pytest.raises(TrainingInterrupted) as info:
         train_module.train(load_config(config), stopped , listener=interrupt_at(10))
     assert info.value.step == 11
     assert runs.load_checkpoint(stopped)["step"] == 11
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler was put back
+    assert signal.getsignal(signal.SIGINT) is handler  # the handler was put back
 
     result = cli("train", "--resume", stopped, "-q", "--json")
     assert json.loads(result.stdout)["steps"] == STEPS
@@ -239,12 +240,15 @@ def test_ctrl_c_before_training_starts_leaves_nothing(tmp_path, monkeypatch):
 
 
 @contextlib.contextmanager
-def training(*args: str | Path, slow_write: float = 0.0) -> Iterator[subprocess.Popen]:
+def training(*args: str | Path, slow_write: float = 0.0, sigint: Any = signal.default_int_handler) -> Iterator[subprocess.Popen]:
     """`makemore train ARGS -q` in its own process, every checkpoint write slowed by `slow_write` s
-    (tests only); killed if the block fails before it ends."""
+    (tests only), started with SIGINT as a terminal's job gets it (sigint=signal.SIG_IGN: as a
+    background job of a shell gets it); killed if the block fails before it ends."""
     env = {**os.environ, runs.SLOW_WRITE_ENV: str(slow_write)} if slow_write else None
+    disposition = signal.SIG_IGN if sigint is signal.SIG_IGN else signal.SIG_DFL  # SIG_DFL: Python installs its handler
     proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", *map(str, args), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, disposition))
     try:
         yield proc
     finally:
@@ -264,17 +268,20 @@ def records(run: Path) -> list[dict]:
     return runs.read_metrics(run) if (run / runs.METRICS).is_file() else []
 
 
-def test_second_ctrl_c_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sigint", [signal.default_int_handler, signal.SIG_IGN], ids=["terminal", "background job"])
+def test_second_ctrl_c_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch, sigint):
     """A real process, real signals: the first SIGINT asks for a checkpoint; the second arrives while
     that checkpoint is being written (every checkpoint write waits a minute, and the signal is sent
     once the temporary file exists). The previous checkpoint stays whole, no temporary file is left,
-    the process exits 130 naming the resume command, and the run resumes."""
+    the process exits 130 naming the resume command, and the run resumes. The same in a process
+    that started with SIGINT ignored, as a shell's background job does: the second SIGINT still stops it."""
     monkeypatch.setattr(train_module, "CHUNK_WINDOWS", REAL_CHUNK_WINDOWS)  # as in the child process
     config = tiny_config(tmp_path, write_words(tmp_path), ["train.schedule=constant"], steps=10)
     run = tmp_path / "run"
     cli("train", "--config", config, "--run-dir", run, "-q")  # the previous checkpoint: step 10
     # resumed in a process of its own, it writes no checkpoint until it is asked to stop
-    with training("--resume", run, "--set", "train.steps=10000000", "--set", "train.eval_interval=10000000", slow_write=60) as proc:
+    with training("--resume", run, "--set", "train.steps=10000000", "--set", "train.eval_interval=10000000", slow_write=60,
+                  sigint=sigint) as proc:
         wait_for(lambda: any(r["step"] > 10 for r in records(run)), "training under way", proc)
         proc.send_signal(signal.SIGINT)
         wait_for(lambda: list(run.glob(f".{runs.CHECKPOINT}.*.tmp")), "the interrupt's checkpoint write", proc)

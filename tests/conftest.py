@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -73,14 +74,12 @@ def wait_for(condition: Callable[[], Any], what: str, proc: subprocess.Popen, ti
         time.sleep(0.002)
 
 
-def write_tiny_config(directory: Path, steps: int, eval_interval: int, milestone: int) -> Path:
-    """A TOML config of a tiny MLP (no dropout, no batchnorm) on TINY_WORDS, both written into `directory`."""
-    words = directory / "words.txt"
-    words.write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
-    config = directory / "tiny.toml"
-    config.write_text(f"""
+def tiny_config_text(words: Path, steps: int, eval_interval: int, log_interval: int = 10) -> str:
+    """The TOML of a tiny MLP (n_embd 4, n_hidden 16, no dropout, no batchnorm) on the words file
+    `words`: batches of 16 on the CPU, one thread."""
+    return f"""
 [data]
-path = "{words.as_posix()}"
+path = {json.dumps(words.as_posix())}
 [model]
 n_embd = 4
 n_hidden = 16
@@ -89,8 +88,15 @@ device = "cpu"
 steps = {steps}
 batch_size = 16
 eval_interval = {eval_interval}
-log_interval = 10
-lr_milestones = [{milestone}]
+log_interval = {log_interval}
 threads = 1
-""", encoding="utf-8")
+"""
+
+
+def write_tiny_config(directory: Path, steps: int, eval_interval: int, milestone: int) -> Path:
+    """A TOML config of a tiny MLP (tiny_config_text) on TINY_WORDS, both written into `directory`."""
+    words = directory / "words.txt"
+    words.write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    config = directory / "tiny.toml"
+    config.write_text(tiny_config_text(words, steps, eval_interval) + f"lr_milestones = [{milestone}]\n", encoding="utf-8")
     return config

@@ -27,7 +27,7 @@ from makemore import train as train_module
 from makemore.cli import app
 from makemore.config import load_config
 from makemore.train import TrainingInterrupted
-from tests.conftest import wait_for, with_mlx
+from tests.conftest import tiny_config_text, wait_for, with_mlx
 
 WORDS = [
     "ava", "ben", "cara", "dan", "eli", "fay", "gus", "hana", "ian", "jo",
@@ -64,21 +64,9 @@ def write_words(directory: Path) -> Path:
 
 
 def tiny_config(directory: Path, words: Path, extra: list[str], steps: int = STEPS) -> Path:
-    text = f"""
-[data]
-path = {json.dumps(str(words))}
-block_size = 3
-[model]
-n_embd = 4
-n_hidden = 16
-[train]
-device = "cpu"
-steps = {steps}
-batch_size = 16
-eval_interval = 10
-log_interval = 5
-threads = 1
-"""
+    """conftest's tiny MLP on `words`, evaluated every 10 steps and logged every 5, with `extra`
+    overrides applied and written out whole."""
+    text = tiny_config_text(words, steps, eval_interval=10, log_interval=5)
     path = directory / "tiny.toml"
     path.write_text(text, encoding="utf-8")
     cfg = load_config(path, extra)

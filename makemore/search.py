@@ -31,7 +31,6 @@ import importlib.util
 import json
 import math
 import multiprocessing
-import shutil
 import signal
 import time
 import warnings
@@ -44,8 +43,9 @@ from makemore.backends import check_supported
 from makemore.config import Config, parse_override
 from makemore.errors import MakemoreError, first_line
 from makemore.models import context_length, count_params
-from makemore.sweep import Planned, Result, SweepOutcome, check_same_config, plan, run_name, split_values, write_results
-from makemore.train import Listener, TrainingDiverged, TrainingInterrupted, prepare, train
+from makemore.sweep import (Planned, Result, SweepOutcome, check_same_config, longest_words, plan, ready_to_train, run_name,
+                            split_values, write_results)
+from makemore.train import Listener, TrainingDiverged, TrainingInterrupted, train
 
 SEARCHES = ("grid", "random", "tpe")
 #: The study's SQLite file in the sweep directory, when no --storage is given.
@@ -301,16 +301,14 @@ def work(s: Search, announce: Callable[[int, int, Planned, str], None] | None = 
             trial.set_user_attr("status", "invalid")
             raise _Invalid(str(e)) from None
         p.run_dir = s.out / name
-        check_same_config(p)
         position = min(_started(study, trial.number) + 1, total)
         if runs.is_finished(p.run_dir):  # trained by an earlier sweep into this directory
+            check_same_config(p)
             if announce:
                 announce(position, total, p, "skip")
             trial.set_user_attr("status", "skipped")
             return record(trial, p)
-        resume = runs.has_checkpoint(p.run_dir)
-        if not resume and p.run_dir.exists():
-            shutil.rmtree(p.run_dir)  # created but never checkpointed: start afresh
+        resume = ready_to_train(p)
         if announce:
             announce(position, total, p, "resume" if resume else "train")
         status = "trained"
@@ -415,8 +413,7 @@ def run_search(s: Search, *, jobs: int = 1, announce: Callable[[int, int, Planne
             raise MakemoreError(f"--search {s.search} needs at least one --space, e.g. --space train.lr=log:1e-3:0.3")
         check_space(s.base, s.space)
         configs = [s.base]
-    for data in {json.dumps(c.to_dict()["data"]): c for c in configs}.values():
-        prepare(data)  # bad data fails here, before the sweep creates anything
+    longest_words(configs)  # bad data, or a word too long for a sequence model, fails here, before the sweep creates anything
     s.out.mkdir(parents=True, exist_ok=True)
     open_study(s)  # created (and a grid queued) before any helper starts
     ctx = multiprocessing.get_context("spawn")

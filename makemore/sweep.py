@@ -199,6 +199,40 @@ def check_same_config(p: Planned) -> None:
         )
 
 
+def ready_to_train(p: Planned) -> bool:
+    """Make p's run directory ready for training: refuse one that holds a run of another config
+    (check_same_config), remove one created but never checkpointed (stopped before its first
+    step: it starts afresh). Returns whether to resume it (it has a checkpoint).
+
+    Raises:
+        MakemoreError: the directory holds a run of another config.
+    """
+    check_same_config(p)
+    resume = runs.has_checkpoint(p.run_dir)
+    if not resume and p.run_dir.exists():
+        shutil.rmtree(p.run_dir)
+    return resume
+
+
+def longest_words(configs: list[Config]) -> list[int]:
+    """Read each distinct [data] section of `configs` once, so that bad data fails before a sweep
+    creates anything, and check each config against its data (a sequence model refuses too long a
+    word). Returns the longest training word of each config's data, in order.
+
+    Raises:
+        MakemoreError: bad data, a model or backend a config cannot train, a word too long.
+    """
+    by_data: dict[str, int] = {}
+    longest = []
+    for c in configs:
+        key = json.dumps(c.to_dict()["data"])
+        if key not in by_data:
+            by_data[key] = int(prepare(c).lengths.max())
+        context_length(c, by_data[key])
+        longest.append(by_data[key])
+    return longest
+
+
 def run_sweep(
     base: Config,
     grid: list[tuple[str, list[Any]]],
@@ -228,14 +262,7 @@ def run_sweep(
     """
     out = Path(out)
     planned = plan(base, grid, out)
-    by_data: dict[str, int] = {}  # each [data] section's longest word; bad data fails here, before anything is created
-    for p in planned:
-        key = json.dumps(p.config.to_dict()["data"])
-        if key not in by_data:
-            by_data[key] = int(prepare(p.config).lengths.max())
-    longest = {p.run_dir: by_data[json.dumps(p.config.to_dict()["data"])] for p in planned}
-    for p in planned:
-        context_length(p.config, longest[p.run_dir])  # a sequence model refuses too long a word, before anything runs
+    longest = dict(zip((p.run_dir for p in planned), longest_words([p.config for p in planned])))
     out.mkdir(parents=True, exist_ok=True)
     outcome = SweepOutcome(out, [k for k, _ in grid], len(planned))
     try:
@@ -246,10 +273,7 @@ def run_sweep(
                     announce(i, len(planned), p, "skip")
                 outcome.results.append(_finished_result(p, "skipped", longest[p.run_dir]))
                 continue
-            resume = runs.has_checkpoint(p.run_dir)
-            check_same_config(p)
-            if not resume and p.run_dir.exists():
-                shutil.rmtree(p.run_dir)  # created but never checkpointed (stopped before its first step): start afresh
+            resume = ready_to_train(p)
             if announce:
                 announce(i, len(planned), p, "resume" if resume else "train")
             try:

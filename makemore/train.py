@@ -36,7 +36,7 @@ from makemore.backends import check_supported, make_backend, resolve_device
 from makemore.config import Config, TrainConfig
 from makemore.data import Dataset, View, Vocab, file_digest, load_dataset
 from makemore.errors import MakemoreError, first_line
-from makemore.models import context_length
+from makemore.models import Family, context_length
 from makemore.plots import plot_loss
 from makemore.schedule import lr_at
 from makemore.stats import is_recorded
@@ -238,15 +238,14 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: L
     if cfg.train.tensorboard and world.is_main:
         listener = tensorboard_log.TensorBoardLog(listener)
     with distributed.process_group(world, device):
-        return _train(cfg, Path(world.broadcast(str(run_dir))), resume, listener, world, device)
+        return _train(cfg, fam, Path(world.broadcast(str(run_dir))), resume, listener, world, device)
 
 
-def _train(cfg: Config, run_dir: Path, resume: bool, listener: Listener, world: distributed.World, device: str) -> Summary:
-    """`train` in one process of the job (the only one, without torchrun)."""
+def _train(cfg: Config, fam: Family, run_dir: Path, resume: bool, listener: Listener, world: distributed.World, device: str) -> Summary:
+    """`train` in one process of the job (the only one, without torchrun), for cfg's checked family `fam`."""
     with world.agreeing():  # a mistake found by any process stops all of them; rank 0 says it
         if not resume and run_dir.exists():
             raise MakemoreError(f"{run_dir} already exists: choose a new run directory, or continue it with makemore train --resume {run_dir}")
-        fam = check_supported(cfg)
         checkpoint = runs.load_checkpoint(run_dir) if resume else None
         if checkpoint and fam.counted:
             raise MakemoreError(f"{run_dir}: a model.type = {fam.name!r} run is fitted in one pass: there is nothing to resume")

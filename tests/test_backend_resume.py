@@ -12,11 +12,10 @@ from typer.testing import CliRunner
 from makemore import runs
 from makemore.cli import app
 
-from conftest import tiny_overrides
+from tests.conftest import tiny_overrides, with_mlx
 
 
-@pytest.mark.parametrize("backend", ["torch", "numpy", pytest.param("mlx", marks=pytest.mark.skipif(
-    __import__("importlib").util.find_spec("mlx") is None, reason="MLX not installed: pip install 'makemore[mlx]'"))])
+@pytest.mark.parametrize("backend", ["torch", "numpy", with_mlx("mlx")])
 @pytest.mark.parametrize("change", ["model.n_hidden=24", "data.block_size=4"])
 def test_resume_with_another_model_shape_is_refused(backend: str, change: str, tiny_words_file: Path, tmp_path: Path) -> None:
     cli = CliRunner()

@@ -23,7 +23,7 @@ from makemore.config import Config
 from makemore.data import Windows
 from makemore.models import build_model
 from makemore.train import train
-from tests.conftest import needs_mlx, tiny_overrides, with_mlx
+from tests.conftest import mutant, needs_mlx, tiny_cfg, with_mlx
 
 V, T = 7, 3  # vocab_size, block_size of the gradient-check models
 B = 16
@@ -230,11 +230,7 @@ def test_numpy_eval_mode_uses_running_statistics_like_torch():
 
 
 def load_cfg(words: Path, backend: str, steps: int, extra: tuple[str, ...] = ()) -> Config:
-    from makemore.config import load_config
-
-    args = tiny_overrides(words, steps)
-    pairs = [args[i + 1] for i in range(0, len(args), 2)] + [f"train.backend={backend}", *extra]
-    return load_config(None, pairs)
+    return tiny_cfg(words, steps, f"train.backend={backend}", *extra)
 
 
 @pytest.mark.parametrize("backend", ["numpy", with_mlx("mlx")])
@@ -323,19 +319,6 @@ def test_mlx_steps_match_numpy(options, optimizer):
 # Mutation coverage (issue 15, item 7): a plausible one-line mistake in each piece of the
 # hand-written backward and of each optimizer, made in the source of the real function, must be
 # caught both by the comparison with autograd / torch.optim and by a finite-difference check.
-
-
-def mutant(owner: object, name: str, old: str, new: str) -> object:
-    """`owner.name` (a function of numpy_mlp, or a method of one of its classes) recompiled from
-    its source with `old` replaced by `new`, in numpy_mlp's namespace."""
-    import inspect
-    import textwrap
-
-    source = textwrap.dedent(inspect.getsource(getattr(owner, name)))
-    assert source.count(old) == 1, f"{name}: the mutated line {old!r} is not in the source (update the mutant)"
-    namespace = dict(vars(nm))
-    exec(compile(source.replace(old, new), f"<mutant of {name}>", "exec"), namespace)  # noqa: S102 - the test's own source edit
-    return namespace[name]
 
 
 def fd_vs_analytic(cfg: Config) -> dict[str, float]:

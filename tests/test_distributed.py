@@ -20,21 +20,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from makemore import plots, runs
+from makemore import runs
 from makemore.cli import app
 from makemore.config import load_config
 from makemore.train import train
 
-from conftest import wait_for, write_tiny_config
+from tests.conftest import wait_for, write_tiny_config
 
 STEPS = 200
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def no_loss_plot(monkeypatch):
-    """Skip drawing loss.png in this process (no test here looks at it)."""
-    monkeypatch.setattr(plots, "plot_loss", lambda *args, **kwargs: None)
 
 
 @pytest.fixture(scope="module")

@@ -150,11 +150,10 @@ def tiny_runs(tmp_path_factory):
     """Two tiny trained runs on the shared tiny words: n_embd = 2 and n_embd = 4."""
     from typer.testing import CliRunner
 
-    from tests.conftest import TINY_WORDS
+    from tests.conftest import write_tiny_words
 
     root = tmp_path_factory.mktemp("explore")
-    words = root / "words.txt"
-    words.write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    words = write_tiny_words(root)
     runner = CliRunner()
     made = {}
     for n_embd in (2, 4):

@@ -30,7 +30,7 @@ from makemore.models import FAMILIES, build_model, context_length, family
 from makemore.models.base import nll_per_target
 from makemore.train import Listener, TrainingInterrupted, train
 
-from conftest import TINY_WORDS
+from tests.conftest import TINY_WORDS
 
 V = 27
 NAMES = sorted(FAMILIES)

@@ -24,12 +24,12 @@ from makemore.backends import check_supported
 from makemore.backends.numpy_mlp import NumpyBackend
 from makemore.backends.torch_backend import TorchBackend
 from makemore.cli import app
-from makemore.config import Config, load_config
+from makemore.config import Config
 from makemore.errors import MakemoreError
 from makemore.models import FAMILIES, Family, build_model
 from makemore.models.base import HiddenCapture, hidden_layers, lm_loss
 from makemore.train import train
-from tests.conftest import tiny_overrides
+from tests.conftest import tiny_cfg, tiny_overrides
 from tests.test_explore import assert_png
 
 V, T = 27, 3  # vocab_size, block_size of the in-process models
@@ -47,11 +47,6 @@ def make_cfg(**model: object) -> Config:
 def contexts(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return rng.integers(0, V, (n, T)), rng.integers(0, V, n)  # (n, T), (n,)
-
-
-def tiny_cfg(words: Path, steps: int, *extra: str) -> Config:
-    args = tiny_overrides(words, steps)
-    return load_config(None, [args[i + 1] for i in range(0, len(args), 2)] + list(extra))
 
 
 def first_layer(record: dict) -> dict:

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from makemore import runs
 from makemore.cli import app
-from tests.conftest import wait_for
+from tests.conftest import training, wait_for
 
 TRIALS = 12
 
@@ -123,22 +123,16 @@ def test_kill_9_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path):
     """Every checkpoint write is slowed to a minute (MAKEMORE_TEST_SLOW_WRITE) and the process is
     killed once a checkpoint's temporary file exists, i.e. inside the write, for certain: the
     previous checkpoint stays readable, the torn temporary file stays behind, and resuming removes it."""
-    import os
     import signal
 
     config = endless_config(tmp_path, eval_interval=5)
     run = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", "--config", str(config), "--run-dir", str(run), "--set", "train.steps=5", "-q"])
     assert result.exit_code == 0, result.output  # the previous checkpoint: step 5
-    proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", "--resume", str(run), "--set", "train.steps=100000000", "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, runs.SLOW_WRITE_ENV: "60"})
-    try:
+    with training("--resume", run, "--set", "train.steps=100000000", slow_write=60) as proc:
         wait_for(lambda: list(run.glob(f".{runs.CHECKPOINT}.*.tmp")), "the step-10 checkpoint write", proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == -signal.SIGKILL
     assert len(list(run.glob(f".{runs.CHECKPOINT}.*.tmp"))) == 1  # the write it was killed in
     assert runs.load_run(run).checkpoint["step"] == 5  # the previous checkpoint: loads, builds its model

@@ -19,7 +19,7 @@ from makemore.sample import sample
 from makemore.schedule import lr_at
 from makemore.train import train
 
-from conftest import TINY_WORDS
+from tests.conftest import write_tiny_words
 
 #: One config per option family, each on a tiny model.
 OPTIONS = {
@@ -46,9 +46,7 @@ def tiny_config(words: Path, steps: int = 40, **options) -> Config:
 
 @pytest.fixture
 def words(tmp_path: Path) -> Path:
-    path = tmp_path / "words.txt"
-    path.write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
-    return path
+    return write_tiny_words(tmp_path)
 
 
 @pytest.mark.parametrize("name", list(OPTIONS))

@@ -21,7 +21,7 @@ from makemore.evaluate import percentile_rank, per_word_mean
 from makemore.models import FAMILIES, family, longest_readable
 from makemore.runs import load_run
 from makemore.sample import DRAWS_PER_SAMPLE, TOO_LONG, Wanted, sample, sample_wanted
-from tests.conftest import TINY_WORDS, tiny_overrides
+from tests.conftest import TINY_WORDS, tiny_overrides, write_tiny_words
 from tests.test_speed_paths import chi2_critical, name_model, two_sample_chi2  # noqa: F401 (name_model: a fixture)
 
 
@@ -33,8 +33,7 @@ def cli(*args: object, stdin: str | None = None):
 def tiny_run(request, tmp_path_factory) -> Path:
     """A seconds-long run of each registered family on the forty tiny words (torch trains every family)."""
     root = tmp_path_factory.mktemp(request.param)
-    words = root / "words.txt"
-    words.write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    words = write_tiny_words(root)
     run = root / "run"
     result = cli("train", "--config", "configs/names.toml", *tiny_overrides(words, steps=100),
                  "--set", f"model.type={request.param}", "--set", "train.backend=torch",

@@ -8,26 +8,24 @@ and dropout generator.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator
 
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from makemore import plots, runs
+from makemore import runs
 from makemore import train as train_module
 from makemore.cli import app
 from makemore.config import load_config
 from makemore.train import TrainingInterrupted
-from tests.conftest import tiny_config_text, wait_for, with_mlx
+from tests.conftest import exit_130, tiny_config_text, training, wait_for, with_mlx
 
 WORDS = [
     "ava", "ben", "cara", "dan", "eli", "fay", "gus", "hana", "ian", "jo",
@@ -51,10 +49,7 @@ SETUPS = {
 BACKENDS = ["torch", "numpy", with_mlx("mlx")]
 
 
-@pytest.fixture(autouse=True)
-def no_loss_plot(monkeypatch):
-    """Skip drawing loss.png at the end of each run (half a second each; no test here looks at it)."""
-    monkeypatch.setattr(plots, "plot_loss", lambda *args, **kwargs: None)
+pytestmark = pytest.mark.usefixtures("no_loss_plot")
 
 
 def write_words(directory: Path) -> Path:
@@ -200,7 +195,7 @@ def test_ctrl_c_in_a_real_process_checkpoints_exits_130_and_resumes(tmp_path, mo
     config = tiny_config(tmp_path, words, ["train.schedule=constant"], steps=10_000_000)
     run = tmp_path / "run"
     with training("--config", config, "--run-dir", run) as proc:
-        wait_for(lambda: records(run), "training under way", proc)
+        wait_for(lambda: runs.read_metrics(run), "training under way", proc)
         proc.send_signal(signal.SIGINT)
         err = exit_130(proc)
     step = runs.load_checkpoint(run)["step"]
@@ -227,37 +222,8 @@ def test_ctrl_c_before_training_starts_leaves_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()
 
 
-@contextlib.contextmanager
-def training(*args: str | Path, slow_write: float = 0.0, sigint: Any = signal.default_int_handler) -> Iterator[subprocess.Popen]:
-    """`makemore train ARGS -q` in its own process, every checkpoint write slowed by `slow_write` s
-    (tests only), started with SIGINT as a terminal's job gets it (sigint=signal.SIG_IGN: as a
-    background job of a shell gets it); killed if the block fails before it ends."""
-    env = {**os.environ, runs.SLOW_WRITE_ENV: str(slow_write)} if slow_write else None
-    disposition = signal.SIG_IGN if sigint is signal.SIG_IGN else signal.SIG_DFL  # SIG_DFL: Python installs its handler
-    proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", *map(str, args), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, disposition))
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-
-
-def exit_130(proc: subprocess.Popen) -> str:
-    """Wait for `proc`; check it stopped as after Ctrl-C (exit 130, no traceback); return its stderr."""
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, (out, err)
-    assert "Traceback" not in err
-    return err
-
-
-def records(run: Path) -> list[dict]:
-    return runs.read_metrics(run) if (run / runs.METRICS).is_file() else []
-
-
-@pytest.mark.parametrize("sigint", [signal.default_int_handler, signal.SIG_IGN], ids=["terminal", "background job"])
-def test_second_ctrl_c_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch, sigint):
+@pytest.mark.parametrize("ignore_sigint", [False, True], ids=["terminal", "background job"])
+def test_second_ctrl_c_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch, ignore_sigint):
     """A real process, real signals: the first SIGINT asks for a checkpoint; the second arrives while
     that checkpoint is being written (every checkpoint write waits a minute, and the signal is sent
     once the temporary file exists). The previous checkpoint stays whole, no temporary file is left,
@@ -269,8 +235,8 @@ def test_second_ctrl_c_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path
     cli("train", "--config", config, "--run-dir", run, "-q")  # the previous checkpoint: step 10
     # resumed in a process of its own, it writes no checkpoint until it is asked to stop
     with training("--resume", run, "--set", "train.steps=10000000", "--set", "train.eval_interval=10000000", slow_write=60,
-                  sigint=sigint) as proc:
-        wait_for(lambda: any(r["step"] > 10 for r in records(run)), "training under way", proc)
+                  ignore_sigint=ignore_sigint) as proc:
+        wait_for(lambda: any(r["step"] > 10 for r in runs.read_metrics(run)), "training under way", proc)
         proc.send_signal(signal.SIGINT)
         wait_for(lambda: list(run.glob(f".{runs.CHECKPOINT}.*.tmp")), "the interrupt's checkpoint write", proc)
         proc.send_signal(signal.SIGINT)
@@ -296,7 +262,7 @@ def test_resume_in_a_real_process_across_a_minibatch_chunk_boundary(tmp_path, sc
                                                            "train.log_interval=1"], steps=steps)
     stopped = tmp_path / "stopped"
     with training("--config", config, "--run-dir", stopped, slow_write=0.2) as proc:
-        wait_for(lambda: any(r["step"] >= 2 for r in records(stopped)), "training under way", proc)
+        wait_for(lambda: any(r["step"] >= 2 for r in runs.read_metrics(stopped)), "training under way", proc)
         proc.send_signal(signal.SIGINT)
         exit_130(proc)
     step = runs.load_checkpoint(stopped)["step"]

@@ -19,7 +19,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from makemore import plots, runs
+from makemore import runs
 from makemore.cli import app
 from makemore.data import load_dataset
 
@@ -30,10 +30,7 @@ WORDS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def no_loss_plot(monkeypatch):
-    """Skip drawing loss.png at the end of each run (half a second each; no test here looks at it)."""
-    monkeypatch.setattr(plots, "plot_loss", lambda *args, **kwargs: None)
+pytestmark = pytest.mark.usefixtures("no_loss_plot")
 
 
 def write_config(directory: Path, data_path: Path | str, **train: object) -> Path:

@@ -12,20 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from makemore import plots, runs, search, tensorboard_log
+from makemore import runs, search, tensorboard_log
 from makemore.cli import app
 from makemore.config import load_config
 from makemore.train import train
 
-from conftest import write_tiny_config
+from tests.conftest import write_tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("optuna")
-
-
-@pytest.fixture(autouse=True)
-def no_loss_plot(monkeypatch):
-    monkeypatch.setattr(plots, "plot_loss", lambda *args, **kwargs: None)
 
 
 @pytest.fixture
@@ -154,12 +149,11 @@ def test_tensorboard_scalars_follow_the_metrics_across_a_resume(tiny_config: Pat
 
 
 def test_ctrl_c_queues_the_run_again_and_the_next_worker_resumes_it(tiny_config: Path, tmp_path: Path) -> None:
-    from makemore.config import load_config as load
     from makemore.sweep import parse_grid
     from makemore.train import Listener
 
     out = tmp_path / "sweep"
-    s = search.Search(load(tiny_config), out, "grid", parse_grid(["train.lr=0.2,0.1,0.05"]), [], 0, False,
+    s = search.Search(load_config(tiny_config), out, "grid", parse_grid(["train.lr=0.2,0.1,0.05"]), [], 0, False,
                       search.default_storage(out), "ctrl-c")
     seen: list[int] = []
 

@@ -11,9 +11,7 @@ Speed itself is measured by `python -m benchmarks.run`, never asserted here.
 
 from __future__ import annotations
 
-import inspect
 import math
-import textwrap
 from collections import Counter
 
 import numpy as np
@@ -28,6 +26,7 @@ from makemore.data import Vocab, Windows
 from makemore.evaluate import mean_nll
 from makemore.models.mlp import MLP
 from makemore.sample import draw, sample
+from tests.conftest import mutant
 
 V, BLOCK = 27, 3
 
@@ -137,12 +136,7 @@ def test_batched_sampling_has_the_one_at_a_time_distribution(name_model, monkeyp
     # first rows of the batch instead of the rows still being written) fails at positions 2-4
     import makemore.sample as sample_module
 
-    source = textwrap.dedent(inspect.getsource(sample_module._sample_batch))
-    old = "context = seq[rows, "
-    assert source.count(old) == 1
-    namespace = dict(vars(sample_module))
-    exec(compile(source.replace(old, "context = seq[: len(rows), "), "<misaligned _sample_batch>", "exec"), namespace)  # noqa: S102
-    monkeypatch.setattr(sample_module, "_sample_batch", namespace["_sample_batch"])
+    monkeypatch.setattr(sample_module, "_sample_batch", mutant(sample_module, "_sample_batch", "context = seq[rows, ", "context = seq[: len(rows), "))
     misaligned = [w for w, _ in sample(model, vocab, 20_000, torch.Generator().manual_seed(1), max_len=40, batch=4096)]
     assert {"character 2", "character 3", "character 4"} & set(rejected(misaligned, single)), rejected(misaligned, single)
 

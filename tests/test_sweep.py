@@ -17,7 +17,7 @@ from makemore.errors import MakemoreError
 from makemore.train import Listener
 from makemore.sweep import parse_grid, plan, run_name, run_sweep, split_values
 
-from conftest import tiny_overrides
+from tests.conftest import tiny_overrides
 
 
 def test_sweep_trains_every_combination_and_rerunning_skips_them(tmp_path: Path, tiny_words_file: Path, runner) -> None:

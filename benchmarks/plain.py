@@ -107,7 +107,7 @@ def train_loop(parameters: list, Xtr, Ytr, steps: int, *, batches=None, losses: 
     C, W1, b1, W2, b2 = parameters
     for p in parameters:
         p.requires_grad = True
-    curve, train_s, eval_s, i = [], 0.0, 0.0, 0
+    curve, train_s, eval_s = [], 0.0, 0.0
     t0 = time.perf_counter()
     for i in range(steps):
         # minibatch construct

@@ -127,8 +127,9 @@ def threads(config: str, sets: list[str]) -> dict:
     from makemore.config import load_config
 
     cfg = load_config(config, sets)
-    make_backend(cfg, 27, resolve_device(cfg))
-    return {"config": config, "sets": sets, "backend": cfg.train.backend, "device": resolve_device(cfg),
+    device = resolve_device(cfg)
+    make_backend(cfg, 27, device)
+    return {"config": config, "sets": sets, "backend": cfg.train.backend, "device": device,
             "torch_threads": torch.get_num_threads(), "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
 
 

@@ -4,7 +4,7 @@
     python -m benchmarks.readme_table --only mlp,bigram  # some rows
 
 Each row is `makemore train <its arguments> --run-dir benchmarks/out/readme/<row> -q --json` in a
-fresh process from the repository root (with OPENBLAS_NUM_THREADS=1, as the benchmarks run NumPy),
+fresh process from the repository root (benchmarks.run.run: OPENBLAS_NUM_THREADS=1, as every benchmark),
 then `makemore evaluate RUN --json` for the train and dev NLL (nats per character, whole splits).
 Time is summary.json's train_time_s: the training loop with its evaluations and checkpoints.
 Parameters are counted from the checkpoint (running statistics of BatchNorm are not parameters).
@@ -17,11 +17,13 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
+
+from benchmarks.run import last_json, py, run
+from makemore.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out" / "readme"
@@ -43,12 +45,9 @@ ROWS = [
 
 
 def makemore(*args: str) -> dict:
-    """`python -m makemore ARGS` from the repository root; its last stdout line as JSON."""
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "makemore", *args], cwd=ROOT, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"makemore {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """`python -m makemore ARGS` from the repository root (benchmarks.run.run); its last stdout line as JSON."""
+    proc, _ = run(py("-m", "makemore", *args))
+    return last_json(proc.stdout)
 
 
 def params_in(run_dir: Path) -> int:
@@ -62,8 +61,7 @@ def measure(key: str, args: list[str]) -> dict:
     shutil.rmtree(run_dir, ignore_errors=True)
     summary = makemore("train", *args, "--run-dir", str(run_dir), "-q", "--json")
     losses = makemore("evaluate", str(run_dir), "--json")
-    config = (run_dir / "config.toml").read_text(encoding="utf-8")
-    batch = next(int(line.split("=")[1]) for line in config.splitlines() if line.startswith("batch_size"))
+    batch = load_config(run_dir / "config.toml").train.batch_size
     return {"key": key, "command": "makemore train " + " ".join(args), "params": params_in(run_dir), "steps": summary["steps"],
             "batch_size": batch, "train": losses["train"], "dev": losses["dev"], "train_time_s": summary["train_time_s"]}
 

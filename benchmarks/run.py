@@ -108,6 +108,11 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.C
     return proc, wall
 
 
+def set_args(sets: list[str] | tuple[str, ...]) -> list[str]:
+    """The `--set SECTION.KEY=VALUE` arguments of makemore for each of `sets`."""
+    return [a for s in sets for a in ("--set", s)]
+
+
 def last_json(text: str) -> Any:
     """The JSON value on the last non-empty line of `text`."""
     return json.loads([line for line in text.splitlines() if line.strip()][-1])
@@ -134,9 +139,9 @@ class Context:
         run_dir = OUT / "runs" / name
         shutil.rmtree(run_dir, ignore_errors=True)
         sets = [*CPU, *sets]
-        cmd = py("-m", "makemore", "train", "--config", config, "--run-dir", str(run_dir), *[a for s in sets for a in ("--set", s)])
+        cmd = py("-m", "makemore", "train", "--config", config, "--run-dir", str(run_dir), *set_args(sets))
         _, wall = run(cmd if progress else [*cmd, "-q"], env={"TTY_COMPATIBLE": "1", "COLUMNS": "120"} if progress else None)
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = json.loads((run_dir / "summary.json").read_text())  # makemore.runs.read_summary, without importing torch here
         return {**summary, "wall_s": wall, "run_dir": str(run_dir), "config": config, "sets": sets}
 
     def threads(self, config: str, sets: list[str] = ()) -> dict:
@@ -313,7 +318,7 @@ def data_at_scale(ctx: Context) -> list[dict]:
     shutil.rmtree(run_dir, ignore_errors=True)
     whole = ctx.module("probe", "maxrss", "--", *py("-m", "makemore", "train", "--config", "configs/names.toml",
                                                     "--set", f"data.path={big_path.relative_to(ROOT)}", "--set", "train.steps=200",
-                                                    "--set", "train.eval_interval=200", *[a for s in CPU for a in ("--set", s)],
+                                                    "--set", "train.eval_interval=200", *set_args(CPU),
                                                     "-q", "--run-dir", str(run_dir)))
     if whole["rc"] != 0:
         raise RuntimeError(f"makemore train on {big_path} failed: {whole['stderr_tail']}")

@@ -27,11 +27,11 @@ import json
 import os
 import platform
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.run import py, run, set_args
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out" / "scale"
@@ -44,30 +44,17 @@ SWEEP_SETS = ["data.path=\"data/names.txt\"", "model.n_embd=8", "model.n_hidden=
 SWEEP_GRID = ["train.lr=0.1,0.05,0.02", "model.n_hidden=32,64"]
 
 
-def run(cmd: list[str]) -> float:
-    """Run `cmd` from the repository root (output discarded unless it fails); its wall time in s."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return wall
-
-
-def sets(pairs: list[str]) -> list[str]:
-    return [a for s in pairs for a in ("--set", s)]
-
-
 def train_figure(steps: int) -> dict[str, Any]:
     """Steps/s of the same training with 1 process (2 threads, then 1) and 2 processes (1 thread each)."""
-    common = sets(TRAIN_SETS + [f"train.steps={steps}", f"train.eval_interval={steps}"])
+    common = set_args(TRAIN_SETS + [f"train.steps={steps}", f"train.eval_interval={steps}"])
     sides = {"1 process, 2 threads": (["train.threads=2"], 1), "1 process, 1 thread": (["train.threads=1"], 1),
              "2 processes, 1 thread each": (["train.threads=1"], 2)}
     out: dict[str, Any] = {}
     for name, (extra, nproc) in sides.items():
         run_dir = OUT / f"train-{nproc}-{extra[0][-1]}"
         shutil.rmtree(run_dir, ignore_errors=True)
-        wall = run([sys.executable, "-m", "makemore", "train", "--config", "configs/names.toml", "--run-dir", str(run_dir), "-q", "--nproc", str(nproc), *common, *sets(extra)])
+        _, wall = run(py("-m", "makemore", "train", "--config", "configs/names.toml", "--run-dir", str(run_dir), "-q", "--nproc", str(nproc),
+                         *common, *set_args(extra)))
         summary = json.loads((run_dir / "summary.json").read_text())
         out[name] = {"steps_per_s": summary["steps_per_s"], "train_time_s": summary["train_time_s"], "dev_loss": summary["dev_loss"],
                      "wall_s": wall}
@@ -87,8 +74,8 @@ def sweep_figure(steps: int) -> dict[str, Any]:
     for name, extra in sides.items():
         sweep_dir = OUT / f"sweep-{name.replace(', --', '-').replace(' ', '')}"
         shutil.rmtree(sweep_dir, ignore_errors=True)
-        wall = run([sys.executable, "-m", "makemore", "sweep", "--config", "configs/names.toml", "--out", str(sweep_dir), "-q", *extra, *grid,
-                    *sets(SWEEP_SETS + [f"train.steps={steps}", f"train.eval_interval={steps}"])])
+        _, wall = run(py("-m", "makemore", "sweep", "--config", "configs/names.toml", "--out", str(sweep_dir), "-q", *extra, *grid,
+                         *set_args(SWEEP_SETS + [f"train.steps={steps}", f"train.eval_interval={steps}"])))
         n = len(list(sweep_dir.glob("*/summary.json")))
         out[name] = {"wall_s": wall, "runs": n, "runs_per_min": 60 * n / wall}
         print(f"sweep {name}: {n} runs in {wall:.1f} s ({60 * n / wall:.1f} runs/min)", flush=True)

@@ -28,12 +28,13 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.run import py, run, set_args
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = "configs/names.toml"
@@ -81,15 +82,13 @@ def blocks(backend_name: str | None, n_blocks: int, folder: Path) -> dict[str, A
 
 def train_once(run_dir: Path, steps: int, interval: int, backend: str | None) -> dict[str, Any]:
     """One `makemore train` subprocess; its summary.json, plus the recorded steps and stats.jsonl's size."""
+    from makemore import runs
+
     sets = [f"train.steps={steps}", f"train.stats_interval={interval}"] + ([f"train.backend={backend}"] if backend else [])
-    cmd = [sys.executable, "-m", "makemore", "train", "--config", CONFIG, "--run-dir", str(run_dir), "-q",
-           *[a for s in sets for a in ("--set", s)]]
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    stats = run_dir / "stats.jsonl"
-    summary["recorded_steps"] = len(stats.read_text(encoding="utf-8").splitlines()) if stats.exists() else 0
+    run(py("-m", "makemore", "train", "--config", CONFIG, "--run-dir", str(run_dir), "-q", *set_args(sets)))
+    summary = runs.read_summary(run_dir)
+    summary["recorded_steps"] = len(runs.read_stats(run_dir))
+    stats = run_dir / runs.STATS
     summary["stats_bytes"] = stats.stat().st_size if stats.exists() else 0
     shutil.rmtree(run_dir)
     return summary

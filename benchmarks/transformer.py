@@ -34,9 +34,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.run import last_json, py, run, set_args
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out" / "transformer"
@@ -50,55 +53,35 @@ TIME_GOAL = 5.0
 SPEED_GOAL = 2.0
 
 
-def last_json(text: str) -> Any:
-    """The JSON value on the last non-empty line of `text`."""
-    return json.loads([line for line in text.splitlines() if line.strip()][-1])
-
-
 def plain(steps: int, threads: int) -> dict:
     """benchmarks.plain_transformer for `steps` steps in a fresh process."""
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.plain_transformer", "--steps", str(steps), "--threads", str(threads),
-                           "--quiet"], cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmarks.plain_transformer failed:\n{proc.stderr[-3000:]}")
+    proc, _ = run(py("-m", "benchmarks.plain_transformer", "--steps", str(steps), "--threads", str(threads), "--quiet"))
     return last_json(proc.stdout)
-
-
-def records(run_dir: Path) -> list[dict]:
-    """metrics.jsonl of a run so far (a line still being written is left out)."""
-    try:
-        lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return out
 
 
 def makemore_train(name: str, threads: int, sets: list[str], stop: Any = None) -> tuple[Path, list[dict], dict | None]:
     """`makemore train --config configs/transformer.toml` on the CPU in a fresh process, with `sets`;
     `stop(records)` is polled and, once it is true, the run is stopped with SIGINT (Ctrl-C).
     Returns the run directory, its metrics records and its summary (None if it was stopped)."""
+    from makemore import runs
+
     run_dir = OUT / name
     shutil.rmtree(run_dir, ignore_errors=True)
-    cmd = [sys.executable, "-m", "makemore", "train", "--config", CONFIG, "--run-dir", str(run_dir), "-q",
-           *[a for s in ["train.device=cpu", f"train.threads={threads}", *sets] for a in ("--set", s)]]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stopped = False
-    while proc.poll() is None:
-        time.sleep(0.2)
-        if stop is not None and not stopped and stop(records(run_dir)):
-            proc.send_signal(signal.SIGINT)
-            stopped = True
-    _, err = proc.communicate()
-    if proc.returncode not in ((0, 130) if stopped else (0,)):
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
-    summary = None if stopped else json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    return run_dir, records(run_dir), summary
+    cmd = py("-m", "makemore", "train", "--config", CONFIG, "--run-dir", str(run_dir), "-q",
+             *set_args(["train.device=cpu", f"train.threads={threads}", *sets]))
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as err:  # a file, not a pipe: a long stderr cannot block the run
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        stopped = False
+        while proc.poll() is None:
+            time.sleep(0.2)
+            if stop is not None and not stopped and stop(runs.read_metrics(run_dir)):
+                proc.send_signal(signal.SIGINT)
+                stopped = True
+        if proc.returncode not in ((0, 130) if stopped else (0,)):
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.read()[-3000:]}")
+    summary = None if stopped else runs.read_summary(run_dir)
+    return run_dir, runs.read_metrics(run_dir), summary
 
 
 def first_at_or_below(recs: list[dict], target: float) -> dict | None:
@@ -150,6 +133,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating throughput rounds (fastest counts)")
     parser.add_argument("--full", action="store_true", help="train transformer.toml to its end in the timed run (its final dev loss)")
     args = parser.parse_args(argv)
+    from makemore.config import load_config
+
+    log_interval = load_config(ROOT / CONFIG).train.log_interval
+    if args.eval_every % log_interval:  # the timed run, as shipped, has a record only every log_interval steps
+        parser.error(f"--eval-every must be a multiple of {CONFIG}'s train.log_interval ({log_interval})")
     load_start = os.getloadavg()
     t0 = time.perf_counter()
     quality = time_to_quality(args.threads, args.eval_every, args.full)

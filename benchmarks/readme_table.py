@@ -20,9 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
-
 from benchmarks.run import last_json, py, run
+from makemore import runs
 from makemore.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +51,7 @@ def makemore(*args: str) -> dict:
 
 def params_in(run_dir: Path) -> int:
     """Trainable parameters of a run's model, from its checkpoint."""
-    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
+    state = runs.load_checkpoint(run_dir)["model"]
     return sum(v.numel() for k, v in state.items() if "running_" not in k and "num_batches" not in k)
 
 

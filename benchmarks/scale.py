@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.run import py, run, set_args
+from makemore import runs
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out" / "scale"
@@ -55,7 +56,7 @@ def train_figure(steps: int) -> dict[str, Any]:
         shutil.rmtree(run_dir, ignore_errors=True)
         _, wall = run(py("-m", "makemore", "train", "--config", "configs/names.toml", "--run-dir", str(run_dir), "-q", "--nproc", str(nproc),
                          *common, *set_args(extra)))
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = runs.read_summary(run_dir)
         out[name] = {"steps_per_s": summary["steps_per_s"], "train_time_s": summary["train_time_s"], "dev_loss": summary["dev_loss"],
                      "wall_s": wall}
         print(f"{name}: {summary['steps_per_s']:.1f} steps/s, dev {summary['dev_loss']:.4f}, whole command {wall:.1f} s", flush=True)

@@ -194,6 +194,16 @@ def prepare(cfg: Config, vocab: Vocab | None = None) -> Dataset:
             a word too long for a sequence model (data.max_len).
     """
     check_supported(cfg)
+    return read_data(cfg, vocab)
+
+
+def read_data(cfg: Config, vocab: Vocab | None = None) -> Dataset:
+    """`prepare` for a config whose family and backend are already checked: read and split its
+    data, and refuse a word too long for a sequence model.
+
+    Raises:
+        MakemoreError: bad data, a word too long for a sequence model (data.max_len).
+    """
     dataset = load_dataset(cfg.data.path, cfg.data.block_size, cfg.data.seed, cfg.data.boundary, vocab)
     context_length(cfg, int(dataset.lengths.max()))  # a sequence model refuses a file with too long a word
     return dataset
@@ -249,7 +259,7 @@ def _train(cfg: Config, fam: Family, run_dir: Path, resume: bool, listener: List
         checkpoint = runs.load_checkpoint(run_dir) if resume else None
         if checkpoint and fam.counted:
             raise MakemoreError(f"{run_dir}: a model.type = {fam.name!r} run is fitted in one pass: there is nothing to resume")
-        dataset = prepare(cfg, Vocab(tuple(checkpoint["vocab"])) if checkpoint else None)
+        dataset = read_data(cfg, Vocab(tuple(checkpoint["vocab"])) if checkpoint else None)  # cfg checked in train
         if checkpoint and checkpoint["step"] >= cfg.train.steps:
             raise MakemoreError(
                 f"{run_dir}: this run already finished at step {checkpoint['step']}; "

@@ -215,7 +215,7 @@ def test_ctrl_c_before_training_starts_leaves_nothing(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "prepare", interrupted)  # Ctrl-C while the words are read
+    monkeypatch.setattr(train_module, "read_data", interrupted)  # Ctrl-C while the words are read
     result = CliRunner().invoke(app, ["train", "--config", str(config), "--run-dir", str(tmp_path / "run"), "-q"])
     assert result.exit_code == 130, result.output
     assert "nothing was saved" in result.stderr and "Traceback" not in result.output

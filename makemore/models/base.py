@@ -124,8 +124,8 @@ class Packing:
         return cls((B, T), keep.reshape(-1).nonzero().squeeze(1))  # (N,)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, F) → (N, F): the packed positions."""
-        return x.reshape(-1, x.shape[-1]).index_select(0, self.index)
+        """x (B, T, ...) → (N, ...): the packed positions, e.g. (B, T, F) → (N, F), (B, T) → (N,)."""
+        return x.reshape(-1, *x.shape[2:]).index_select(0, self.index)
 
     def unpack(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, F) → (B, T, F), zeros at the positions that are not packed."""

@@ -216,5 +216,5 @@ class Transformer(nn.Module):
         for block in self.blocks:
             x = block(x, packing)  # (B, T, n_embd) or (N, n_embd)
         logits = self.ln_f(x) @ self.W_out + self.b_out  # (B, T, vocab_size) or (N, vocab_size)
-        loss = None if targets is None else lm_loss(logits, packing.pack(targets[..., None]).squeeze(1))
+        loss = None if targets is None else lm_loss(logits, packing.pack(targets))
         return logits, loss

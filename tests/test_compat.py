@@ -36,23 +36,41 @@ def invoke(*args: str) -> str:
 
 @pytest.mark.parametrize("run", ["mlp", "torch-adamw", "numpy-adamw", "bigram"])
 def test_an_old_run_evaluates_and_samples_as_it_did(old_runs: Path, run: str) -> None:
+    """The losses were recorded on another machine: a float32 forward pass whose matmul kernels
+    round in another order there differs in the last bits (~1e-7 relative), hence rel=1e-6, far
+    below any change of weights or split (~1e-2). A sample flips only if a uniform draw falls within
+    ~1e-7 of a boundary between two characters' cumulative probabilities: about one draw in ten
+    million, so the samples are compared exactly."""
     evaluated = json.loads(invoke("evaluate", run, "--split", "all", "--json"))
     for split, nll in EXPECTED[run]["evaluate_all"].items():
-        assert evaluated[split] == pytest.approx(nll, rel=1e-9, abs=1e-12), split
+        assert evaluated[split] == pytest.approx(nll, rel=1e-6), split
     assert json.loads(invoke("sample", run, "-n", "10", "--seed", "0", "--json")) == EXPECTED[run]["sample_seed0_n10"]
+
+
+#: How far a continuation may land from the losses 0.1 recorded on the machine that made the fixtures.
+#: Both backends train in float32, and NumPy's and torch's BLAS pick their matmul kernels per
+#: processor, so sums are rounded in another order on another machine (last-bit differences,
+#: ~1e-7 relative per product). Twenty AdamW steps carry those differences into the weights: on a
+#: second 2-core x86-64 machine the NumPy run ended 1.3e-5 from the recorded loss. 1e-4 allows ~8x
+#: that, and stays ~100x below what one step of training moves the loss here (~1e-2), so a resume
+#: that restored the wrong step, optimizer state or batches still fails. Bit-exactness is asserted
+#: below, between two continuations this test makes on its own machine.
+RECORDED_TOLERANCE = 1e-4
 
 
 @pytest.mark.parametrize("run", ["mlp", "torch-adamw", "numpy-adamw"])
 def test_an_old_run_resumes_to_where_0_1_resumed_it(old_runs: Path, run: str) -> None:
-    """0.1's torch runs were trained by its fused path, whose optimizer state was kept in torch.optim's
-    layout; today's torch backend (autograd + torch.optim) continues them to the same losses, up to
-    float rounding. The NumPy backend did not change: its continuation is the same to the last bit."""
-    summary = json.loads(invoke("train", "--resume", run, "--set", "train.steps=60", "--json").strip().splitlines()[-1])
+    """0.1's runs continue from their checkpoints to the losses 0.1 reached (RECORDED_TOLERANCE: the
+    fixtures were made on another machine), and two continuations of the same old run made here agree
+    to the last bit."""
+    shutil.copytree(old_runs / run, old_runs / f"{run}-again")
+    first = json.loads(invoke("train", "--resume", run, "--set", "train.steps=60", "--json").strip().splitlines()[-1])
+    again = json.loads(invoke("train", "--resume", f"{run}-again", "--set", "train.steps=60", "--json").strip().splitlines()[-1])
     expected = EXPECTED[run]["resume_to_60"]
-    assert summary["steps"] == expected["steps"] == 60
-    tolerance = 0 if run == "numpy-adamw" else 1e-5
-    assert summary["train_loss"] == pytest.approx(expected["train_loss"], abs=tolerance)
-    assert summary["dev_loss"] == pytest.approx(expected["dev_loss"], abs=tolerance)
+    assert first["steps"] == expected["steps"] == 60
+    assert first["train_loss"] == pytest.approx(expected["train_loss"], abs=RECORDED_TOLERANCE)
+    assert first["dev_loss"] == pytest.approx(expected["dev_loss"], abs=RECORDED_TOLERANCE)
+    assert (again["train_loss"], again["dev_loss"]) == (first["train_loss"], first["dev_loss"])
 
 
 def test_old_runs_plot(old_runs: Path) -> None:

@@ -48,14 +48,15 @@ def data_path(path: str, repeats: int = 3) -> dict:
     the same process ("warm", the fastest reported: the cores may be shared). Peak memory is the
     cold pass's."""
     from makemore.config import Config
-    from makemore.train import chunk_indices, prepare
+    from makemore.prepare import prepare
+    from makemore.train import chunk_indices
 
     cfg = Config()
     cfg.data.path = path
 
     def once() -> tuple[float, dict]:
         t0 = time.perf_counter()
-        dataset = prepare(cfg)
+        dataset = prepare(cfg).dataset
         windows = {split: dataset.windows(split) for split in ("train", "dev", "test")}
         ix = chunk_indices(cfg.train.seed, 0, len(windows["train"]), cfg.train.batch_size)  # (steps_per_chunk, B)
         Xc, _ = windows["train"][ix]  # (steps_per_chunk, B, block_size), (steps_per_chunk, B)
@@ -123,13 +124,13 @@ def threads(config: str, sets: list[str]) -> dict:
 
     import torch
 
-    from makemore.backends import make_backend, resolve_device
+    from makemore.backends import make_backend
     from makemore.config import load_config
+    from makemore.prepare import check
 
-    cfg = load_config(config, sets)
-    device = resolve_device(cfg)
-    make_backend(cfg, 27, device)
-    return {"config": config, "sets": sets, "backend": cfg.train.backend, "device": device,
+    checked = check(load_config(config, sets))
+    make_backend(checked.cfg, checked.family, 27, checked.device)
+    return {"config": config, "sets": sets, "backend": checked.backend, "device": checked.device,
             "torch_threads": torch.get_num_threads(), "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
 
 

@@ -47,13 +47,14 @@ def blocks(backend_name: str | None, n_blocks: int, folder: Path) -> dict[str, A
     from makemore import runs
     from makemore.backends import make_backend
     from makemore.config import load_config
-    from makemore.train import minibatches, prepare
+    from makemore.prepare import prepare
+    from makemore.train import minibatches
 
     cfg = load_config(ROOT / CONFIG, [f"train.backend={backend_name}"] if backend_name else [])
     cfg.data.path = str(ROOT / cfg.data.path)
-    dataset = prepare(cfg)
-    backend = make_backend(cfg, dataset.vocab.vocab_size, "cpu")
-    batches = list(minibatches(backend, cfg.train, dataset.view("train", "windows"), 0, INTERVAL))
+    prepared = prepare(cfg)
+    backend = make_backend(prepared.cfg, prepared.family, prepared.vocab.vocab_size, "cpu")
+    batches = list(minibatches(backend, prepared.cfg.train, prepared.view("train"), 0, INTERVAL))
     log = runs.StatsLog(folder)
     lr = cfg.train.lr
 

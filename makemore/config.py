@@ -31,7 +31,7 @@ def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
 
 @dataclass
 class DataConfig:
-    """[data]: where the words come from and how they become (context, target) windows."""
+    """[data]: where the words come from, how they are split, and the context a window model reads."""
 
     path: str = "data/names.txt"
     """A UTF-8 text file with one word per line; relative paths are relative to the working directory."""
@@ -85,8 +85,10 @@ class ModelConfig:
 class TrainConfig:
     """[train]: how the parameters are fitted."""
 
-    backend: str = field(default="torch", metadata=_choices("torch", "numpy", "mlx"))
-    """"torch": autograd; "numpy": every gradient by hand; "mlx": Apple's MLX."""
+    backend: str = field(default="auto", metadata=_choices("auto", "torch", "numpy", "mlx"))
+    """"auto": the fastest backend that trains the model, its options, device and launch: NumPy for
+    the MLP on a CPU in one process, torch otherwise (the run's config.toml records the one chosen);
+    "torch": autograd; "numpy": every gradient by hand; "mlx": Apple's MLX."""
     device: str = field(default="auto", metadata={"device": True})
     """"auto" picks cuda, then mps, then cpu; or name one: "cpu", "cuda", "cuda:1", "mps"."""
     steps: int = field(default=200_000, metadata=_range(1))

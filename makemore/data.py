@@ -1,7 +1,12 @@
-"""Words file → vocabulary → 80/10/10 split → (context, target) windows.
+"""Words file → vocabulary → 80/10/10 split → one padded id stream → the views models read.
 
 The lecture's data pipeline (makemore part 2), made general: nothing assumes 27 characters or
 lowercase letters; the vocabulary is whatever characters the file holds, after a boundary token.
+Two views read the same stream: `Windows` (a context of block_size characters → the next one:
+bigram, MLP, WaveNet) and `Sequences` (a whole word → every next character: RNN, GRU, LSTM, bag of
+words, Transformer). Each view type carries its own behaviour: how a split or a list of words
+becomes examples, the context length a model is built with, the longest word it reads whole and
+how many boundary tokens sampling starts from. Nobody compares view names.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
+from makemore.config import DataConfig
 from makemore.errors import MakemoreError
 
 #: Characters offered as data.boundary when a word contains the current one.
@@ -25,11 +31,21 @@ def read_words(path: str | Path, boundary: str = ".") -> list[str]:
     """Read a UTF-8 words file: one word per line, each line stripped, blank lines skipped.
 
     CRLF endings, a missing final newline, a byte-order mark and surrounding spaces are fine.
+    (`read_words_and_digest` also returns the SHA-256 of the bytes it read.)
 
     Raises:
         MakemoreError: the path is missing or a directory; the file is empty, blank, or not
             UTF-8 (naming the line); a word contains the boundary character (naming the line
             and a data.boundary that would work).
+    """
+    return read_words_and_digest(path, boundary)[0]
+
+
+def read_words_and_digest(path: str | Path, boundary: str = ".") -> tuple[list[str], str]:
+    """`read_words`, and the SHA-256 (hex) of the bytes read: the file is read once for both.
+
+    Raises:
+        MakemoreError: as `read_words`.
     """
     p = Path(path)
     if not p.exists():
@@ -59,7 +75,7 @@ def read_words(path: str | Path, boundary: str = ".") -> list[str]:
                     f"{p}: line {number}: the word {line.strip()!r} contains the boundary character "
                     f"{boundary!r}; choose another with {hint}"
                 )
-    return words
+    return words, hashlib.sha256(raw).hexdigest()
 
 
 def file_digest(path: str | Path) -> str:
@@ -216,8 +232,8 @@ def window_targets(starts: np.ndarray, lengths: np.ndarray, order: np.ndarray) -
 class View(Protocol):
     """What training and evaluation need from a split's examples, whatever their shape.
 
-    A view holds `len(view)` examples to draw minibatches from (windows, or whole words in the
-    sequence view of the model-family issue) and predicts `n_targets` characters in all: every
+    A view holds `len(view)` examples to draw minibatches from (windows, or whole words) and
+    predicts `n_targets` characters in all: every
     character of every word plus one end token, so the mean NLL per character of a split means
     the same thing for every view.
     """
@@ -234,6 +250,35 @@ class View(Protocol):
 
     def chunks(self, size: int = EVAL_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every example in order, about `size` targets at a time, as (X, Y) int64 pairs."""
+
+    # What a view type (the class: Windows or Sequences) says about the models that read it.
+    name: str
+    """"windows" or "sequences": for messages and docs only."""
+
+    @classmethod
+    def of_split(cls, dataset: Dataset, split: str) -> View:
+        """The examples of one split of `dataset`, in the split's order."""
+
+    @classmethod
+    def of_words(cls, words: list[str], vocab: Vocab, block_size: int) -> View:
+        """The examples of the given words, in order: targets word after word, each word's
+        characters then its end token (the same order for every view)."""
+
+    @staticmethod
+    def context_length(data: DataConfig, longest_word: int, reader: str) -> int:
+        """The block_size a model reading this view is built with (raises MakemoreError if the data cannot fit)."""
+
+    @staticmethod
+    def longest_readable(block_size: int) -> int | None:
+        """The longest word a model built with `block_size` reads whole; None: any length."""
+
+    @staticmethod
+    def start_padding(block_size: int) -> int:
+        """How many boundary tokens a sample starts from."""
+
+    @staticmethod
+    def positions(block_size: int) -> int:
+        """Positions a model built with `block_size` predicts per example of a minibatch."""
 
 
 def mean_over(view: View, nll_sum: Callable[[np.ndarray, np.ndarray], float], chunk: int = EVAL_CHUNK,
@@ -298,6 +343,43 @@ class Windows:
         for start in range(0, len(self), size):
             yield self[start : start + size]
 
+    name = "windows"
+
+    @classmethod
+    def of_split(cls, dataset: Dataset, split: str) -> Windows:
+        """The windows of one split of `dataset` (N = Σ (len(w) + 1) over its words), sharing its stream."""
+        return cls(dataset.stream, window_targets(dataset.starts, dataset.lengths, dataset.order[split]), dataset.block_size)
+
+    @classmethod
+    def of_words(cls, words: list[str], vocab: Vocab, block_size: int) -> Windows:
+        """Every (context, target) pair of the lecture's `build_dataset`, in order (see `build_windows`).
+
+        Raises:
+            MakemoreError: a word has a character the vocabulary lacks.
+        """
+        return build_windows(words, vocab, block_size)
+
+    @staticmethod
+    def context_length(data: DataConfig, longest_word: int, reader: str) -> int:
+        """The block_size a window model is built with: data.block_size characters of context,
+        whatever the longest word (`reader`, the model.type, is for the other view's message)."""
+        return data.block_size
+
+    @staticmethod
+    def longest_readable(block_size: int) -> int | None:
+        """Any length (None): a window model reads the last block_size characters wherever it is."""
+        return None
+
+    @staticmethod
+    def start_padding(block_size: int) -> int:
+        """Boundary tokens sampling starts from: a full context of them, the lecture's `[0] * block_size`."""
+        return block_size
+
+    @staticmethod
+    def positions(block_size: int) -> int:
+        """Positions predicted per example: one (the window's target)."""
+        return 1
+
     @classmethod
     def of_arrays(cls, X: np.ndarray, Y: np.ndarray) -> Windows:
         """Windows that are already materialized, X int (N, block_size) and Y int (N,) (each row
@@ -354,6 +436,58 @@ class Sequences:
         for row in ix:
             yield self[row]
 
+    name = "sequences"
+
+    @classmethod
+    def of_split(cls, dataset: Dataset, split: str) -> Sequences:
+        """The words of one split of `dataset`, in the split's order, sharing its stream."""
+        order = dataset.order[split]  # (W_split,)
+        return cls(dataset.stream, dataset.starts[order], dataset.lengths[order])
+
+    @classmethod
+    def of_words(cls, words: list[str], vocab: Vocab, block_size: int) -> Sequences:
+        """The given words as sequences, in order (block_size is not needed: one boundary pads each word).
+
+        Raises:
+            MakemoreError: a word has a character the vocabulary lacks.
+        """
+        stream, starts, lengths = pad_words(words, vocab, 1)
+        return cls(stream, starts, lengths)
+
+    @staticmethod
+    def context_length(data: DataConfig, longest_word: int, reader: str) -> int:
+        """The block_size a sequence model is built with: the longest word + 1, since its input is
+        the boundary and then the whole word (makemore.py's choice).
+
+        Args:
+            data: the [data] section (path and max_len, for the message). longest_word: characters
+                in the longest word (recorded in every checkpoint as max_word_len). reader: the model.type.
+
+        Raises:
+            MakemoreError: the longest word is over data.max_len.
+        """
+        if longest_word > data.max_len:
+            raise MakemoreError(
+                f"{data.path}: the longest word has {longest_word} characters, more than data.max_len = {data.max_len}; "
+                f"a model.type = {reader!r} model reads whole words: raise data.max_len or remove the long lines"
+            )
+        return longest_word + 1
+
+    @staticmethod
+    def longest_readable(block_size: int) -> int | None:
+        """block_size − 1: the input is the boundary and then the whole word (the inverse of `context_length`)."""
+        return block_size - 1
+
+    @staticmethod
+    def start_padding(block_size: int) -> int:
+        """Boundary tokens sampling starts from: one, the sequence's first input."""
+        return 1
+
+    @staticmethod
+    def positions(block_size: int) -> int:
+        """Positions predicted per example: up to block_size, every character of the word and its end."""
+        return block_size
+
     def chunks(self, size: int = EVAL_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every word in order, as many words at a time as hold about `size` targets (at least one word)."""
         ends = np.cumsum(self.lengths + 1)  # (W,) targets up to and including each word
@@ -404,44 +538,20 @@ class Dataset:
     """int64 (W,) where each word begins in `stream`."""
     lengths: np.ndarray
     """int64 (W,) each word's length."""
+    sha256: str = ""
+    """SHA-256 (hex) of the words file's bytes, as read (recorded in a run as data_sha256)."""
 
     def split_words(self, split: str) -> list[str]:
         """The words of one split, in the split's order."""
         return [self.words[i] for i in self.order[split].tolist()]
 
     def windows(self, split: str) -> Windows:
-        """The windows of one split (N = Σ (len(w) + 1) over its words), sharing the dataset's stream."""
-        return Windows(self.stream, window_targets(self.starts, self.lengths, self.order[split]), self.block_size)
+        """The windows of one split: the lecture's Xtr/Ytr, Xdev/Ydev, Xte/Yte (`[:]` materializes them)."""
+        return Windows.of_split(self, split)
 
-    def view(self, split: str, kind: str) -> View:
-        """The examples of one split as a model family reads them: "windows" or "sequences" (VIEWS)."""
-        if kind == "windows":
-            return self.windows(split)
-        if kind == "sequences":
-            order = self.order[split]
-            return Sequences(self.stream, self.starts[order], self.lengths[order])
-        raise ValueError(f"unknown data view {kind!r}; known: {', '.join(VIEWS)}")
-
-
-#: The data views a model family can ask for (makemore.models.Family.view): "windows", a context
-#: of block_size characters → the next one; "sequences", a whole word → every next character.
-VIEWS = ("windows", "sequences")
-
-
-def view_of_words(words: list[str], vocab: Vocab, kind: str, block_size: int) -> View:
-    """A view ("windows" or "sequences") of the given words, in order: targets come word after word,
-    each word's characters then its end token, the same order for every view (see `View`).
-
-    Raises:
-        MakemoreError: a word has a character the vocabulary lacks.
-        ValueError: an unknown view.
-    """
-    if kind not in VIEWS:
-        raise ValueError(f"unknown data view {kind!r}; known: {', '.join(VIEWS)}")
-    if kind == "windows":
-        return build_windows(words, vocab, block_size)
-    stream, starts, lengths = pad_words(words, vocab, 1)
-    return Sequences(stream, starts, lengths)
+    def view(self, split: str, kind: type[View]) -> View:
+        """The examples of one split as a model family reads them (`kind`: Windows or Sequences, its Family.view)."""
+        return kind.of_split(self, split)
 
 
 def load_dataset(path: str | Path, block_size: int, seed: int, boundary: str = ".", vocab: Vocab | None = None) -> Dataset:
@@ -451,7 +561,7 @@ def load_dataset(path: str | Path, block_size: int, seed: int, boundary: str = "
         MakemoreError: any problem `read_words` or `split_bounds` reports, or a file with
             characters the given `vocab` lacks.
     """
-    words = read_words(path, boundary)
+    words, sha256 = read_words_and_digest(path, boundary)
     file_vocab = Vocab.from_words(words, boundary)
     if vocab is not None:
         extra = sorted(set(file_vocab.itos) - set(vocab.itos))
@@ -467,4 +577,5 @@ def load_dataset(path: str | Path, block_size: int, seed: int, boundary: str = "
         raise MakemoreError(f"{path}: {e}") from None
     order = split_order(len(words), seed)  # (W,)
     stream, starts, lengths = pad_words(words, vocab, block_size)
-    return Dataset(vocab, words, {"train": order[:n1], "dev": order[n1:n2], "test": order[n2:]}, block_size, stream, starts, lengths)
+    return Dataset(vocab, words, {"train": order[:n1], "dev": order[n1:n2], "test": order[n2:]}, block_size, stream, starts, lengths,
+                   sha256)

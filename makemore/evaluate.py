@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from makemore.data import Vocab, view_of_words
+from makemore.data import View, Vocab
 from makemore.errors import MakemoreError
-from makemore.models import family, longest_readable
 from makemore.models.base import mean_nll, nll_per_target
 from makemore.runs import Run, load_run
 
@@ -78,27 +77,27 @@ def per_word_mean(nll: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.add.reduceat(nll, first) / counts  # (W,)
 
 
-def unscorable(word: str, vocab: Vocab, kind: str, block_size: int) -> str | None:
-    """Why a model (of data view `kind`, built with `block_size`) cannot score `word`, as a phrase
+def unscorable(word: str, vocab: Vocab, kind: type[View], block_size: int) -> str | None:
+    """Why a model (of data view type `kind`, built with `block_size`) cannot score `word`, as a phrase
     for an error line; None when it can. Either a character outside the vocabulary (the boundary
     token included), or more characters than a sequence model reads whole (`longest_readable`)."""
     known = set(vocab.itos[1:])
     unknown = next((c for c in word if c not in known), None)
     if unknown is not None:
         return f"character {unknown!r} is not in the run's vocabulary ({''.join(vocab.itos[1:])!r})"
-    limit = longest_readable(kind, block_size)
+    limit = kind.longest_readable(block_size)
     if limit is not None and len(word) > limit:
         return f"{len(word)} characters, more than this model reads ({limit}: a sequence model's context is its longest training word + 1)"
     return None
 
 
-def word_nll(model: torch.nn.Module, vocab: Vocab, kind: str, words: list[str]) -> np.ndarray:
+def word_nll(model: torch.nn.Module, vocab: Vocab, kind: type[View], words: list[str]) -> np.ndarray:
     """Mean NLL per character (nats) of each word under `model`, all words in one batched pass:
     float64 (len(words),). A word's targets are its characters and its end token, each predicted
     from what comes before it in the family's view, as in training (temperature 1).
 
     Args:
-        kind: the model family's data view (makemore.models.Family.view).
+        kind: the model family's data view type (makemore.models.Family.view).
 
     Raises:
         MakemoreError: a word the model cannot score (see `unscorable`), named.
@@ -109,11 +108,11 @@ def word_nll(model: torch.nn.Module, vocab: Vocab, kind: str, words: list[str]) 
             raise MakemoreError(f"{word!r}: {why}")
     if not words:
         return np.zeros(0)
-    view = view_of_words(words, vocab, kind, model.block_size)
+    view = kind.of_words(words, vocab, model.block_size)
     return per_word_mean(nll_per_target(model, view), np.fromiter(map(len, words), dtype=np.int64, count=len(words)))
 
 
-def word_nll_or_none(model: torch.nn.Module, vocab: Vocab, kind: str, words: list[str]) -> list[float | None]:
+def word_nll_or_none(model: torch.nn.Module, vocab: Vocab, kind: type[View], words: list[str]) -> list[float | None]:
     """`word_nll` of the words the model can score, None for the others (see `unscorable`), in order."""
     ok = [unscorable(w, vocab, kind, model.block_size) is None for w in words]
     scores = iter(word_nll(model, vocab, kind, [w for w, good in zip(words, ok) if good]).tolist())
@@ -171,6 +170,6 @@ def score_words(run: Run, words: list[str], reference: np.ndarray | None = None)
     Raises:
         MakemoreError: a word the model cannot score (check each with `unscorable` to score the others).
     """
-    nll = word_nll(run.model, run.vocab, family(run.config.model).view, words)  # (W,)
+    nll = word_nll(run.model, run.vocab, run.family.view, words)  # (W,)
     ranks = percentile_rank(nll, reference) if reference is not None else [None] * len(words)
     return [WordScore(w, float(x), math.exp(x), None if r is None else float(r)) for w, x, r in zip(words, nll, ranks)]

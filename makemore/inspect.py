@@ -31,7 +31,7 @@ from torch import nn
 
 from makemore import runs
 from makemore.errors import MakemoreError
-from makemore.models import family, initial_model
+from makemore.models import initial_model
 from makemore.models.base import Dropout, HiddenCapture
 from makemore.plots import plot_activations, plot_gradients, plot_saturation, plot_update_ratios
 from makemore.stats import flat_mask
@@ -117,7 +117,7 @@ def load_stats(run: runs.Run) -> list[dict[str, Any]]:
     records = runs.read_stats(run.path)
     if records:
         return records
-    if family(run.config.model).counted:
+    if run.family.counted:
         raise MakemoreError(f"{run.path}: a model.type = {run.config.model.type!r} run is counted in one pass: it has no hidden layers or steps to inspect")
     raise MakemoreError(f"{run.path}: no training statistics were recorded: train with --set train.stats_interval=100 "
                         f"(backend torch or numpy) to record them into {runs.STATS}")

@@ -12,7 +12,7 @@ initialisation at one constant rate of a log-spaced grid; the dev NLL at the end
 plotted against the rate, shows which rate trains best in that budget.
 
 Both use the run's config as given (model, optimizer, data, seed) and every gradient backend,
-through makemore.train.prepare, makemore.train.minibatches (the same seeded minibatches as a
+through makemore.prepare.prepare, makemore.train.minibatches (the same seeded minibatches as a
 training run) and the backend's train_step; the schedule and warm-up are ignored, since the rate is what
 is being varied.
 
@@ -23,6 +23,7 @@ L. N. Smith, "Cyclical Learning Rates for Training Neural Networks" (WACV 2017).
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from makemore.backends import make_backend, resolve_device
-from makemore.config import Config
+from makemore import runs
+from makemore.backends import make_backend
 from makemore.errors import MakemoreError
-from makemore.models import context_length, family
-from makemore.plots import smooth
-from makemore.train import minibatches, prepare
+from makemore.plots import plot_lr_grid, plot_lr_sweep, smooth
+from makemore.prepare import Prepared
+from makemore.train import minibatches
 
+#: What `find` runs: the lecture's one-run sweep, or a grid of short runs.
+MODES = ("sweep", "grid")
 #: Relative tolerance of the valley: exponents whose smoothed loss is within this fraction of its minimum.
 VALLEY_TOLERANCE = 0.05
 #: The sweep stops once its trailing-mean loss exceeds this many times the lowest trailing mean so far.
@@ -151,26 +154,23 @@ def _check_range(min_exp: float, max_exp: float, steps: int, what: str = "--step
         raise MakemoreError(f"{what} {steps}: need at least 2")
 
 
-def _setup(cfg: Config) -> tuple[Any, Any, str, int, int]:
-    """Data and device for cfg: (dataset, train view, device, vocab_size, the model's block_size).
-
-    Raises:
-        MakemoreError: a family fitted by counting (no learning rate), or what prepare/resolve_device raise.
-    """
-    fam = family(cfg.model)
-    if fam.counted:
-        raise MakemoreError(f"model.type = {fam.name!r} is fitted by counting, with no learning rate: lr-find needs a model trained by gradient steps")
-    dataset = prepare(cfg)
-    device = resolve_device(cfg)
-    block_size = context_length(cfg, int(dataset.lengths.max()))
-    return dataset, dataset.view("train", fam.view), device, dataset.vocab.vocab_size, block_size
+def _gradient_trained(prepared: Prepared) -> None:
+    """Raises MakemoreError for a family fitted by counting: it has no learning rate."""
+    if prepared.family.counted:
+        raise MakemoreError(f"model.type = {prepared.family.name!r} is fitted by counting, with no learning rate: "
+                            "lr-find needs a model trained by gradient steps")
 
 
-def sweep(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, steps: int = 1000, stop_factor: float = STOP_FACTOR) -> Sweep:
+def _fresh_backend(prepared: Prepared) -> Any:
+    """A freshly initialised backend for the prepared run (the same initialisation every time)."""
+    return make_backend(prepared.cfg, prepared.family, prepared.vocab.vocab_size, prepared.device, prepared.block_size)
+
+
+def sweep(prepared: Prepared, min_exp: float = -3.0, max_exp: float = 0.0, steps: int = 1000, stop_factor: float = STOP_FACTOR) -> Sweep:
     """The lecture's learning-rate sweep on a freshly initialised model (see the module docstring).
 
     Args:
-        cfg: a validated Config (model.type "mlp"; any backend, optimizer and device).
+        prepared: the run (makemore.prepare.prepare): any gradient-trained family, backend, optimizer and device.
         min_exp, max_exp: base-10 exponents of the first and last rate.
         steps: rates tried, one minibatch step each.
         stop_factor: stop when the trailing mean loss exceeds this multiple of its lowest value so far.
@@ -179,14 +179,14 @@ def sweep(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, steps: int =
         MakemoreError: a bigram model, an empty range, bad data or device, too few finite losses.
     """
     _check_range(min_exp, max_exp, steps)
-    _, train_view, device, vocab_size, block_size = _setup(cfg)
-    backend = make_backend(cfg, vocab_size, device, block_size)
+    _gradient_trained(prepared)
+    backend = _fresh_backend(prepared)
     lrs = 10.0 ** np.linspace(min_exp, max_exp, steps)  # (steps,)
     window = smoothing_window(steps)
     losses: list[float] = []
     stopped = None
     best = math.inf
-    for i, (X, Y) in enumerate(minibatches(backend, cfg.train, train_view, 0, steps)):
+    for i, (X, Y) in enumerate(minibatches(backend, prepared.cfg.train, prepared.view("train"), 0, steps)):
         loss = float(backend.train_step(X, Y, float(lrs[i])))
         losses.append(loss)
         if not math.isfinite(loss):
@@ -218,7 +218,7 @@ class Grid:
     """The rate with the lowest dev NLL."""
 
 
-def grid(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, rates: int = 7, steps: int = 1000) -> Grid:
+def grid(prepared: Prepared, min_exp: float = -3.0, max_exp: float = 0.0, rates: int = 7, steps: int = 1000) -> Grid:
     """Train `rates` fresh models (same initialisation and minibatches), each `steps` steps at one
     constant rate 10**e, e in linspace(min_exp, max_exp, rates); measure each one's dev NLL.
 
@@ -230,15 +230,15 @@ def grid(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, rates: int = 
     _check_range(min_exp, max_exp, rates, "--rates")
     if steps < 1:
         raise MakemoreError(f"--steps {steps}: need at least 1")
-    dataset, train_view, device, vocab_size, block_size = _setup(cfg)
-    dev_view = dataset.view("dev", family(cfg.model).view)
+    _gradient_trained(prepared)
+    train_view, dev_view = prepared.view("train"), prepared.view("dev")
     lrs = 10.0 ** np.linspace(min_exp, max_exp, rates)  # (rates,)
     tail = max(1, steps // 10)
     train_loss, dev_loss = np.full(rates, np.inf), np.full(rates, np.inf)  # (rates,), (rates,)
     for r, lr in enumerate(lrs):
-        backend = make_backend(cfg, vocab_size, device, block_size)
+        backend = _fresh_backend(prepared)
         last: list[float] = []
-        for X, Y in minibatches(backend, cfg.train, train_view, 0, steps):
+        for X, Y in minibatches(backend, prepared.cfg.train, train_view, 0, steps):
             last.append(float(backend.train_step(X, Y, float(lr))))
             if not math.isfinite(last[-1]):
                 break
@@ -251,21 +251,58 @@ def grid(cfg: Config, min_exp: float = -3.0, max_exp: float = 0.0, rates: int = 
     return Grid(lrs, train_loss, dev_loss, steps, float(lrs[int(np.argmin(dev_loss))]))
 
 
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
+    """Atomically write a CSV file (makemore.runs.atomic_write_text)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    runs.atomic_write_text(Path(path), buf.getvalue())
+    return Path(path)
+
+
 def write_sweep_csv(result: Sweep, path: Path) -> Path:
     """CSV with columns step, lr, loss (nats/char), one row per step taken."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["step", "lr", "loss"])
-        for i, (lr, loss) in enumerate(zip(result.lrs, result.losses)):
-            w.writerow([i, f"{lr:.6g}", f"{loss:.6f}"])
-    return Path(path)
+    return _write_csv(path, ["step", "lr", "loss"], [[i, f"{lr:.6g}", f"{loss:.6f}"] for i, (lr, loss) in enumerate(zip(result.lrs, result.losses))])
 
 
 def write_grid_csv(result: Grid, path: Path) -> Path:
     """CSV with columns lr, steps, train_loss, dev_loss (nats/char; inf for a diverged run)."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["lr", "steps", "train_loss", "dev_loss"])
-        for lr, tr, dev in zip(result.lrs, result.train_loss, result.dev_loss):
-            w.writerow([f"{lr:.6g}", result.steps, f"{tr:.6f}", f"{dev:.6f}"])
-    return Path(path)
+    return _write_csv(path, ["lr", "steps", "train_loss", "dev_loss"],
+                      [[f"{lr:.6g}", result.steps, f"{tr:.6f}", f"{dev:.6f}"] for lr, tr, dev in zip(result.lrs, result.train_loss, result.dev_loss)])
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def find(prepared: Prepared, folder: Path, mode: str = "sweep", min_exp: float = -3.0, max_exp: float = 0.0,
+         steps: int = 1000, rates: int = 7) -> dict[str, Any]:
+    """`makemore lr-find`: run the sweep (or the grid) and write its plot, CSV and JSON into `folder`.
+
+    Returns:
+        The JSON's object: mode, suggested_lr, min_loss_lr, and per mode the valley and stop
+        reason (sweep) or every run's losses (grid, nats/char; None for a diverged run), plot, csv.
+
+    Raises:
+        MakemoreError: an unknown mode, and what `sweep` and `grid` raise.
+    """
+    if mode not in MODES:
+        raise MakemoreError(f"--mode {mode!r}: choose sweep or grid")
+    if mode == "sweep":
+        result = sweep(prepared, min_exp, max_exp, steps)
+        folder.mkdir(parents=True, exist_ok=True)
+        s = result.suggestion
+        out = {"mode": "sweep", "suggested_lr": s.suggested_lr, "min_loss_lr": s.min_loss_lr, "steepest_lr": s.steepest_lr,
+               "valley": list(s.valley), "min_loss": s.min_loss, "steps_taken": len(result.losses), "steps_planned": steps,
+               "stopped": result.stopped, "note": s.note, "plot": str(plot_lr_sweep(result, folder / "lr_find.png")),
+               "csv": str(write_sweep_csv(result, folder / "lr_find.csv"))}
+    else:
+        found = grid(prepared, min_exp, max_exp, rates, steps)
+        folder.mkdir(parents=True, exist_ok=True)
+        out = {"mode": "grid", "suggested_lr": found.best_lr, "min_loss_lr": found.best_lr, "steps": steps,
+               "runs": [{"lr": float(lr), "train_loss": _finite_or_none(tr), "dev_loss": _finite_or_none(dev)}
+                        for lr, tr, dev in zip(found.lrs, found.train_loss, found.dev_loss)],
+               "plot": str(plot_lr_grid(found, folder / "lr_grid.png")), "csv": str(write_grid_csv(found, folder / "lr_grid.csv"))}
+    runs.write_json(folder / f"lr_{'find' if mode == 'sweep' else 'grid'}.json", out)
+    return out

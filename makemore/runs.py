@@ -34,7 +34,7 @@ import torch
 from makemore.config import Config, load_config
 from makemore.data import Dataset, View, Vocab, file_digest, load_dataset
 from makemore.errors import MakemoreError, first_line
-from makemore.models import build_model, context_length, family
+from makemore.models import build_model, family
 
 # The file names of a run directory. This module is the only one that knows them: every other
 # module goes through the functions below.
@@ -423,7 +423,8 @@ class Run:
         self.checkpoint = checkpoint
         self.config = checkpoint_config(path, checkpoint)
         self.vocab = Vocab(tuple(checkpoint["vocab"]))
-        block_size = context_length(self.config, int(checkpoint.get("max_word_len", 0)))
+        self.family = family(self.config.model)
+        block_size = self.family.view.context_length(self.config.data, int(checkpoint.get("max_word_len", 0)), self.family.name)
         self.model = build_model(self.config.model, self.vocab.vocab_size, block_size)
         try:
             self.model.load_state_dict(checkpoint["model"])
@@ -451,7 +452,7 @@ class Run:
 
     def view(self, split: str) -> View:
         """The examples of one split ("train", "dev", "test"), as the run's model family reads them."""
-        return self.dataset.view(split, family(self.config.model).view)
+        return self.dataset.view(split, self.family.view)
 
     @property
     def data_changed(self) -> bool:

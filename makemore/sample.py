@@ -30,9 +30,9 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from makemore.data import Vocab
+from makemore.data import View, Vocab, Windows
 from makemore.errors import MakemoreError
-from makemore.models import longest_readable
+from makemore.runs import Run
 
 #: Samples advanced together in one model call.
 SAMPLE_BATCH = 16384
@@ -85,7 +85,7 @@ def sample(
     top_k: int | None = None,
     max_len: int = 64,
     batch: int = SAMPLE_BATCH,
-    view: str = "windows",
+    view: type[View] = Windows,
 ) -> list[tuple[str, bool]]:
     """Draw `n` words from `model`.
 
@@ -99,8 +99,8 @@ def sample(
         top_k: if set, only the k most likely characters may be drawn at each position.
         max_len: length cap, so sampling always ends.
         batch: samples advanced together (bounds memory: a batch's logits are (batch, vocab_size)).
-        view: the family's data view (makemore.models.Family.view): "windows" feeds the model the
-            last block_size characters (boundary-padded), a sequence view the boundary and every
+        view: the family's data view type (makemore.models.Family.view): Windows feeds the model
+            the last block_size characters (boundary-padded), Sequences the boundary and every
             character so far.
 
     Returns:
@@ -111,7 +111,7 @@ def sample(
     """
     check_sampling_options(n, temperature, top_k, vocab.vocab_size, max_len)
     with _one_thread():
-        pad = _padding(model, view)
+        pad = view.start_padding(model.block_size)
         out: list[tuple[str, bool]] = []
         for first in range(0, n, batch):
             out.extend(_sample_batch(model, vocab, min(batch, n - first), generator, temperature, top_k, max_len, pad))
@@ -160,7 +160,7 @@ def sample_wanted(
     temperature: float = 1.0,
     top_k: int | None = None,
     batch: int = SAMPLE_BATCH,
-    view: str = "windows",
+    view: type[View] = Windows,
     draws_per_sample: int = DRAWS_PER_SAMPLE,
 ) -> Selection:
     """Draw until `n` words fit `wanted` (rejection sampling), or until draws_per_sample · n draws.
@@ -184,11 +184,11 @@ def sample_wanted(
 
     Raises:
         MakemoreError: an option out of range (see check_sampling_options), a max_len beyond what a
-            sequence model reads whole (`makemore.models.longest_readable`), or a prefix character
+            sequence model reads whole (the view's `longest_readable`), or a prefix character
             that is not in the vocabulary (naming it).
     """
     check_sampling_options(n, temperature, top_k, vocab.vocab_size, wanted.max_len, wanted.min_len, wanted.prefix)
-    limit = longest_readable(view, model.block_size)
+    limit = view.longest_readable(model.block_size)
     if limit is not None and wanted.max_len > limit:
         raise MakemoreError(f"--max-len {wanted.max_len}: this model reads words of at most {limit} characters "
                             "(a sequence model's context is its longest training word + 1)")
@@ -200,7 +200,7 @@ def sample_wanted(
     kept: set[str] = set()
     max_draws = draws_per_sample * n
     with _one_thread():
-        pad = _padding(model, view)
+        pad = view.start_padding(model.block_size)
         while len(out.words) < n and out.drawn < max_draws:
             need = n - len(out.words)
             guess = need if not out.redrawn else math.ceil(1.25 * need * (out.drawn + 1) / (len(out.words) + 1))
@@ -217,12 +217,6 @@ def sample_wanted(
                 if len(out.words) == n:
                     break
     return out
-
-
-def _padding(model: torch.nn.Module, view: str) -> int:
-    """Boundary tokens before a sample's first character: a window model's whole context
-    (block_size), or the one boundary a sequence model starts from."""
-    return model.block_size if view == "windows" else 1
 
 
 def _sample_batch(model: torch.nn.Module, vocab: Vocab, b: int, generator: torch.Generator, temperature: float,
@@ -278,3 +272,50 @@ def draw(logits: torch.Tensor, temperature: float, top_k: int | None, generator:
     cdf = F.softmax(logits, dim=1).cumsum_(dim=1)  # (a, vocab_size), last column ~1
     u = torch.rand(len(cdf), 1, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]  # (a, 1) uniform below the total
     return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)  # (a,)
+
+
+@dataclass
+class Samples:
+    """What `sample_words` returns: the words, and how they were found."""
+
+    words: list[tuple[str, bool]]
+    """(word, finished) pairs; finished is False for a plain sample cut at `cap` characters."""
+    seed: int
+    cap: int
+    """Plain sampling's length cap: twice the longest training word, or what a sequence model reads."""
+    selection: Selection | None = None
+    """Selective sampling's draw counts (None for plain sampling)."""
+    shortfall: str | None = None
+    """Why fewer words than asked for were found (the draw bound was reached), or None."""
+
+
+def sample_words(run: Run, n: int, seed: int, *, temperature: float = 1.0, top_k: int | None = None, prefix: str = "",
+                 new_only: bool = False, unique: bool = False, min_len: int | None = None, max_len: int | None = None) -> Samples:
+    """`makemore sample` on a loaded run: plain sampling, or selective sampling when any of prefix,
+    new_only, unique, min_len, max_len is given (see `sample` and `sample_wanted`).
+
+    Raises:
+        MakemoreError: an option out of range; --new-only without the run's words file.
+    """
+    check_sampling_options(n, temperature, top_k, 10**9, 10**9 if max_len is None else max_len,
+                           min_len or 0, prefix if max_len is not None else "")
+    generator = torch.Generator().manual_seed(seed)
+    kind = run.family.view
+    limit = kind.longest_readable(run.model.block_size)  # a sequence model reads at most its longest training word
+    cap = 2 * int(run.checkpoint.get("max_word_len", 32)) if limit is None else limit  # plain sampling's safety cap
+    if not (prefix or new_only or unique or min_len is not None or max_len is not None):
+        return Samples(sample(run.model, run.vocab, n, generator, temperature, top_k, cap, view=kind), seed, cap)
+    try:
+        exclude = frozenset(run.dataset.words) if new_only else frozenset()
+    except MakemoreError as e:
+        raise MakemoreError(f"--new-only needs the run's words file: {e}") from None
+    if max_len is None:  # the default bound: the safety cap after the prefix, within what the model reads whole
+        max_len = len(prefix) + cap if limit is None else limit
+    wanted = Wanted(prefix, 1 if min_len is None else min_len, max_len, exclude, unique)
+    selection = sample_wanted(run.model, run.vocab, n, generator, wanted, temperature, top_k, view=kind)
+    shortfall = None
+    if len(selection.words) < n:
+        why = ", ".join(f"{count:,} {reason}" for reason, count in selection.redrawn.most_common())
+        shortfall = (f"found only {len(selection.words)} of {n} samples within the draw bound ({DRAWS_PER_SAMPLE} draws per sample, "
+                     f"{selection.drawn:,} drawn): {why}; seed {seed}")
+    return Samples([(word, True) for word in selection.words], seed, cap, selection, shortfall)

@@ -36,16 +36,14 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from makemore import runs
-from makemore.backends import check_supported
 from makemore.config import Config, parse_override
 from makemore.errors import MakemoreError, first_line
-from makemore.models import context_length, count_params
-from makemore.sweep import (Planned, Result, SweepOutcome, check_same_config, longest_words, plan, ready_to_train, run_name,
-                            split_values, write_results)
-from makemore.train import Listener, TrainingDiverged, TrainingInterrupted, train
+from makemore.prepare import check
+from makemore.sweep import (Announce, Result, SweepOutcome, longest_words, parse_grid, plan, result_of, run_name, run_sweep,
+                            run_trial, split_values, write_results)
+from makemore.train import Listener, TrainingInterrupted
 
 SEARCHES = ("grid", "random", "tpe")
 #: The study's SQLite file in the sweep directory, when no --storage is given.
@@ -132,7 +130,7 @@ def check_space(base: Config, space: list[Dimension]) -> None:
             cfg.set(d.key, value, source="--space")
             cfg.validate(f"--space {d.key}={value}")
             try:
-                check_supported(cfg)
+                check(cfg)
             except MakemoreError as e:
                 raise MakemoreError(f"--space {d.key}={value}: {e}") from None
 
@@ -257,6 +255,10 @@ class _Invalid(Exception):
     """The drawn point makes a config the model or backend refuses: the trial fails, the search goes on."""
 
 
+class _Diverged(Exception):
+    """The trial's run diverged: the trial fails (recorded as "diverged"), the search goes on."""
+
+
 def _started(study: Any, but: int) -> int:
     """Runs the study has started, finished or not (an interrupted run and its retry count once)."""
     import optuna
@@ -266,8 +268,65 @@ def _started(study: Any, but: int) -> int:
     return len(names)
 
 
-def work(s: Search, announce: Callable[[int, int, Planned, str], None] | None = None, listener: Listener | None = None,
-         worker: int = 0) -> None:
+def _keep(trial: Any, result: Result) -> float:
+    """Keep what the results table needs in the trial's user attributes (so that any worker can
+    tabulate it); return the dev loss (of the whole split, or the last evaluated one of a pruned run)."""
+    for name in ("status", "params", "steps", "train_loss", "dev_loss", "time_s"):
+        trial.set_user_attr(name, getattr(result, name))
+    return result.dev_loss
+
+
+class _Objective:
+    """One trial of a study as Optuna calls it: take the queued combination (grid) or draw one
+    (random, tpe), plan it, and run it through the sweep engine's `run_trial`."""
+
+    def __init__(self, s: Search, study: Any, announce: Announce | None, listener: Listener):
+        self.s, self.study, self.announce, self.listener = s, study, announce, listener
+        self.total = len(plan(s.base, s.grid, s.out)) if s.search == "grid" else s.trials
+
+    def _combo(self, trial: Any) -> tuple[dict[str, Any], str]:
+        """The trial's values and run name: a retried run's own, the grid's queued ones, or drawn."""
+        s, retry = self.s, trial.user_attrs.get("run")
+        if s.search == "grid":
+            if "combo" not in trial.user_attrs:
+                raise _Surplus()
+            combo = trial.user_attrs["combo"]
+        else:
+            if retry is None and _started(self.study, trial.number) >= s.trials:
+                raise _Surplus()
+            combo = {d.key: d.suggest(trial) for d in s.space}
+        name = retry or (run_name(combo) if s.search == "grid" else f"{trial.number:03d}-{run_name(combo)}")
+        trial.set_user_attr("combo", combo)
+        trial.set_user_attr("run", name)
+        return combo, name
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
+        combo, name = self._combo(trial)
+        try:
+            [p] = plan(self.s.base, [(k, [v]) for k, v in combo.items()], self.s.out)
+        except MakemoreError as e:  # a point that clashes with another dimension: tell the sampler, go on
+            trial.set_user_attr("status", "invalid")
+            raise _Invalid(str(e)) from None
+        p.run_dir = self.s.out / name
+        position = min(_started(self.study, trial.number) + 1, self.total)
+        try:
+            result = run_trial(p, position, self.total, self.announce, _Reporter(trial, self.listener))
+        except optuna.TrialPruned:
+            _keep(trial, result_of(p, "pruned"))
+            raise
+        except (TrainingInterrupted, KeyboardInterrupt):
+            trial.set_user_attr("status", "interrupted")
+            self.study.enqueue_trial(trial.params, user_attrs={"combo": combo, "run": name})  # the next worker resumes it
+            raise
+        if result.status == "diverged":
+            trial.set_user_attr("status", "diverged")
+            raise _Diverged(name)
+        return _keep(trial, result)
+
+
+def work(s: Search, announce: Announce | None = None, listener: Listener | None = None, worker: int = 0) -> None:
     """One worker: take the study's trials one after another until none is left (grid) or the
     study holds s.trials of them (random, tpe). Returns on Ctrl-C/SIGTERM after re-queueing the
     interrupted run (TrainingInterrupted is re-raised).
@@ -279,56 +338,6 @@ def work(s: Search, announce: Callable[[int, int, Planned, str], None] | None = 
     import optuna
 
     study = open_study(s, worker=worker)
-    total = len(plan(s.base, s.grid, s.out)) if s.search == "grid" else s.trials
-    listener = listener or Listener()
-
-    def objective(trial: optuna.Trial) -> float:
-        retry = trial.user_attrs.get("run")
-        if s.search == "grid":
-            if "combo" not in trial.user_attrs:
-                raise _Surplus()
-            combo = trial.user_attrs["combo"]
-        else:
-            if retry is None and _started(study, trial.number) >= s.trials:
-                raise _Surplus()
-            combo = {d.key: d.suggest(trial) for d in s.space}
-        name = retry or (run_name(combo) if s.search == "grid" else f"{trial.number:03d}-{run_name(combo)}")
-        trial.set_user_attr("combo", combo)
-        trial.set_user_attr("run", name)
-        try:
-            [p] = plan(s.base, [(k, [v]) for k, v in combo.items()], s.out)
-        except MakemoreError as e:  # a point that clashes with another dimension: tell the sampler, go on
-            trial.set_user_attr("status", "invalid")
-            raise _Invalid(str(e)) from None
-        p.run_dir = s.out / name
-        position = min(_started(study, trial.number) + 1, total)
-        if runs.is_finished(p.run_dir):  # trained by an earlier sweep into this directory
-            check_same_config(p)
-            if announce:
-                announce(position, total, p, "skip")
-            trial.set_user_attr("status", "skipped")
-            return record(trial, p)
-        resume = ready_to_train(p)
-        if announce:
-            announce(position, total, p, "resume" if resume else "train")
-        status = "trained"
-        try:
-            train(p.config, p.run_dir, resume=resume, listener=_Reporter(trial, listener))
-        except TrainingDiverged:
-            status = "diverged"
-            raise
-        except optuna.TrialPruned:
-            status = "pruned"
-            raise
-        except (TrainingInterrupted, KeyboardInterrupt):
-            status = "interrupted"
-            study.enqueue_trial(trial.params, user_attrs={"combo": combo, "run": name})  # the next worker resumes it
-            raise
-        finally:
-            trial.set_user_attr("status", status)
-            if status in ("trained", "pruned"):
-                dev = record(trial, p)
-        return dev
 
     def done(study: optuna.Study) -> bool:
         if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
@@ -340,24 +349,8 @@ def work(s: Search, announce: Callable[[int, int, Planned, str], None] | None = 
             study.stop()
 
     if not done(study):
-        study.optimize(objective, callbacks=[stop_when_done], catch=(TrainingDiverged, _Surplus, _Invalid), gc_after_trial=False)
-
-
-def record(trial: Any, p: Planned) -> float:
-    """Keep what the results table needs in the trial's user attributes (so that any worker can
-    tabulate it) and return the dev loss: the whole split's at the end, or the last evaluated
-    one of a pruned run."""
-    summary = runs.read_summary(p.run_dir) if runs.is_finished(p.run_dir) else {}
-    metrics = runs.read_metrics(p.run_dir)
-    devs = [r["dev_loss"] for r in metrics if r.get("dev_loss") is not None]
-    dev = float(summary.get("dev_loss", devs[-1] if devs else math.nan))
-    block_size = context_length(p.config, int(runs.load_checkpoint(p.run_dir).get("max_word_len", 0)))
-    trial.set_user_attr("params", count_params(p.config, runs.read_vocab_size(p.run_dir), block_size))
-    trial.set_user_attr("steps", int(summary.get("steps", metrics[-1]["step"] if metrics else 0)))
-    trial.set_user_attr("train_loss", float(summary.get("train_loss", math.nan)))
-    trial.set_user_attr("dev_loss", dev)
-    trial.set_user_attr("time_s", float(summary.get("train_time_s", metrics[-1]["elapsed_s"] if metrics else math.nan)))
-    return dev
+        study.optimize(_Objective(s, study, announce, listener or Listener()), callbacks=[stop_when_done],
+                       catch=(_Diverged, _Surplus, _Invalid), gc_after_trial=False)
 
 
 def gather(s: Search) -> SweepOutcome:
@@ -391,7 +384,7 @@ def _child(s: Search, worker: int) -> None:
         pass
 
 
-def run_search(s: Search, *, jobs: int = 1, announce: Callable[[int, int, Planned, str], None] | None = None,
+def run_search(s: Search, *, jobs: int = 1, announce: Announce | None = None,
                listener: Listener | None = None) -> SweepOutcome:
     """Run a sweep on Optuna with `jobs` workers on this machine (this process and jobs − 1
     more), then write OUT/results.csv and results.md from the study and return the table.
@@ -404,16 +397,15 @@ def run_search(s: Search, *, jobs: int = 1, announce: Callable[[int, int, Planne
     if s.search == "grid":
         if s.space:
             raise MakemoreError("--space is for --search random or tpe; a grid search takes --grid")
-        planned = plan(s.base, s.grid, s.out)
-        configs = [p.config for p in planned]
+        checked = [p.checked for p in plan(s.base, s.grid, s.out)]
     else:
         if s.grid:
             raise MakemoreError(f"--grid is for --search grid; give --search {s.search} ranges or choices with --space")
         if not s.space:
             raise MakemoreError(f"--search {s.search} needs at least one --space, e.g. --space train.lr=log:1e-3:0.3")
         check_space(s.base, s.space)
-        configs = [s.base]
-    longest_words(configs)  # bad data, or a word too long for a sequence model, fails here, before the sweep creates anything
+        checked = [check(s.base)]
+    longest_words(checked)  # bad data, or a word too long for a sequence model, fails here, before the sweep creates anything
     s.out.mkdir(parents=True, exist_ok=True)
     open_study(s)  # created (and a grid queued) before any helper starts
     ctx = multiprocessing.get_context("spawn")
@@ -435,3 +427,28 @@ def run_search(s: Search, *, jobs: int = 1, announce: Callable[[int, int, Planne
     outcome.interrupted, outcome.exit_code = interrupted, exit_code
     write_results(outcome)
     return outcome
+
+
+def sweep(base: Config, out: Path, grid: list[str], *, search: str = "grid", trials: int | None = None, space: list[str] = (),
+          prune: bool = False, storage: str | None = None, study: str | None = None, jobs: int = 1, seed: int | None = None,
+          announce: Announce | None = None, listener: Listener | None = None) -> SweepOutcome:
+    """`makemore sweep`: a plain grid in this process (makemore.sweep.run_sweep), or on an Optuna
+    study when the search, --prune, --storage, --study or --jobs ask for one (`run_search`).
+
+    Args:
+        grid, space: the --grid and --space items as typed. trials: of a random/TPE search (default 20).
+        The others as `Search` and `run_search` take them.
+
+    Raises:
+        MakemoreError: an unknown search, --trials or --space with a grid, and what the engines raise.
+    """
+    if search not in SEARCHES:
+        raise MakemoreError(f"--search {search!r}: choose grid, random or tpe")
+    if search == "grid" and (trials is not None or space):
+        raise MakemoreError("a grid search trains every --grid combination: --trials and --space are for --search random or tpe")
+    parsed = parse_grid(grid)
+    if search == "grid" and not (prune or storage or study or jobs > 1):
+        return run_sweep(base, parsed, out, announce=announce, listener=listener)
+    s = Search(base, out, search, parsed, parse_space(space), trials or 20, prune,
+               storage or default_storage(out), study or out.resolve().name, seed)
+    return run_search(s, jobs=jobs, announce=announce, listener=listener)

@@ -1,6 +1,11 @@
 """Experiment sweeps: train every combination of a grid of config values, one run after another,
 and tabulate the results sorted by dev loss (the lecture's "loss log", as a command).
 
+This module is the one sweep engine: `plan` checks every combination, `run_trial` skips, resumes
+or trains one of them and reads back its result, `write_results` tabulates. `run_sweep` drives a
+grid with them in one process; makemore.search drives the same two steps from an Optuna study
+(a grid on several workers, random and TPE searches).
+
     out/
         model.n_hidden=256,train.lr=0.01/     a normal run directory (makemore.runs) per combination
         model.n_hidden=256,train.lr=0.003/
@@ -29,11 +34,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from makemore import runs
-from makemore.backends import check_supported
 from makemore.config import Config, parse_override
 from makemore.errors import MakemoreError
 from makemore.models import context_length, count_params
-from makemore.train import Listener, TrainingDiverged, TrainingInterrupted, prepare, train
+from makemore.prepare import Checked, check, read_data
+from makemore.train import Listener, TrainingDiverged, TrainingInterrupted, train_checked
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
@@ -102,11 +107,16 @@ def run_name(combo: dict[str, Any]) -> str:
 
 @dataclass
 class Planned:
-    """One combination of the grid: its values, its full config and its run directory."""
+    """One combination of the grid: its values, its checked config and its run directory."""
 
     combo: dict[str, Any]
-    config: Config
+    checked: Checked
     run_dir: Path
+
+    @property
+    def config(self) -> Config:
+        """The combination's config, train.backend resolved."""
+        return self.checked.cfg
 
 
 def plan(base: Config, grid: list[tuple[str, list[Any]]], out: Path) -> list[Planned]:
@@ -128,14 +138,14 @@ def plan(base: Config, grid: list[tuple[str, list[Any]]], out: Path) -> list[Pla
             cfg.set(key, value, source="--grid")
         cfg.validate(f"--grid {run_name(combo)}")
         try:
-            check_supported(cfg)
+            checked = check(cfg)
         except MakemoreError as e:
             raise MakemoreError(f"--grid {run_name(combo)}: {e}") from None
         name = run_name(combo)
         if name in names:
             raise MakemoreError(f"--grid: two combinations share the run name {name!r}; give distinct values")
         names.add(name)
-        planned.append(Planned(combo, cfg, out / name))
+        planned.append(Planned(combo, checked, out / name))
     return planned
 
 
@@ -176,13 +186,17 @@ class SweepOutcome:
     """What the command exits with when interrupted: 130 after Ctrl-C, 143 after SIGTERM."""
 
 
-def _finished_result(p: Planned, status: str, longest_word: int) -> Result:
-    summary = runs.read_summary(p.run_dir)
-    block_size = context_length(p.config, longest_word)
-    return Result(
-        run_name(p.combo), p.combo, p.run_dir, status, count_params(p.config, runs.read_vocab_size(p.run_dir), block_size),
-        int(summary["steps"]), float(summary["train_loss"]), float(summary["dev_loss"]), float(summary["train_time_s"]),
-    )
+def result_of(p: Planned, status: str) -> Result:
+    """The results-table row of p's run as its directory holds it: the whole splits' losses from
+    summary.json, or for a run stopped early (pruned, interrupted) its last metrics record."""
+    summary = runs.read_summary(p.run_dir) if runs.is_finished(p.run_dir) else {}
+    metrics = runs.read_metrics(p.run_dir)
+    devs = [r["dev_loss"] for r in metrics if r.get("dev_loss") is not None]
+    last = metrics[-1] if metrics else {}
+    block_size = context_length(p.config, int(runs.load_checkpoint(p.run_dir).get("max_word_len", 0)))
+    return Result(run_name(p.combo), p.combo, p.run_dir, status, count_params(p.config, runs.read_vocab_size(p.run_dir), block_size),
+                  int(summary.get("steps", last.get("step", 0))), float(summary.get("train_loss", math.nan)),
+                  float(summary.get("dev_loss", devs[-1] if devs else math.nan)), float(summary.get("train_time_s", last.get("elapsed_s", math.nan))))
 
 
 def check_same_config(p: Planned) -> None:
@@ -214,23 +228,48 @@ def ready_to_train(p: Planned) -> bool:
     return resume
 
 
-def longest_words(configs: list[Config]) -> list[int]:
-    """Read each distinct [data] section of `configs` once, so that bad data fails before a sweep
-    creates anything, and check each config against its data (a sequence model refuses too long a
-    word). Returns the longest training word of each config's data, in order.
+def longest_words(checked: list[Checked]) -> None:
+    """Read each distinct [data] section of the checked configs once, so that bad data, or a word
+    too long for a sequence model, fails before a sweep creates anything.
 
     Raises:
-        MakemoreError: bad data, a model or backend a config cannot train, a word too long.
+        MakemoreError: bad data, a word too long for a sequence model (data.max_len).
     """
-    by_data: dict[str, int] = {}
-    longest = []
-    for c in configs:
-        key = json.dumps(c.to_dict()["data"])
-        if key not in by_data:
-            by_data[key] = int(prepare(c).lengths.max())
-        context_length(c, by_data[key])
-        longest.append(by_data[key])
-    return longest
+    longest: dict[str, int] = {}
+    for c in checked:
+        key = json.dumps(c.cfg.to_dict()["data"])
+        if key not in longest:
+            longest[key] = read_data(c).provenance["max_word_len"]
+        else:
+            c.family.view.context_length(c.cfg.data, longest[key], c.family.name)
+
+
+Announce = Callable[[int, int, "Planned", str], None]
+"""announce(i, n, planned, "train" | "resume" | "skip"): told before each trial of n."""
+
+
+def run_trial(p: Planned, position: int, total: int, announce: Announce | None = None, listener: Listener | None = None) -> Result:
+    """One trial of a sweep, the same for every engine: skip a run finished earlier (its result is
+    read back), resume one with a checkpoint, else train it afresh; then read its result.
+
+    Raises:
+        MakemoreError: p's directory holds a run of another config; what training raises.
+        TrainingInterrupted: Ctrl-C or SIGTERM (the run keeps its checkpoint and resumes next time).
+        Whatever the listener raises (an Optuna pruner's TrialPruned).
+    """
+    if runs.is_finished(p.run_dir):
+        check_same_config(p)
+        if announce:
+            announce(position, total, p, "skip")
+        return result_of(p, "skipped")
+    resume = ready_to_train(p)
+    if announce:
+        announce(position, total, p, "resume" if resume else "train")
+    try:
+        train_checked(p.checked, p.run_dir, resume=resume, listener=listener)
+    except TrainingDiverged:
+        return Result(run_name(p.combo), p.combo, p.run_dir, "diverged")
+    return result_of(p, "trained")
 
 
 def run_sweep(
@@ -238,7 +277,7 @@ def run_sweep(
     grid: list[tuple[str, list[Any]]],
     out: str | Path,
     *,
-    announce: Callable[[int, int, Planned, str], None] | None = None,
+    announce: Announce | None = None,
     listener: Listener | None = None,
 ) -> SweepOutcome:
     """Train every combination of `grid` on `base`, one after another, each into out/<run name>/,
@@ -262,26 +301,12 @@ def run_sweep(
     """
     out = Path(out)
     planned = plan(base, grid, out)
-    longest = dict(zip((p.run_dir for p in planned), longest_words([p.config for p in planned])))
+    longest_words([p.checked for p in planned])
     out.mkdir(parents=True, exist_ok=True)
     outcome = SweepOutcome(out, [k for k, _ in grid], len(planned))
     try:
         for i, p in enumerate(planned, 1):
-            if runs.is_finished(p.run_dir):
-                check_same_config(p)
-                if announce:
-                    announce(i, len(planned), p, "skip")
-                outcome.results.append(_finished_result(p, "skipped", longest[p.run_dir]))
-                continue
-            resume = ready_to_train(p)
-            if announce:
-                announce(i, len(planned), p, "resume" if resume else "train")
-            try:
-                train(p.config, p.run_dir, resume=resume, listener=listener)
-            except TrainingDiverged:
-                outcome.results.append(Result(run_name(p.combo), p.combo, p.run_dir, "diverged"))
-                continue
-            outcome.results.append(_finished_result(p, "trained", longest[p.run_dir]))
+            outcome.results.append(run_trial(p, i, len(planned), announce, listener))
     except (TrainingInterrupted, KeyboardInterrupt) as e:
         outcome.interrupted = True
         outcome.exit_code = getattr(e, "exit_code", 130)

@@ -32,12 +32,13 @@ from typing import Any, Iterator
 import numpy as np
 
 from makemore import distributed, runs, tensorboard_log
-from makemore.backends import check_supported, make_backend, resolve_device
+from makemore.backends import make_backend
+from makemore.backends.base import Backend
 from makemore.config import Config, TrainConfig
-from makemore.data import Dataset, View, Vocab, file_digest, load_dataset
+from makemore.data import View, Vocab
 from makemore.errors import MakemoreError, first_line
-from makemore.models import Family, context_length
 from makemore.plots import plot_loss
+from makemore.prepare import Checked, Prepared, check, read_data
 from makemore.schedule import lr_at
 from makemore.stats import is_recorded
 
@@ -185,37 +186,16 @@ class Listener:
         """The training loop stopped (finished, interrupted or failed)."""
 
 
-def prepare(cfg: Config, vocab: Vocab | None = None) -> Dataset:
-    """Check cfg's model family and backend, then read and split its data (before any run
-    directory exists, so a mistake leaves nothing behind).
-
-    Raises:
-        MakemoreError: an unknown model.type, a combination train.backend cannot train, bad data,
-            a word too long for a sequence model (data.max_len).
-    """
-    check_supported(cfg)
-    return read_data(cfg, vocab)
-
-
-def read_data(cfg: Config, vocab: Vocab | None = None) -> Dataset:
-    """`prepare` for a config whose family and backend are already checked: read and split its
-    data, and refuse a word too long for a sequence model.
-
-    Raises:
-        MakemoreError: bad data, a word too long for a sequence model (data.max_len).
-    """
-    dataset = load_dataset(cfg.data.path, cfg.data.block_size, cfg.data.seed, cfg.data.boundary, vocab)
-    context_length(cfg, int(dataset.lengths.max()))  # a sequence model refuses a file with too long a word
-    return dataset
-
-
-def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: Listener | None = None) -> Summary:
+def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: Listener | None = None,
+          checkpoint: dict[str, Any] | None = None) -> Summary:
     """Train a model as `cfg` says, writing everything into `run_dir` (see makemore.runs).
 
-    The one driver for every model family and backend: gradient backends take cfg.train.steps
-    minibatch steps; a family fitted by counting (the bigram) is fitted in one pass instead. Either
-    way the run gets the same files: config, vocabulary, metrics, checkpoint, summary, loss curve,
-    and with train.tensorboard TensorBoard event files.
+    The one driver for every model family and backend: `cfg` is checked once
+    (makemore.prepare.check) and handed to `train_checked`. Gradient backends take
+    cfg.train.steps minibatch steps; a family fitted by counting (the bigram) is fitted in one pass
+    instead. Either way the run gets the same files: config (train.backend as resolved),
+    vocabulary, metrics, checkpoint, summary, loss curve, and with train.tensorboard TensorBoard
+    event files.
 
     Started by torchrun (makemore.distributed), every process calls this: they train one model
     together, rank 0's run_dir is the run directory, and only rank 0 writes it and tells `listener`.
@@ -227,6 +207,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: L
             and generator state, so the result equals an uninterrupted run's exactly.
         listener: told when the run starts and of every metrics record (the command line draws
             a progress bar from these); None: nobody listens.
+        checkpoint: run_dir's checkpoint when the caller has read it already (resume only).
 
     Returns:
         The Summary: whole-split train and dev NLL (nats/char) and timings.
@@ -239,131 +220,197 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: L
     """
     world = distributed.launched()
     with distributed.said_once(world):  # these read only the config and this machine: the same on every rank
-        fam = check_supported(cfg)
-        device = world.device(resolve_device(cfg))
-        distributed.check(world, cfg.train.backend, cfg.train.batch_size, fam.counted)
-        if cfg.train.tensorboard:
-            tensorboard_log.require()
+        checked = check(cfg, world)
+    return train_checked(checked, run_dir, resume=resume, listener=listener, checkpoint=checkpoint)
+
+
+def train_checked(checked: Checked, run_dir: str | Path, *, resume: bool = False, listener: Listener | None = None,
+                  checkpoint: dict[str, Any] | None = None) -> Summary:
+    """`train` for a config already checked (makemore.prepare.check): what sweeps, searches and
+    the command line call once they have checked their configs. Arguments and errors as `train`."""
+    world = checked.world
     listener = (listener or Listener()) if world.is_main else Listener()
-    if cfg.train.tensorboard and world.is_main:
+    if checked.cfg.train.tensorboard and world.is_main:
         listener = tensorboard_log.TensorBoardLog(listener)
-    with distributed.process_group(world, device):
-        return _train(cfg, fam, Path(world.broadcast(str(run_dir))), resume, listener, world, device)
-
-
-def _train(cfg: Config, fam: Family, run_dir: Path, resume: bool, listener: Listener, world: distributed.World, device: str) -> Summary:
-    """`train` in one process of the job (the only one, without torchrun), for cfg's checked family `fam`."""
-    with world.agreeing():  # a mistake found by any process stops all of them; rank 0 says it
-        if not resume and run_dir.exists():
-            raise MakemoreError(f"{run_dir} already exists: choose a new run directory, or continue it with makemore train --resume {run_dir}")
-        checkpoint = runs.load_checkpoint(run_dir) if resume else None
-        if checkpoint and fam.counted:
-            raise MakemoreError(f"{run_dir}: a model.type = {fam.name!r} run is fitted in one pass: there is nothing to resume")
-        dataset = read_data(cfg, Vocab(tuple(checkpoint["vocab"])) if checkpoint else None)  # cfg checked in train
-        if checkpoint and checkpoint["step"] >= cfg.train.steps:
-            raise MakemoreError(
-                f"{run_dir}: this run already finished at step {checkpoint['step']}; "
-                f"to train longer: makemore train --resume {run_dir} --set train.steps=N"
-            )
-        vocab = dataset.vocab
-        # recorded in every checkpoint: which data the run saw, and its longest word (a sequence
-        # model's context, and sampling's length cap)
-        provenance = {"data_sha256": file_digest(cfg.data.path), "max_word_len": int(dataset.lengths.max())}
-        train_view, dev_view = dataset.view("train", fam.view), dataset.view("dev", fam.view)
-        backend = make_backend(cfg, vocab.vocab_size, device, context_length(cfg, provenance["max_word_len"]))
-        start_step, elapsed0 = 0, 0.0
-        if checkpoint:
-            try:
-                backend.load(checkpoint["model"], checkpoint.get("backend_state"))
-            except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
-                raise MakemoreError(
-                    f"{run_dir}: the checkpoint does not fit this config ({first_line(e)}); "
-                    "resume without --set for model, data.block_size or train.backend/optimizer keys"
-                ) from None
-            start_step, elapsed0 = int(checkpoint["step"]), float(checkpoint["elapsed_s"])
-    if world.is_main:
-        if not resume:
-            runs.create_run(run_dir, cfg.to_toml(), list(vocab.itos))
-        else:
-            runs.truncate_metrics(run_dir, start_step)
-            runs.remove_temporaries(run_dir)  # left behind by a process killed inside a write
-
-    def save(step: int, elapsed: float) -> None:
-        checkpoint = runs.make_checkpoint(  # on every rank: exporting the state is collective under torchrun
-            params=backend.export_params(), config=cfg.to_dict(), itos=list(vocab.itos), step=step, backend=backend.name,
-            backend_state=backend.export_state(), elapsed_s=elapsed, provenance=provenance)
-        if world.is_main:
-            runs.save_checkpoint(run_dir, checkpoint)
-
-    if not backend.takes_steps:  # fitted in one pass: that pass is the run's one step
-        listener.started(run_dir, 0, 0, resumed=False)
-        t0 = time.perf_counter()
-        backend.fit(train_view)
-        train_loss, dev_loss = backend.mean_loss(train_view), backend.mean_loss(dev_view)
-        elapsed = time.perf_counter() - t0
-        save(0, elapsed)
-        record = Record(0, train_loss, dev_loss, 0.0, round(elapsed, 4))
-        log = runs.MetricsLog(run_dir)
-        log.write(record.to_dict())
-        log.close()
-        listener.record(record, 0.0)
-        listener.ended()
-        return finish(run_dir, Summary(run_dir, 0, train_loss, dev_loss, elapsed, 0.0, backend.summary_extra))
-
-    t = cfg.train
-    rows = world.rows(t.batch_size)  # this process's share of each minibatch (all of it in one process)
-    listener.started(run_dir, start_step, t.steps, resumed=resume)
-    log = runs.MetricsLog(run_dir) if world.is_main else None
-    # lecture part 3's statistics; under torchrun rank 0's (its rows' activations, the all-reduced gradients)
-    stats_log = runs.StatsLog(run_dir, start_step) if t.stats_interval and world.is_main else None
-    t_start = time.perf_counter()
-    step, running, count, last_dev = start_step, 0.0, 0, math.nan
-    vote = distributed.StopVote(world)
+    fresh = not resume and not Path(run_dir).exists()
     try:
-        with _InterruptFlag(persistent=distributed.under_launcher()) as interrupted:
-            if start_step == 0:
-                save(0, 0.0)
-            for Xb, Yb in minibatches(backend, t, train_view, start_step, t.steps, rows):  # (B/W, block_size), (B/W,)
-                lr = lr_at(step, t)
-                if stats_log is not None and is_recorded(step + 1, t.stats_interval, t.steps):
-                    loss, stats = backend.recorded_step(Xb, Yb, lr)
-                    stats_log.write({"step": step + 1, "lr": lr, "loss": loss, **stats})
-                    running += loss
-                else:
-                    running += backend.train_step(Xb, Yb, lr)
-                count += 1
-                step += 1
-                stop = vote(interrupted.signum)  # read once (every rank the same), so it is raised only after its checkpoint
-                at_eval = step % t.eval_interval == 0 or step == t.steps
-                if at_eval or step % t.log_interval == 0 or stop:
-                    train_loss = world.mean(float(running) / count)
-                    dev = backend.mean_loss(dev_view) if at_eval and math.isfinite(train_loss) else None
-                    if not math.isfinite(train_loss) or (dev is not None and not math.isfinite(dev)):
-                        raise TrainingDiverged(
-                            f"training diverged at step {step} (loss {train_loss}); lower train.lr (now {t.lr:g}) "
-                            f"or find one with makemore lr-find; the last good checkpoint is kept in {run_dir}"
-                        )
-                    elapsed = elapsed0 + time.perf_counter() - t_start
-                    record = Record(step, train_loss, dev, lr, round(elapsed, 4))
-                    if log:
-                        log.write(record.to_dict())
-                    running, count = 0.0, 0
-                    if at_eval or stop:
-                        save(step, elapsed)
-                        last_dev = dev if dev is not None else last_dev
-                    listener.record(record, (step - start_step) / max(time.perf_counter() - t_start, 1e-9))
-                    if stop:
-                        raise TrainingInterrupted(run_dir, step, stop)
-    finally:
-        if log:
-            log.close()
-        if stats_log is not None:
-            stats_log.close()
-        listener.ended()
-    loop_s = time.perf_counter() - t_start
-    summary = Summary(run_dir, step, backend.mean_loss(train_view), last_dev, elapsed0 + loop_s,
-                      (step - start_step) / max(loop_s, 1e-9), backend.summary_extra)
-    return finish(run_dir, summary) if world.is_main else summary
+        with distributed.process_group(world, checked.device):
+            run_dir = Path(world.broadcast(str(run_dir)))
+            with world.agreeing():  # a mistake found by any process stops all of them; rank 0 says it
+                checkpoint = _open_run(checked, run_dir, resume, checkpoint)
+                prepared = read_data(checked, Vocab(tuple(checkpoint["vocab"])) if checkpoint else None)
+                backend = _backend(prepared, run_dir, checkpoint)
+            if world.is_main:
+                _start_files(prepared, run_dir, checkpoint)
+            if not backend.takes_steps:
+                return _fit_in_one_pass(prepared, backend, run_dir, listener)
+            return _Loop(prepared, backend, run_dir, checkpoint, listener).run()
+    except BaseException:
+        if fresh and world.is_main:  # a new run that failed before its first checkpoint leaves nothing behind
+            runs.discard_unstarted(run_dir)
+        raise
+
+
+def _open_run(checked: Checked, run_dir: Path, resume: bool, checkpoint: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The checkpoint to resume from (None for a new run), after the checks a run directory needs.
+
+    Raises:
+        MakemoreError: a new run into an existing directory; a resumed run that was fitted in one
+            pass or has already finished; a missing or unreadable checkpoint.
+    """
+    if not resume:
+        if run_dir.exists():
+            raise MakemoreError(f"{run_dir} already exists: choose a new run directory, or continue it with makemore train --resume {run_dir}")
+        return None
+    checkpoint = checkpoint if checkpoint is not None else runs.load_checkpoint(run_dir)
+    if checked.family.counted:
+        raise MakemoreError(f"{run_dir}: a model.type = {checked.family.name!r} run is fitted in one pass: there is nothing to resume")
+    if checkpoint["step"] >= checked.cfg.train.steps:
+        raise MakemoreError(f"{run_dir}: this run already finished at step {checkpoint['step']}; "
+                            f"to train longer: makemore train --resume {run_dir} --set train.steps=N")
+    return checkpoint
+
+
+def _backend(prepared: Prepared, run_dir: Path, checkpoint: dict[str, Any] | None) -> Backend:
+    """A fresh backend for the prepared run, restored from `checkpoint` when resuming.
+
+    Raises:
+        MakemoreError: the checkpoint does not fit the config (a changed model, block_size or backend).
+    """
+    cfg = prepared.cfg
+    backend = make_backend(cfg, prepared.family, prepared.vocab.vocab_size, prepared.device, prepared.block_size)
+    if checkpoint:
+        try:
+            backend.load(checkpoint["model"], checkpoint.get("backend_state"))
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
+            raise MakemoreError(
+                f"{run_dir}: the checkpoint does not fit this config ({first_line(e)}); "
+                "resume without --set for model, data.block_size or train.backend/optimizer keys"
+            ) from None
+    return backend
+
+
+def _start_files(prepared: Prepared, run_dir: Path, checkpoint: dict[str, Any] | None) -> None:
+    """Rank 0: create the run directory (config with the backend as resolved, vocabulary), or
+    cut a resumed run's metrics back to its checkpoint and remove temporaries a killed write left."""
+    if checkpoint is None:
+        runs.create_run(run_dir, prepared.cfg.to_toml(), list(prepared.vocab.itos))
+    else:
+        runs.truncate_metrics(run_dir, int(checkpoint["step"]))
+        runs.remove_temporaries(run_dir)
+
+
+def _save(prepared: Prepared, backend: Backend, run_dir: Path, step: int, elapsed: float) -> None:
+    """Write the checkpoint of `step` (exporting the state is collective under torchrun: every rank calls this)."""
+    checkpoint = runs.make_checkpoint(
+        params=backend.export_params(), config=prepared.cfg.to_dict(), itos=list(prepared.vocab.itos), step=step,
+        backend=backend.name, backend_state=backend.export_state(), elapsed_s=elapsed, provenance=prepared.provenance)
+    if prepared.world.is_main:
+        runs.save_checkpoint(run_dir, checkpoint)
+
+
+def _fit_in_one_pass(prepared: Prepared, backend: Backend, run_dir: Path, listener: Listener) -> Summary:
+    """A family fitted by counting: one pass over the train split is the run's one step."""
+    listener.started(run_dir, 0, 0, resumed=False)
+    t0 = time.perf_counter()
+    train_view, dev_view = prepared.view("train"), prepared.view("dev")
+    backend.fit(train_view)
+    train_loss, dev_loss = backend.mean_loss(train_view), backend.mean_loss(dev_view)
+    elapsed = time.perf_counter() - t0
+    _save(prepared, backend, run_dir, 0, elapsed)
+    record = Record(0, train_loss, dev_loss, 0.0, round(elapsed, 4))
+    log = runs.MetricsLog(run_dir)
+    log.write(record.to_dict())
+    log.close()
+    listener.record(record, 0.0)
+    listener.ended()
+    return finish(run_dir, Summary(run_dir, 0, train_loss, dev_loss, elapsed, 0.0, {"backend": backend.name, **backend.summary_extra}))
+
+
+class _Loop:
+    """The minibatch loop of one gradient-trained run: steps, records, evaluations, checkpoints,
+    divergence and signals. Built once per run by `train_checked`; `run` trains to train.steps."""
+
+    def __init__(self, prepared: Prepared, backend: Backend, run_dir: Path, checkpoint: dict[str, Any] | None, listener: Listener):
+        self.p, self.backend, self.run_dir, self.listener = prepared, backend, run_dir, listener
+        self.start = int(checkpoint["step"]) if checkpoint else 0
+        self.elapsed0 = float(checkpoint["elapsed_s"]) if checkpoint else 0.0
+        self.resumed = checkpoint is not None
+        self.train_view, self.dev_view = prepared.view("train"), prepared.view("dev")
+        self.running, self.count, self.last_dev = 0.0, 0, math.nan
+        self.t_start = 0.0
+
+    def run(self) -> Summary:
+        """Train from the start step to train.steps; the Summary of the whole splits.
+
+        Raises:
+            TrainingDiverged, TrainingInterrupted: as `train`.
+        """
+        t, world = self.p.cfg.train, self.p.world
+        self.listener.started(self.run_dir, self.start, t.steps, resumed=self.resumed)
+        self.log = runs.MetricsLog(self.run_dir) if world.is_main else None
+        # lecture part 3's statistics; under torchrun rank 0's (its rows' activations, the all-reduced gradients)
+        self.stats_log = runs.StatsLog(self.run_dir, self.start) if t.stats_interval and world.is_main else None
+        self.t_start = time.perf_counter()
+        try:
+            with _InterruptFlag(persistent=distributed.under_launcher()) as interrupted:
+                step = self._steps(interrupted)
+        finally:
+            for log in (self.log, self.stats_log):
+                if log is not None:
+                    log.close()
+            self.listener.ended()
+        loop_s = time.perf_counter() - self.t_start
+        summary = Summary(self.run_dir, step, self.backend.mean_loss(self.train_view), self.last_dev, self.elapsed0 + loop_s,
+                          (step - self.start) / max(loop_s, 1e-9), {"backend": self.backend.name, **self.backend.summary_extra})
+        return finish(self.run_dir, summary) if world.is_main else summary
+
+    def _steps(self, interrupted: _InterruptFlag) -> int:
+        """The loop itself (the lecture's): returns the last step taken."""
+        t, world = self.p.cfg.train, self.p.world
+        if self.start == 0:
+            _save(self.p, self.backend, self.run_dir, 0, 0.0)
+        vote = distributed.StopVote(world)
+        step = self.start
+        for Xb, Yb in minibatches(self.backend, t, self.train_view, self.start, t.steps, world.rows(t.batch_size)):  # (B/W, block_size), (B/W,)
+            lr = lr_at(step, t)
+            if self.stats_log is not None and is_recorded(step + 1, t.stats_interval, t.steps):
+                loss, stats = self.backend.recorded_step(Xb, Yb, lr)
+                self.stats_log.write({"step": step + 1, "lr": lr, "loss": loss, **stats})
+                self.running += loss
+            else:
+                self.running += self.backend.train_step(Xb, Yb, lr)
+            self.count += 1
+            step += 1
+            stop = vote(interrupted.signum)  # read once (every rank the same), so it is raised only after its checkpoint
+            self._record(step, lr, stop)
+        return step
+
+    def _record(self, step: int, lr: float, stop: int) -> None:
+        """After `step`: write a metrics record, evaluate and checkpoint when due; raise on a
+        non-finite loss (TrainingDiverged) or, after its checkpoint, on a signal (TrainingInterrupted)."""
+        t = self.p.cfg.train
+        at_eval = step % t.eval_interval == 0 or step == t.steps
+        if not (at_eval or step % t.log_interval == 0 or stop):
+            return
+        train_loss = self.p.world.mean(float(self.running) / self.count)
+        dev = self.backend.mean_loss(self.dev_view) if at_eval and math.isfinite(train_loss) else None
+        if not math.isfinite(train_loss) or (dev is not None and not math.isfinite(dev)):
+            raise TrainingDiverged(
+                f"training diverged at step {step} (loss {train_loss}); lower train.lr (now {t.lr:g}) "
+                f"or find one with makemore lr-find; the last good checkpoint is kept in {self.run_dir}"
+            )
+        elapsed = self.elapsed0 + time.perf_counter() - self.t_start
+        record = Record(step, train_loss, dev, lr, round(elapsed, 4))
+        if self.log:
+            self.log.write(record.to_dict())
+        self.running, self.count = 0.0, 0
+        if at_eval or stop:
+            _save(self.p, self.backend, self.run_dir, step, elapsed)
+            self.last_dev = dev if dev is not None else self.last_dev
+        self.listener.record(record, (step - self.start) / max(time.perf_counter() - self.t_start, 1e-9))
+        if stop:
+            raise TrainingInterrupted(self.run_dir, step, stop)
 
 
 def finish(run_dir: Path, summary: Summary) -> Summary:

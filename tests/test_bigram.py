@@ -111,9 +111,9 @@ def test_counting_is_the_bigram_gradient_descent_converges_to():
     normalised counts (k = 0) are the maximum-likelihood bigram. Each pair's loss is weighted by
     its count, which is the NLL summed over all train windows."""
     cfg = load_config("configs/names.toml")
-    from makemore.train import prepare
+    from makemore.prepare import prepare
 
-    dataset = prepare(cfg)
+    dataset = prepare(cfg).dataset
     N = torch.from_numpy(count_bigrams(dataset.windows("train"), dataset.vocab.vocab_size)).double()  # (V, V)
     counting = -(N * torch.log(N / N.sum(1, keepdim=True)).nan_to_num(neginf=0.0)).sum() / N.sum()
     W = torch.zeros_like(N, requires_grad=True)  # (V, V) logits of next char given the last one

@@ -91,9 +91,9 @@ def test_cosine_schedule_with_warmup() -> None:
 def test_an_unknown_model_type_is_refused_by_the_registry_before_any_work() -> None:
     """load_config checks keys, types and ranges; the model registry checks model.type (and the
     backend the rest), which every command does before it reads data or creates a directory."""
-    from makemore.backends import check_supported
+    from makemore.prepare import check
 
     cfg = load_config("configs/names.toml", ["model.type=lstmx"])
     with pytest.raises(MakemoreError) as e:
-        check_supported(cfg)
+        check(cfg)
     assert "model.type must be one of 'bigram', 'mlp'" in str(e.value) and "got 'lstmx'" in str(e.value)

@@ -20,10 +20,10 @@ import torch
 from typer.testing import CliRunner
 
 from makemore import runs
-from makemore.backends import check_supported
+from makemore.prepare import check
 from makemore.cli import app
 from makemore.config import Config, ModelConfig, load_config
-from makemore.data import IGNORE, Vocab, load_dataset, view_of_words
+from makemore.data import IGNORE, Sequences, Vocab, Windows, load_dataset
 from makemore.errors import MakemoreError
 from makemore.evaluate import evaluate_splits
 from makemore.models import FAMILIES, build_model, context_length, family
@@ -107,8 +107,8 @@ def test_padding_never_changes_the_loss(name: str) -> None:
     """A word's loss is the same alone and in a minibatch padded to a longer word."""
     vocab = Vocab((".", *"abcdefghijklmnopqrstuvwxyz"))
     model = tiny_model(name, block_size=12).eval()
-    short = view_of_words(["ava"], vocab, "sequences", 1)
-    padded = view_of_words(["ava", "maximiliana"], vocab, "sequences", 1)
+    short = Sequences.of_words(["ava"], vocab, 1)
+    padded = Sequences.of_words(["ava", "maximiliana"], vocab, 1)
     X, Y = padded[np.arange(2)]
     assert (Y[0] == IGNORE).sum() == len("maximiliana") - len("ava")
     X[0, 4:] = 5  # garbage where the padding is: it must not matter
@@ -126,7 +126,7 @@ def test_only_the_torch_backend_trains_the_other_families(name: str, backend: st
     cfg = Config()
     cfg.model.type, cfg.data.block_size, cfg.train.backend = name, 4, backend
     with pytest.raises(MakemoreError) as info:
-        check_supported(cfg)
+        check(cfg)
     assert str(info.value) == f"train.backend = {backend!r} cannot train model.type = {name!r}: train it with train.backend = 'torch'"
 
 
@@ -144,7 +144,7 @@ def test_every_view_predicts_the_same_targets(tiny_words_file: Path) -> None:
     for split in ("train", "dev", "test"):
         words = dataset.split_words(split)
         expected = sum(len(w) + 1 for w in words)
-        assert dataset.view(split, "windows").n_targets == dataset.view(split, "sequences").n_targets == expected
+        assert dataset.view(split, Windows).n_targets == dataset.view(split, Sequences).n_targets == expected
 
 
 class CtrlCAt(Listener):

@@ -20,7 +20,7 @@ from torch import nn
 
 from makemore import inspect as insp
 from makemore import plots, runs, stats
-from makemore.backends import check_supported
+from makemore.prepare import check
 from makemore.backends.numpy_mlp import NumpyBackend
 from makemore.backends.torch_backend import TorchBackend
 from makemore.cli import app
@@ -189,7 +189,7 @@ def test_mlx_refuses_to_record_with_one_line():
     cfg = make_cfg()
     cfg.train.backend, cfg.train.stats_interval, cfg.train.device = "mlx", 100, "cpu"
     with pytest.raises(MakemoreError, match=r"statistics are recorded with train.backend = torch or numpy") as e:
-        check_supported(cfg)
+        check(cfg)
     assert "\n" not in str(e.value)
 
 

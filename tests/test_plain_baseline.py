@@ -18,7 +18,8 @@ from makemore import train as train_module
 from makemore.config import load_config
 from makemore.data import read_words, split_words
 from makemore.models import initial_state
-from makemore.train import chunk_indices, prepare, train
+from makemore.prepare import prepare
+from makemore.train import chunk_indices, train
 
 STEPS = 25
 
@@ -46,9 +47,9 @@ def test_plain_loop_takes_makemores_steps(backend, lecture_data, tmp_path, monke
     cfg = load_config("configs/names.toml", [f"train.backend={backend}", f"train.steps={STEPS}", "train.log_interval=1",
                                              f"train.eval_interval={STEPS}", "train.device=cpu"])
     # the same windows in the same order: a minibatch index means the same examples on both sides
-    dataset = prepare(cfg)
+    dataset = prepare(cfg).dataset
     assert dataset.vocab.itos == tuple(sorted(stoi, key=stoi.get))  # the lecture's ids: "." 0, then a-z
-    view = dataset.view("train", "windows")
+    view = dataset.windows("train")
     X, Y = view[np.arange(len(view))]  # (N, 3), (N,)
     assert np.array_equal(X, Xtr.numpy()) and np.array_equal(Y, Ytr.numpy())
     ix = torch.from_numpy(chunk_indices(cfg.train.seed, 0, len(view), cfg.train.batch_size)[:STEPS])  # (STEPS, 32)

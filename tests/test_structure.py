@@ -11,7 +11,8 @@ import dataclasses
 import grimp
 import pytest
 
-from makemore.backends import BACKENDS, backend_class, check_supported
+from makemore.backends import BACKENDS, backend_class
+from makemore.prepare import check
 from makemore.backends.base import Support
 from makemore.config import Config, ModelConfig, load_config
 from makemore.errors import MakemoreError
@@ -86,13 +87,13 @@ def test_an_option_another_family_reads_is_noted_not_refused() -> None:
 @pytest.mark.parametrize("backend", ["numpy", "mlx"])
 def test_the_hand_written_backends_refuse_what_they_do_not_implement(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = load_config("configs/names.toml", [f"train.backend={backend}"])
-    assert check_supported(cfg).name == "mlp"
+    assert check(cfg).family.name == "mlp"
     # a new MLP option the backends never heard of: refused unless left at its default
     monkeypatch.setitem(FAMILIES, "mlp", dataclasses.replace(FAMILIES["mlp"], options=(*FAMILIES["mlp"].options, "smoothing")))
-    assert check_supported(cfg).name == "mlp"
+    assert check(cfg).family.name == "mlp"
     cfg.model.smoothing = 0.5
     with pytest.raises(MakemoreError) as e:
-        check_supported(cfg)
+        check(cfg)
     message = str(e.value)
     assert f"train.backend = {backend!r} cannot train model.smoothing = 0.5" in message
     assert "train.backend = 'torch'" in message  # the backend that can
@@ -103,9 +104,9 @@ def test_a_new_family_is_refused_by_the_hand_written_backends_and_trained_by_tor
     monkeypatch.setitem(FAMILIES, "mlp2", dataclasses.replace(FAMILIES["mlp"], name="mlp2"))
     cfg = load_config("configs/names.toml", ["model.type=mlp2", "train.backend=numpy"])
     with pytest.raises(MakemoreError, match=r"cannot train model.type = 'mlp2': train it with train.backend = 'torch'"):
-        check_supported(cfg)
+        check(cfg)
     cfg.train.backend = "torch"
-    assert check_supported(cfg).name == "mlp2"
+    assert check(cfg).family.name == "mlp2"
 
 
 def test_an_unlisted_choice_of_a_listed_option_is_refused() -> None:
@@ -128,5 +129,5 @@ def test_every_backend_declares_an_allow_list() -> None:
 def test_counted_families_are_fitted_whatever_the_backend() -> None:
     for backend in BACKENDS:
         cfg = load_config("configs/names.toml", ["model.type=bigram", f"train.backend={backend}"])
-        fam: Family = check_supported(cfg)
+        fam: Family = check(cfg).family
         assert fam.counted

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from makemore.backends import check_supported
+from makemore.prepare import check
 from makemore.backends.torch_backend import make_optimizer
 from makemore.config import Config, ModelConfig, load_config
-from makemore.data import IGNORE, Vocab, view_of_words
+from makemore.data import IGNORE, Sequences, Vocab
 from makemore.errors import MakemoreError
 from makemore.models import build_model, count_params
 from makemore.models.base import lm_loss, set_dropout_generator
@@ -66,7 +66,7 @@ def test_makemore_py_default_size() -> None:
 def test_an_n_head_that_does_not_divide_n_embd_is_refused() -> None:
     cfg = load_config("configs/transformer.toml", ["model.n_head=5"])
     with pytest.raises(MakemoreError, match="model.n_embd = 64 over model.n_head = 5 heads: n_head must divide n_embd"):
-        check_supported(cfg)
+        check(cfg)
     with pytest.raises(MakemoreError, match="n_head must divide n_embd"):
         build_model(cfg.model, 27, 16)
 
@@ -99,7 +99,7 @@ def test_a_training_step_on_the_computed_positions_has_the_whole_minibatchs_loss
     cfg = dataclasses.replace(ModelConfig(), type="transformer", n_embd=16, n_hidden=32, n_head=2, n_layers=2, dropout=dropout)
     vocab = Vocab((".", *"abcdefghijklmnopqrstuvwxyz"))
     words = ["ava", "maximiliana", "bo", "elisabeth", "x"]
-    X, Y = map(torch.from_numpy, view_of_words(words, vocab, "sequences", 1)[np.arange(len(words))])  # (5, 12) each
+    X, Y = map(torch.from_numpy, Sequences.of_words(words, vocab, 1)[np.arange(len(words))])  # (5, 12) each
     assert (Y == IGNORE).sum() > 20  # much of the minibatch is padding
     model = build_model(cfg, 27, 12, torch.Generator().manual_seed(0)).train()
 

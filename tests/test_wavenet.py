@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from makemore.backends import check_supported
+from makemore.prepare import check
 from makemore.config import ModelConfig, load_config
 from makemore.errors import MakemoreError
 from makemore.models import build_model, count_params
@@ -37,7 +37,7 @@ def test_levels_halve_the_context_down_to_one(block_size: int, expected: int) ->
 def test_a_block_size_that_is_not_a_power_of_two_is_refused(block_size: int) -> None:
     cfg = load_config("configs/wavenet.toml", [f"data.block_size={block_size}"])
     with pytest.raises(MakemoreError, match=f"data.block_size must be a power of two .*got {block_size}$"):
-        check_supported(cfg)
+        check(cfg)
 
 
 def test_the_command_line_refuses_it_in_one_line_before_anything_is_written(runner, tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ a minibatch, computes the mean NLL of a split, and moves its parameters and opti
 state in and out as named NumPy arrays (the names of the torch model's state_dict), so every
 backend writes the same checkpoint and every command reads it.
 
-Each backend declares what it can train (`Support`, an allow-list). `check_supported` refuses
-any other combination with one line before training starts, naming the backends that can.
+Each backend declares what it can train (`Support`, an allow-list). `check_backend` refuses
+any other combination with one line before training starts, naming the backends that can;
+`choose_backend` resolves train.backend = "auto" (the default) from the same allow-lists.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 from makemore.backends.base import Backend
 from makemore.config import Config
 from makemore.errors import MakemoreError
-from makemore.models import Family, check_model, family
+from makemore.models import Family
 
 #: The gradient backends, in the order error messages list them.
 BACKENDS = ("torch", "numpy", "mlx")
@@ -42,19 +43,44 @@ def backend_class(name: str) -> type[Backend]:
     return TorchBackend
 
 
-def check_supported(cfg: Config) -> Family:
-    """Check that cfg's model family exists, accepts cfg's keys, and that train.backend can train it; return the family.
+def choose_backend(cfg: Config, fam: Family, processes: int = 1) -> str:
+    """The backend train.backend names; for "auto" the fastest one that trains cfg: NumPy (the
+    hand-derived backward) for a model it supports, on the CPU, in one process; torch otherwise.
+
+    Args:
+        cfg: the config. fam: its family. processes: processes of the training job (torchrun).
+    """
+    name = cfg.train.backend
+    if name != "auto":
+        return name
+    numpy = backend_class("numpy").SUPPORTS
+    if fam.counted or processes > 1 or numpy.refusal(cfg, fam) is not None:
+        return "torch"
+    if cfg.train.stats_interval and not numpy.records_stats:
+        return "torch"
+    on_cpu = cfg.train.device == "cpu" or (cfg.train.device == "auto" and not _accelerator())
+    return "numpy" if on_cpu else "torch"
+
+
+def _accelerator() -> bool:
+    """Whether torch sees a CUDA or Apple (MPS) device here."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or (mps is not None and mps.is_available())
+
+
+def check_backend(cfg: Config, fam: Family) -> None:
+    """Check that train.backend (not "auto": see `choose_backend`) can train cfg's family `fam`.
 
     A family fitted by counting is accepted with any train.backend (it takes no gradient steps).
 
     Raises:
-        MakemoreError: an unknown model.type, keys the family cannot be built from (its Family.check),
-            or a combination the backend does not implement, naming the backends that can train it;
-            train.stats_interval > 0 with a backend that does not record statistics.
+        MakemoreError: a combination the backend does not implement, naming the backends that can
+            train it; train.stats_interval > 0 with a backend that does not record statistics.
     """
-    fam = check_model(cfg)
     if fam.counted:
-        return fam
+        return
     why = backend_class(cfg.train.backend).SUPPORTS.refusal(cfg, fam)
     if why is not None:
         able = [name for name in BACKENDS if backend_class(name).SUPPORTS.refusal(cfg, fam) is None]
@@ -64,18 +90,17 @@ def check_supported(cfg: Config) -> Family:
         able = " or ".join(name for name in BACKENDS if backend_class(name).SUPPORTS.records_stats)
         raise MakemoreError(f"train.stats_interval = {cfg.train.stats_interval}: statistics are recorded with train.backend = {able}, "
                             f"not {cfg.train.backend}; set train.stats_interval = 0 or change train.backend")
-    return fam
 
 
-def resolve_device(cfg: Config) -> str:
+def resolve_device(cfg: Config, fam: Family) -> str:
     """The concrete device for train.device: "auto" picks cuda, then mps, then cpu, among the
-    devices train.backend runs on (a family fitted by counting runs on the CPU).
+    devices train.backend (resolved, not "auto") runs on; a family fitted by counting runs on the CPU.
 
     Raises:
         MakemoreError: the named device is not available, or the backend cannot use it.
     """
     name, backend = cfg.train.device, cfg.train.backend
-    if family(cfg.model).counted:
+    if fam.counted:
         return "cpu"  # counting needs no accelerator
     devices = backend_class(backend).SUPPORTS.devices
     if devices is not None:
@@ -83,37 +108,42 @@ def resolve_device(cfg: Config) -> str:
             where = "the CPU" if devices == ("cpu",) else ", ".join(devices)
             raise MakemoreError(f"train.device = {name!r}: the {backend} backend runs on {where} only; use train.device=cpu")
         return "cpu"
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "mps" if _accelerator() else "cpu"
+    _check_named_device(name)
+    return name
+
+
+def _check_named_device(name: str) -> None:
+    """Raises MakemoreError when the named torch device (cuda, cuda:N, mps; cpu is always there) is not here."""
     import torch
 
-    if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise MakemoreError(f"train.device = {name!r}, but no CUDA device is available here; use train.device=auto or cpu")
         index = int(name.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
             raise MakemoreError(f"train.device = {name!r}, but only {torch.cuda.device_count()} CUDA device(s) exist")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+    if name == "mps" and not _accelerator():
         raise MakemoreError("train.device = 'mps', but no Apple GPU (MPS) is available here; use train.device=auto or cpu")
-    return name
 
 
-def make_backend(cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None) -> Backend:
-    """A freshly initialised backend for cfg: the counting one for a counted family, else train.backend's.
+def make_backend(cfg: Config, fam: Family, vocab_size: int, device: str = "cpu", block_size: int | None = None) -> Backend:
+    """A freshly initialised backend for a checked cfg (makemore.prepare.check): the counting one
+    for a counted family, else train.backend's. Checks nothing again.
 
     Args:
-        cfg: the config. vocab_size: tokens, boundary included. device: from `resolve_device`.
-        block_size: the model's context (makemore.models.context_length); default data.block_size.
+        cfg: the checked config (train.backend resolved). fam: its family. vocab_size: tokens,
+            boundary included. device: the resolved device.
+        block_size: the model's context (the family's view decides); default data.block_size.
 
     Raises:
-        MakemoreError: as check_supported; MLX not installed.
+        MakemoreError: MLX not installed.
     """
     block_size = cfg.data.block_size if block_size is None else block_size
-    if check_supported(cfg).counted:
+    if fam.counted:
         from makemore.backends.counting import CountingBackend
 
         return CountingBackend(cfg, vocab_size, device, block_size)

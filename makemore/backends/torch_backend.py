@@ -59,7 +59,7 @@ def choose_threads(model: torch.nn.Module, cfg: Config) -> int:
     (Family.recurrent: its cell runs a position at a time), the whole context for the other
     sequence models (bow, transformer), which handle every position at once."""
     fam = family(cfg.model)
-    positions = 1 if fam.view == "windows" or fam.recurrent else model.block_size
+    positions = 1 if fam.recurrent else fam.view.positions(model.block_size)
     return 1 if small_step(cfg, sum(p.numel() for p in model.parameters()), positions) else DEFAULT_THREADS
 
 

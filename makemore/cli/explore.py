@@ -18,10 +18,6 @@ from makemore.cli.common import RunDirArgument, SetOption, console, fail
 from makemore.errors import MakemoreError
 
 
-def _finite_or_none(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
 def lr_find(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config of the model and data to sweep (e.g. configs/names.toml)."),
     set_: Optional[list[str]] = SetOption,
@@ -44,49 +40,22 @@ def lr_find(
     """
     from makemore import lr_find as finder
     from makemore import runs
-    from makemore.backends import check_supported, resolve_device
     from makemore.config import load_config
-    from makemore.plots import plot_lr_grid, plot_lr_sweep
+    from makemore.prepare import prepare
 
     if config is None:
         fail("no config: pass --config FILE (e.g. --config configs/names.toml)")
-    if mode not in ("sweep", "grid"):
+    if mode not in finder.MODES:
         fail(f"--mode {mode!r}: choose sweep or grid")
-    cfg = load_config(config, set_ or [])
-    check_supported(cfg)
-    resolve_device(cfg)  # a bad model, backend or device fails before any message
+    prepared = prepare(load_config(config, set_ or []))  # a bad model, backend, device or data fails before any message
     folder = out or runs.new_run_dir(f"lr-find-{config.stem}")
     if folder.exists() and not folder.is_dir():
         fail(f"--out {folder}: exists and is not a folder")
     err = console(stderr=True)
-    result: dict[str, Any]
-    if mode == "sweep":
-        if not as_json:
-            err.print(f"sweeping {steps} rates from {10 ** min_exp:.3g} to {10 ** max_exp:.3g}, one step each")
-        sweep = finder.sweep(cfg, min_exp, max_exp, steps)
-        folder.mkdir(parents=True, exist_ok=True)
-        s = sweep.suggestion
-        plot = plot_lr_sweep(sweep, folder / "lr_find.png")
-        table = finder.write_sweep_csv(sweep, folder / "lr_find.csv")
-        result = {
-            "mode": "sweep", "suggested_lr": s.suggested_lr, "min_loss_lr": s.min_loss_lr, "steepest_lr": s.steepest_lr,
-            "valley": list(s.valley), "min_loss": s.min_loss, "steps_taken": len(sweep.losses), "steps_planned": steps,
-            "stopped": sweep.stopped, "note": s.note, "plot": str(plot), "csv": str(table),
-        }
-    else:
-        if not as_json:
-            err.print(f"training {rates} fresh models for {steps} steps each, at rates {10 ** min_exp:.3g} to {10 ** max_exp:.3g}")
-        grid = finder.grid(cfg, min_exp, max_exp, rates, steps)
-        folder.mkdir(parents=True, exist_ok=True)
-        plot = plot_lr_grid(grid, folder / "lr_grid.png")
-        table = finder.write_grid_csv(grid, folder / "lr_grid.csv")
-        result = {
-            "mode": "grid", "suggested_lr": grid.best_lr, "min_loss_lr": grid.best_lr, "steps": steps,
-            "runs": [{"lr": float(lr), "train_loss": _finite_or_none(tr), "dev_loss": _finite_or_none(dev)}
-                     for lr, tr, dev in zip(grid.lrs, grid.train_loss, grid.dev_loss)],
-            "plot": str(plot), "csv": str(table),
-        }
-    (folder / f"lr_{'find' if mode == 'sweep' else 'grid'}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if not as_json:
+        err.print(f"sweeping {steps} rates from {10 ** min_exp:.3g} to {10 ** max_exp:.3g}, one step each" if mode == "sweep" else
+                  f"training {rates} fresh models for {steps} steps each, at rates {10 ** min_exp:.3g} to {10 ** max_exp:.3g}")
+    result = finder.find(prepared, folder, mode, min_exp, max_exp, steps, rates)
     if as_json:
         typer.echo(json.dumps(result))
         return
@@ -128,12 +97,11 @@ def plot_emb(
     title, or --dims I,J. Vowels, consonants and the boundary token are coloured apart.
     """
     from makemore import runs
-    from makemore.models import family
     from makemore.plots import plot_embedding
 
     chosen = _parse_dims(dims) if dims is not None else None
     run = runs.load_run(run_dir)
-    table = family(run.config.model).embedding
+    table = run.family.embedding
     if table is None:
         raise MakemoreError(f"{run.path}: a model.type = {run.config.model.type!r} run has no embedding table C; plot-emb needs a model that learns one")
     C = run.model.state_dict()[table].detach().cpu().numpy()  # (vocab_size, n_embd)

@@ -14,7 +14,7 @@ import secrets
 import sys
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -32,62 +32,47 @@ def train(
     nproc: int = typer.Option(1, "--nproc", min=1, help="Train with this many processes on this machine (torchrun, data parallel; torch backend)."),
 ) -> None:
     """Train a model; write config, vocabulary, metrics, checkpoint and loss curve into a run directory."""
-    from makemore import distributed, runs
-    from makemore.config import apply_overrides, load_config
-    from makemore.models import unused_options
-    from makemore.train import TrainingInterrupted, train as run_training
+    from makemore import api, distributed
+    from makemore.train import TrainingInterrupted
 
-    overrides = set_ or []
     world = distributed.launched()
-    main = world.is_main  # under torchrun, rank 0 alone prints
     with distributed.said_once(world):
-        if resume is not None:
-            if config is not None or run_dir is not None:
-                raise MakemoreError("--resume continues a run with its own config: drop --config and --run-dir (use --set to change a key)")
-            checkpoint = runs.load_checkpoint(runs.resolve_run(resume))
-            cfg = apply_overrides(runs.checkpoint_config(resume, checkpoint), overrides)
-            target = resume
-            if runs.data_changed(checkpoint, cfg.data.path) and main and nproc == 1:  # else said by the job's rank 0
-                note(f"warning: {cfg.data.path} is not the file this run was trained on: the resumed run will not match an uninterrupted one")
-        else:
-            if config is None:
-                raise MakemoreError("no config: pass --config FILE (e.g. --config configs/names.toml), or --resume RUN_DIR")
-            cfg = load_config(config, overrides)
-            target = run_dir or runs.new_run_dir(config.stem)
+        job = api.training_job(config, set_, run_dir=run_dir, resume=resume, processes=nproc, world=world)
+    if world.is_main and nproc == 1:  # under --nproc, the job's rank 0 says them
+        for line in job.notes:
+            note(line)
     if nproc > 1:
-        launch(nproc, ["--config", str(config)] if resume is None else [], overrides, target, resume, quiet, as_json)
+        launch(nproc, ["--config", str(config)] if resume is None else [], set_ or [], job.run_dir, resume, quiet, as_json)
         return
-    unused = unused_options(cfg.model)
-    if unused and main:
-        note(f"note: model.type = {cfg.model.type!r} does not read {', '.join(unused)}: {'it is' if len(unused) == 1 else 'they are'} ignored")
     # a diverging run is reported in one line below; NumPy's overflow warnings on the way there are noise
     warnings.filterwarnings("ignore", message=r"(overflow|invalid value|divide by zero) encountered", category=RuntimeWarning)
-    err = console(stderr=True)
-    fresh = resume is None and not Path(target).exists()  # a new run: remove it again if it fails before its first checkpoint
     try:
-        summary = run_training(cfg, target, resume=resume is not None, listener=ProgressBar(enabled=not quiet and not as_json, announce=main))
+        summary = api.run_job(job, listener=ProgressBar(enabled=not quiet and not as_json, announce=world.is_main))
     except TrainingInterrupted as e:
-        if main:
+        if world.is_main:
             how = "" if e.exit_code == 130 else " by SIGTERM"
-            err.print(f"interrupted{how} at step {e.step}: checkpoint saved. Resume with: makemore train --resume {e.run_dir}",
-                      markup=False, soft_wrap=True)
+            note(f"interrupted{how} at step {e.step}: checkpoint saved. Resume with: makemore train --resume {e.run_dir}")
         raise typer.Exit(e.exit_code)
     except KeyboardInterrupt:  # a Ctrl-C outside the training loop (loading data, or a second one)
-        if not main:
-            raise typer.Exit(130)
-        if fresh:
-            runs.discard_unstarted(Path(target))
-        if runs.has_checkpoint(target):
-            err.print(f"interrupted: the last checkpoint is kept. Resume with: makemore train --resume {target}", markup=False, soft_wrap=True)
-        else:
-            err.print("interrupted before the first checkpoint: nothing was saved")
+        if world.is_main:
+            _interrupted_outside_loop(job.run_dir)
         raise typer.Exit(130)
-    except BaseException:
-        if fresh and main:
-            runs.discard_unstarted(Path(target))
-        raise
-    if not main:
-        return
+    if world.is_main:
+        _print_summary(summary, as_json)
+
+
+def _interrupted_outside_loop(run_dir: Path) -> None:
+    """Say what a Ctrl-C outside the training loop left behind."""
+    from makemore import runs
+
+    if runs.has_checkpoint(run_dir):
+        note(f"interrupted: the last checkpoint is kept. Resume with: makemore train --resume {run_dir}")
+    else:
+        note("interrupted before the first checkpoint: nothing was saved")
+
+
+def _print_summary(summary: Any, as_json: bool) -> None:
+    """The end of `makemore train`: the summary as JSON, or two lines."""
     if as_json:
         typer.echo(json.dumps(summary.to_dict()))
         return
@@ -196,60 +181,47 @@ def sample(
     up to 50 draws per sample asked for. If that bound is reached first, the samples found are
     printed, one line on stderr says how many and why, and the exit code is 1.
     """
-    import torch
-
     from makemore.evaluate import word_nll_or_none
-    from makemore.models import family, longest_readable
     from makemore.runs import load_run
-    from makemore.sample import DRAWS_PER_SAMPLE, Wanted, check_sampling_options, sample as draw, sample_wanted
+    from makemore.sample import sample_words
 
     if sort not in (None, "nll"):
         fail(f"--sort {sort!r}: the one order is nll (the most name-like first)")
-    check_sampling_options(n, temperature, top_k, 10**9, 10**9 if max_len is None else max_len,
-                           min_len or 0, prefix if max_len is not None else "")
     run = load_run(run_dir)
-    seed = secrets.randbits(31) if seed is None else seed
-    generator = torch.Generator().manual_seed(seed)
-    kind = family(run.config.model).view
-    limit = longest_readable(kind, run.model.block_size)  # a sequence model reads at most its longest training word
-    cap = 2 * int(run.checkpoint.get("max_word_len", 32)) if limit is None else limit  # plain sampling's safety cap
-    try:
-        train_words = set(run.dataset.split_words("train"))
-    except MakemoreError as e:
-        train_words = None
-        note(f"warning: cannot mark samples seen in training: {e}")
-    selection = None
-    if prefix or new_only or unique or min_len is not None or max_len is not None:
-        try:
-            exclude = frozenset(run.dataset.words) if new_only else frozenset()
-        except MakemoreError as e:
-            raise MakemoreError(f"--new-only needs the run's words file: {e}") from None
-        if max_len is None:  # the default bound: the safety cap after the prefix, within what the model reads whole
-            max_len = len(prefix) + cap if limit is None else limit
-        wanted = Wanted(prefix, 1 if min_len is None else min_len, max_len, exclude, unique)
-        selection = sample_wanted(run.model, run.vocab, n, generator, wanted, temperature, top_k, view=kind)
-        results = [(word, True) for word in selection.words]
-    else:
-        results = draw(run.model, run.vocab, n, generator, temperature, top_k, cap, view=kind)
-    nll = word_nll_or_none(run.model, run.vocab, kind, [w for w, _ in results]) if scores or sort else []
+    found = sample_words(run, n, secrets.randbits(31) if seed is None else seed, temperature=temperature, top_k=top_k, prefix=prefix,
+                         new_only=new_only, unique=unique, min_len=min_len, max_len=max_len)
+    results = found.words
+    nll = word_nll_or_none(run.model, run.vocab, run.family.view, [w for w, _ in results]) if scores or sort else []
     if sort == "nll":  # stable: equal scores keep the draw order; a sample that cannot be scored goes last
         order = sorted(range(len(results)), key=lambda i: (nll[i] is None, nll[i] or 0.0))
         results, nll = [results[i] for i in order], [nll[i] for i in order]
-    why = ", ".join(f"{count:,} {reason}" for reason, count in selection.redrawn.most_common()) if selection else ""
     if as_json:
         payload = [{"word": w, "nll": x} for (w, _), x in zip(results, nll)] if scores else [w for w, _ in results]
         typer.echo(json.dumps(payload, ensure_ascii=False))
-    else:
-        _print_samples(results, nll if scores else None, train_words, cap)
-        sys.stdout.flush()  # the samples before the summary on stderr, also when both go to one pipe
-    if selection is not None and len(selection.words) < n:
-        fail(f"found only {len(selection.words)} of {n} samples within the draw bound ({DRAWS_PER_SAMPLE} draws per sample, "
-             f"{selection.drawn:,} drawn): {why}; seed {seed}", code=1)
-    if not as_json and train_words is not None:
+        if found.shortfall:
+            fail(found.shortfall, code=1)
+        return
+    train_words = _train_words(run)
+    _print_samples(results, nll if scores else None, train_words, found.cap)
+    sys.stdout.flush()  # the samples before the summary on stderr, also when both go to one pipe
+    if found.shortfall:
+        fail(found.shortfall, code=1)
+    if train_words is not None:
         seen = sum(word in train_words for word, _ in results)
-        kept = f"; kept {len(results)} of {selection.drawn:,} draws ({why or 'none redrawn'})" if selection else ""
-        console(stderr=True).print(f"{seen} of {len(results)} samples ({seen / len(results):.0%}) occur in the training words{kept}; seed {seed}",
+        sel = found.selection
+        why = ", ".join(f"{count:,} {reason}" for reason, count in sel.redrawn.most_common()) if sel else ""
+        kept = f"; kept {len(results)} of {sel.drawn:,} draws ({why or 'none redrawn'})" if sel else ""
+        console(stderr=True).print(f"{seen} of {len(results)} samples ({seen / len(results):.0%}) occur in the training words{kept}; seed {found.seed}",
                                    markup=False, soft_wrap=True)
+
+
+def _train_words(run: Any) -> set[str] | None:
+    """The run's training words, to mark samples seen in training; None (with a warning) when unreadable."""
+    try:
+        return set(run.dataset.split_words("train"))
+    except MakemoreError as e:
+        note(f"warning: cannot mark samples seen in training: {e}")
+        return None
 
 
 def _print_samples(results: list[tuple[str, bool]], nll: list[float | None] | None, train_words: set[str] | None, cap: int) -> None:
@@ -285,7 +257,6 @@ def score(
     scored, and the exit code is 1.
     """
     from makemore.evaluate import score_words, training_word_nll, unscorable
-    from makemore.models import family
     from makemore.runs import load_run
 
     words = list(args or [])
@@ -297,7 +268,7 @@ def score(
         if not words:
             fail("no words to score on standard input")
     run = load_run(run_arg)
-    kind = family(run.config.model).view
+    kind = run.family.view
     good, errors = [], []
     for word in words:
         why = unscorable(word, run.vocab, kind, run.model.block_size)

@@ -60,38 +60,16 @@ def sweep(
     --storage, --study or --jobs the sweep runs on an Optuna study that any number of workers,
     on any machines, can share (pip install 'makemore[sweep]').
     """
-    from rich.markup import escape
-
     from makemore.config import load_config
-    from makemore.errors import MakemoreError
-    from makemore.sweep import RESULTS_CSV, RESULTS_MD, format_value, parse_grid, run_sweep
+    from makemore.search import sweep as run
+    from makemore.sweep import RESULTS_CSV, RESULTS_MD
 
     if config is None:
         fail("no config: pass --config FILE, e.g. makemore sweep --config configs/names.toml --grid train.lr=0.1,0.05")
-    base = load_config(config, set_ or [])
-    parsed = parse_grid(grid or [])
     target = out or Path("runs") / f"sweep-{config.stem}"
     err = console(stderr=True)
-
-    def announce(i: int, total: int, p, action: str) -> None:
-        if i == 1:
-            err.print(f"sweep: {total} run(s) into {target}", soft_wrap=True)
-        values = ", ".join(f"{k}={format_value(v)}" for k, v in p.combo.items()) or "base config"
-        verb = {"skip": "finished earlier, skipped", "resume": "resuming", "train": "training"}[action]
-        err.print(f"[bold]\\[{i}/{total}][/bold] {escape(values)}: {verb}  ({escape(str(p.run_dir))})", soft_wrap=True)
-
-    if search not in ("grid", "random", "tpe"):
-        raise MakemoreError(f"--search {search!r}: choose grid, random or tpe")
-    if search == "grid" and (trials is not None or space):
-        raise MakemoreError("a grid search trains every --grid combination: --trials and --space are for --search random or tpe")
-    if search == "grid" and not (prune or storage or study or jobs > 1):
-        outcome = run_sweep(base, parsed, target, announce=announce, listener=ProgressBar(enabled=not quiet))
-    else:
-        from makemore.search import Search, default_storage, parse_space, run_search
-
-        s = Search(base, target, search, parsed, parse_space(space or []), trials or 20, prune,
-                   storage or default_storage(target), study or target.resolve().name, seed)
-        outcome = run_search(s, jobs=jobs, announce=announce, listener=ProgressBar(enabled=not quiet))
+    outcome = run(load_config(config, set_ or []), target, grid or [], search=search, trials=trials, space=space or [], prune=prune,
+                  storage=storage, study=study, jobs=jobs, seed=seed, announce=_announcer(err, target), listener=ProgressBar(enabled=not quiet))
     out_console = console()
     if not out_console.is_terminal:  # piped to a file: do not squeeze the table into 80 columns
         out_console.width = 160
@@ -100,3 +78,19 @@ def sweep(
     if outcome.interrupted:
         err.print(f"interrupted: {len(outcome.results)} of {outcome.planned} run(s) in the table; run the same command again to continue")
         raise typer.Exit(outcome.exit_code)
+
+
+def _announcer(err: Any, target: Path) -> Any:
+    """The line printed before each run of a sweep (makemore.sweep.Announce)."""
+    from rich.markup import escape
+
+    from makemore.sweep import format_value
+
+    def announce(i: int, total: int, p: Any, action: str) -> None:
+        if i == 1:
+            err.print(f"sweep: {total} run(s) into {target}", soft_wrap=True)
+        values = ", ".join(f"{k}={format_value(v)}" for k, v in p.combo.items()) or "base config"
+        verb = {"skip": "finished earlier, skipped", "resume": "resuming", "train": "training"}[action]
+        err.print(f"[bold]\\[{i}/{total}][/bold] {escape(values)}: {verb}  ({escape(str(p.run_dir))})", soft_wrap=True)
+
+    return announce

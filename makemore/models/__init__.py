@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from makemore.config import Config, ModelConfig
+from makemore.data import Sequences, View, Windows
 from makemore.errors import MakemoreError
 from makemore.models import transformer, wavenet
 from makemore.models.bigram import Bigram
@@ -39,9 +40,9 @@ class Family:
     """Built as cls(cfg.model, vocab_size, block_size, generator)."""
     options: tuple[str, ...]
     """The [model] keys it reads (besides type); it ignores the others."""
-    view: str
-    """The data view it trains on (makemore.data.VIEWS): "windows" (a context of data.block_size
-    characters → the next one) or "sequences" (a whole word → every next character)."""
+    view: type[View]
+    """The data view it trains on, a type that carries the view's behaviour: Windows (a context of
+    data.block_size characters → the next one) or Sequences (a whole word → every next character)."""
     embedding: str | None
     """The state_dict name of its character embedding table (vocab_size, n_embd), for plot-emb; None if it has none."""
     counted: bool = False
@@ -56,14 +57,14 @@ class Family:
 
 #: Every model family, by model.type.
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("bigram", Bigram, ("smoothing",), "windows", embedding=None, counted=True),
-    Family("mlp", MLP, ("n_embd", "n_hidden", "n_layers", "activation", "norm", "dropout", "init"), "windows", embedding="C"),
-    Family("wavenet", wavenet.WaveNet, ("n_embd", "n_hidden", "dropout"), "windows", embedding="C", check=wavenet.check),
-    Family("rnn", RNN, ("n_embd", "n_hidden", "n_layers", "dropout"), "sequences", embedding="C", recurrent=True),
-    Family("gru", GRU, ("n_embd", "n_hidden", "n_layers", "dropout"), "sequences", embedding="C", recurrent=True),
-    Family("lstm", LSTM, ("n_embd", "n_hidden", "n_layers", "dropout"), "sequences", embedding="C", recurrent=True),
-    Family("bow", BoW, ("n_embd", "n_hidden", "dropout"), "sequences", embedding="C"),
-    Family("transformer", transformer.Transformer, ("n_embd", "n_hidden", "n_layers", "n_head", "dropout"), "sequences",
+    Family("bigram", Bigram, ("smoothing",), Windows, embedding=None, counted=True),
+    Family("mlp", MLP, ("n_embd", "n_hidden", "n_layers", "activation", "norm", "dropout", "init"), Windows, embedding="C"),
+    Family("wavenet", wavenet.WaveNet, ("n_embd", "n_hidden", "dropout"), Windows, embedding="C", check=wavenet.check),
+    Family("rnn", RNN, ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
+    Family("gru", GRU, ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
+    Family("lstm", LSTM, ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
+    Family("bow", BoW, ("n_embd", "n_hidden", "dropout"), Sequences, embedding="C"),
+    Family("transformer", transformer.Transformer, ("n_embd", "n_hidden", "n_layers", "n_head", "dropout"), Sequences,
            embedding="C", check=transformer.check),
 )}
 
@@ -103,38 +104,13 @@ def unused_options(cfg: ModelConfig) -> list[str]:
 
 
 def context_length(cfg: Config, longest_word: int) -> int:
-    """The block_size a model of cfg is built with: data.block_size characters of context for a
-    window model; the longest word + 1 for a sequence model, whose input is the boundary and then
-    the whole word (makemore.py's choice).
-
-    Args:
-        cfg: the config.
-        longest_word: characters in the longest word of the data (recorded in every checkpoint as
-            max_word_len).
+    """The block_size a model of cfg is built with: its family's view decides (Windows:
+    data.block_size; Sequences: the longest word + 1).
 
     Raises:
         MakemoreError: an unknown model.type; for a sequence model, a longest word over data.max_len.
     """
-    fam = family(cfg.model)
-    if fam.view == "windows":
-        return cfg.data.block_size
-    if longest_word > cfg.data.max_len:
-        raise MakemoreError(
-            f"{cfg.data.path}: the longest word has {longest_word} characters, more than data.max_len = {cfg.data.max_len}; "
-            f"a model.type = {fam.name!r} model reads whole words: raise data.max_len or remove the long lines"
-        )
-    return longest_word + 1
-
-
-def longest_readable(view: str, block_size: int) -> int | None:
-    """The longest word a model built with `block_size` reads whole (the inverse of `context_length`):
-    any length (None) for a window model, which reads the last block_size characters wherever it
-    is; block_size − 1 for a sequence model, whose input is the boundary and then the whole word.
-
-    Args:
-        view: the family's data view (Family.view). block_size: the model's `block_size`.
-    """
-    return None if view == "windows" else block_size - 1
+    return family(cfg.model).view.context_length(cfg.data, longest_word, cfg.model.type)
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None) -> nn.Module:

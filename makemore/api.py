@@ -1,0 +1,216 @@
+"""The Python API: train a run, load one, and ask it questions. The command line, the page and
+notebooks all go through here.
+
+    import makemore
+    run = makemore.train("configs/names.toml", overrides={"train.steps": 20000})
+    run = makemore.load()                      # the latest run under runs/, or load("runs/names-...")
+    run.sample(20, prefix="el", seed=0)        # list of str
+    run.score(["emma", "zyxq"])                # NLL per character (nats), perplexity, percentile
+    run.evaluate(splits=("dev",))              # {"dev": 2.10...}
+    run.model, run.vocab, run.config
+
+Everything returns plain values and dataclasses; nothing is printed and nothing calls sys.exit.
+Progress goes to an optional listener (makemore.train.Listener). A user's mistake raises
+makemore.errors.MakemoreError with the command line's message.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from makemore import distributed, runs
+from makemore.config import Config, apply_overrides, load_config
+from makemore.errors import MakemoreError
+from makemore.prepare import Checked, check
+from makemore.train import Listener, Summary, train_checked
+
+
+@dataclass
+class TrainingJob:
+    """A training run ready to start: its checked config, where it goes, and what to tell the user."""
+
+    checked: Checked
+    run_dir: Path
+    resume: bool = False
+    checkpoint: dict[str, Any] | None = None
+    """The resumed run's checkpoint, read once."""
+    notes: list[str] = field(default_factory=list)
+    """Warnings worth a line: a changed words file, [model] keys the family does not read."""
+
+
+def _override_list(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
+    """`--set` strings from a mapping {"train.steps": 20000} or a list of "section.key=value"."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, Mapping):
+        from makemore.config import _toml_value
+
+        return [f"{key}={_toml_value(value)}" for key, value in overrides.items()]
+    return list(overrides)
+
+
+def training_job(config: str | Path | None = None, overrides: Mapping[str, Any] | Sequence[str] | None = None, *,
+                 run_dir: str | Path | None = None, resume: str | Path | None = None, processes: int = 1,
+                 world: distributed.World | None = None) -> TrainingJob:
+    """Read and check what a training run needs, before anything is written.
+
+    Args:
+        config: a TOML config (a new run). overrides: keys to change, as {"section.key": value} or
+            ["section.key=value"]. run_dir: where a new run goes (default runs/<config name>-<time>).
+        resume: continue this run directory (its own config, changed by `overrides`).
+        processes: the processes the job will run in (`makemore train --nproc N`).
+
+    Raises:
+        MakemoreError: neither or both of config and resume, a bad config or run directory, a
+            model, backend or device that cannot be used.
+    """
+    from makemore.models import unused_options
+
+    world = world or distributed.launched()
+    sets, notes = _override_list(overrides), []
+    checkpoint = None
+    if resume is not None:
+        if config is not None or run_dir is not None:
+            raise MakemoreError("--resume continues a run with its own config: drop --config and --run-dir (use --set to change a key)")
+        target = runs.resolve_run(resume)
+        checkpoint = runs.load_checkpoint(target)
+        cfg = apply_overrides(runs.checkpoint_config(target, checkpoint), sets)
+        if runs.data_changed(checkpoint, cfg.data.path):
+            notes.append(f"warning: {cfg.data.path} is not the file this run was trained on: the resumed run will not match an uninterrupted one")
+    else:
+        if config is None:
+            raise MakemoreError("no config: pass --config FILE (e.g. --config configs/names.toml), or --resume RUN_DIR")
+        cfg = load_config(config, sets)
+        target = Path(run_dir) if run_dir is not None else runs.new_run_dir(Path(config).stem)
+    unused = unused_options(cfg.model)
+    if unused:
+        notes.append(f"note: model.type = {cfg.model.type!r} does not read {', '.join(unused)}: {'it is' if len(unused) == 1 else 'they are'} ignored")
+    return TrainingJob(check(cfg, world, processes), target, resume is not None, checkpoint, notes)
+
+
+def run_job(job: TrainingJob, listener: Listener | None = None) -> Summary:
+    """Train a `training_job` (see makemore.train.train for what it writes and raises)."""
+    return train_checked(job.checked, job.run_dir, resume=job.resume, listener=listener, checkpoint=job.checkpoint)
+
+
+def train(config: str | Path | Config | None = None, overrides: Mapping[str, Any] | Sequence[str] | None = None, *,
+          run_dir: str | Path | None = None, resume: str | Path | None = None, listener: Listener | None = None) -> Run:
+    """Train a model and return its run, loaded (the best place to start in a notebook).
+
+    Args:
+        config: a TOML config path, or a Config. overrides: {"section.key": value} to change.
+        run_dir: where the run goes (default runs/<config name>-<time>). resume: a run directory to
+            continue instead (its own config; `overrides` may raise train.steps).
+        listener: hears the run's progress (makemore.train.Listener); none by default.
+
+    Raises:
+        MakemoreError: a bad config, data, model, backend or run directory.
+        makemore.train.TrainingDiverged, makemore.train.TrainingInterrupted: as makemore.train.train.
+    """
+    if isinstance(config, Config):
+        cfg = apply_overrides(config, _override_list(overrides))
+        job = TrainingJob(check(cfg), Path(run_dir) if run_dir is not None else runs.new_run_dir("run"))
+    else:
+        job = training_job(config, overrides, run_dir=run_dir, resume=resume)
+    summary = run_job(job, listener)
+    return load(summary.run_dir)
+
+
+def load(run_dir: str | Path | None = None, root: str | Path = runs.DEFAULT_ROOT) -> Run:
+    """A trained run, ready to sample, score and evaluate: `run_dir`, or the latest under `root`.
+
+    Raises:
+        MakemoreError: no such run, no checkpoint, an unreadable checkpoint.
+    """
+    return Run(runs.load_run(run_dir, root))
+
+
+class Run:
+    """A trained run: its model, vocabulary and config, and the questions one asks of it."""
+
+    def __init__(self, loaded: runs.Run):
+        self._run = loaded
+
+    @property
+    def path(self) -> Path:
+        return self._run.path
+
+    @property
+    def model(self) -> Any:
+        """The trained model (a torch nn.Module in evaluation mode, on the CPU)."""
+        return self._run.model
+
+    @property
+    def vocab(self) -> Any:
+        """The run's vocabulary (makemore.data.Vocab: itos, stoi, vocab_size; id 0 is the boundary)."""
+        return self._run.vocab
+
+    @property
+    def config(self) -> Config:
+        return self._run.config
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps the checkpoint was taken at."""
+        return self._run.step
+
+    @property
+    def loaded(self) -> runs.Run:
+        """The run directory as makemore.runs reads it (checkpoint, dataset, views)."""
+        return self._run
+
+    def __repr__(self) -> str:
+        return f"makemore.Run({str(self.path)!r}, model.type={self.config.model.type!r}, step={self.step})"
+
+    def evaluate(self, splits: Sequence[str] = ("train", "dev")) -> dict[str, float]:
+        """Mean NLL (nats per character) of whole splits: {"dev": 2.10...}.
+
+        Raises:
+            MakemoreError: an unknown split; the words file is gone or no longer fits the vocabulary.
+        """
+        from makemore.evaluate import evaluate_splits
+
+        for name in splits:
+            if name not in ("train", "dev", "test"):
+                raise MakemoreError(f"--split {name!r}: choose train, dev, test or all")
+        return {name: nll for name, (nll, _) in evaluate_splits(self._run, list(splits)).items()}
+
+    def score(self, words: Sequence[str]) -> list[Any]:
+        """How likely each word is: makemore.evaluate.WordScore (word, nll per character in nats,
+        perplexity, percentile among the training words or None when they cannot be read).
+
+        Raises:
+            MakemoreError: a word the model cannot score (a character outside the vocabulary; for a
+                sequence model, longer than it reads), named.
+        """
+        from makemore.evaluate import score_words, training_word_nll, unscorable
+
+        for word in words:
+            why = unscorable(word, self.vocab, self._run.family.view, self.model.block_size)
+            if why is not None:
+                raise MakemoreError(f"{word!r}: {why}")
+        try:
+            reference = training_word_nll(self._run)
+        except MakemoreError:
+            reference = None
+        return score_words(self._run, list(words), reference)
+
+    def sample(self, n: int = 20, *, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
+               prefix: str = "", new_only: bool = False, unique: bool = False, min_len: int | None = None,
+               max_len: int | None = None) -> list[str]:
+        """n new words. With any of prefix, new_only, unique, min_len, max_len every word fits them
+        (draws that don't are redrawn, up to makemore.sample.DRAWS_PER_SAMPLE per word).
+
+        Raises:
+            MakemoreError: an option out of range; fewer than n words found within the draw bound.
+        """
+        from makemore.sample import sample_words
+
+        result = sample_words(self._run, n, secrets.randbits(31) if seed is None else seed, temperature=temperature, top_k=top_k,
+                              prefix=prefix, new_only=new_only, unique=unique, min_len=min_len, max_len=max_len)
+        if result.shortfall:
+            raise MakemoreError(result.shortfall)
+        return [word for word, _ in result.words]

@@ -320,7 +320,7 @@ def _train(cfg: Config, fam: Family, run_dir: Path, resume: bool, listener: List
     step, running, count, last_dev = start_step, 0.0, 0, math.nan
     vote = distributed.StopVote(world)
     try:
-        with _InterruptFlag(persistent=distributed.under_launcher()) as interrupted:
+        with _InterruptFlag(persistent=distributed.under_launcher()) as interrupted, backend.threads():
             if start_step == 0:
                 save(0, 0.0)
             for Xb, Yb in minibatches(backend, t, train_view, start_step, t.steps, rows):  # (B/W, block_size), (B/W,)
@@ -361,8 +361,9 @@ def _train(cfg: Config, fam: Family, run_dir: Path, resume: bool, listener: List
             stats_log.close()
         listener.ended()
     loop_s = time.perf_counter() - t_start
-    summary = Summary(run_dir, step, backend.mean_loss(train_view), last_dev, elapsed0 + loop_s,
-                      (step - start_step) / max(loop_s, 1e-9), backend.summary_extra)
+    with backend.threads():  # the final evaluation on the training's thread counts too
+        summary = Summary(run_dir, step, backend.mean_loss(train_view), last_dev, elapsed0 + loop_s,
+                          (step - start_step) / max(loop_s, 1e-9), backend.summary_extra)
     return finish(run_dir, summary) if world.is_main else summary
 
 

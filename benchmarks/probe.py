@@ -118,7 +118,7 @@ def eval_memory(n: int) -> dict:
 
 def threads(config: str, sets: list[str]) -> dict:
     """The threads a `makemore train --config config --set ...` process trains on: torch's thread
-    count once the backend is built (makemore sets it from train.threads, see
+    count in the backend's thread scope (makemore sets it from train.threads, see
     makemore.backends.torch_backend.choose_threads), and the BLAS library's as the environment sets it."""
     import os
 
@@ -129,9 +129,10 @@ def threads(config: str, sets: list[str]) -> dict:
     from makemore.prepare import check
 
     checked = check(load_config(config, sets))
-    make_backend(checked.cfg, checked.family, 27, checked.device)
+    with make_backend(checked.cfg, checked.family, 27, checked.device).threads():  # the scope the training driver holds while it trains
+        torch_threads = torch.get_num_threads()
     return {"config": config, "sets": sets, "backend": checked.backend, "device": checked.device,
-            "torch_threads": torch.get_num_threads(), "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
+            "torch_threads": torch_threads, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
 
 
 def sample_timing(run_dir: str, n: int, seed: int = 2147483647, repeats: int = 3) -> dict:

@@ -68,12 +68,13 @@ def blocks(backend_name: str | None, n_blocks: int, folder: Path) -> dict[str, A
                 backend.train_step(X, Y, lr)
         return time.perf_counter() - t0
 
-    for record in (False, True):  # warm-up
-        block(record)
     off, on = [], []
-    for k in range(n_blocks):
-        for record in ((False, True) if k % 2 == 0 else (True, False)):
-            (on if record else off).append(block(record))
+    with backend.threads():  # the thread counts the training driver trains on
+        for record in (False, True):  # warm-up
+            block(record)
+        for k in range(n_blocks):
+            for record in ((False, True) if k % 2 == 0 else (True, False)):
+                (on if record else off).append(block(record))
     log.close()
     off_s, on_s = statistics.median(off), statistics.median(on)
     return {"backend": backend.name, "blocks": n_blocks, "steps_per_block": INTERVAL, "off_median_s": off_s, "on_median_s": on_s,

@@ -186,18 +186,19 @@ def sweep(prepared: Prepared, min_exp: float = -3.0, max_exp: float = 0.0, steps
     losses: list[float] = []
     stopped = None
     best = math.inf
-    for i, (X, Y) in enumerate(minibatches(backend, prepared.cfg.train, prepared.view("train"), 0, steps)):
-        loss = float(backend.train_step(X, Y, float(lrs[i])))
-        losses.append(loss)
-        if not math.isfinite(loss):
-            stopped = f"the loss became non-finite at lr {lrs[i]:.3g}"
-            break
-        trailing = float(np.mean(losses[-window:]))
-        if i + 1 >= window:
-            best = min(best, trailing)
-            if trailing > stop_factor * best:
-                stopped = f"the loss blew up at lr {lrs[i]:.3g} (mean {trailing:.3g} > {stop_factor:g} x its minimum {best:.3g})"
+    with backend.threads():  # the backend's thread counts, restored after
+        for i, (X, Y) in enumerate(minibatches(backend, prepared.cfg.train, prepared.view("train"), 0, steps)):
+            loss = float(backend.train_step(X, Y, float(lrs[i])))
+            losses.append(loss)
+            if not math.isfinite(loss):
+                stopped = f"the loss became non-finite at lr {lrs[i]:.3g}"
                 break
+            trailing = float(np.mean(losses[-window:]))
+            if i + 1 >= window:
+                best = min(best, trailing)
+                if trailing > stop_factor * best:
+                    stopped = f"the loss blew up at lr {lrs[i]:.3g} (mean {trailing:.3g} > {stop_factor:g} x its minimum {best:.3g})"
+                    break
     n = len(losses)
     losses_arr = np.array(losses)  # (n,)
     return Sweep(lrs[:n], losses_arr, steps, min_exp, max_exp, window, suggest_lr(lrs[:n], losses_arr, window), stopped)
@@ -238,14 +239,15 @@ def grid(prepared: Prepared, min_exp: float = -3.0, max_exp: float = 0.0, rates:
     for r, lr in enumerate(lrs):
         backend = _fresh_backend(prepared)
         last: list[float] = []
-        for X, Y in minibatches(backend, prepared.cfg.train, train_view, 0, steps):
-            last.append(float(backend.train_step(X, Y, float(lr))))
-            if not math.isfinite(last[-1]):
-                break
-        else:
-            dev = backend.mean_loss(dev_view)
-            if math.isfinite(dev):
-                train_loss[r], dev_loss[r] = float(np.mean(last[-tail:])), dev
+        with backend.threads():  # each run on its own thread counts, restored after it
+            for X, Y in minibatches(backend, prepared.cfg.train, train_view, 0, steps):
+                last.append(float(backend.train_step(X, Y, float(lr))))
+                if not math.isfinite(last[-1]):
+                    break
+            else:
+                dev = backend.mean_loss(dev_view)
+                if math.isfinite(dev):
+                    train_loss[r], dev_loss[r] = float(np.mean(last[-tail:])), dev
     if not np.isfinite(dev_loss).any():
         raise MakemoreError("every run of the grid diverged: lower --min-exp and --max-exp")
     return Grid(lrs, train_loss, dev_loss, steps, float(lrs[int(np.argmin(dev_loss))]))

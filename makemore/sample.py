@@ -21,11 +21,9 @@ Two ways to sample:
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +31,7 @@ import torch.nn.functional as F
 from makemore.data import View, Vocab, Windows
 from makemore.errors import MakemoreError
 from makemore.runs import Run
+from makemore.threads import scoped
 
 #: Samples advanced together in one model call.
 SAMPLE_BATCH = 16384
@@ -62,17 +61,6 @@ def check_sampling_options(n: int, temperature: float, top_k: int | None, vocab_
         raise MakemoreError(f"--min-len {min_len} is above the longest length allowed, {max_len} (--max-len)")
     if len(prefix) > max_len:
         raise MakemoreError(f"--prefix {prefix!r} has {len(prefix)} characters, more than the longest length allowed, {max_len} (--max-len)")
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run the block on one torch CPU thread (see the module docstring), then restore the count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @torch.inference_mode()
@@ -110,7 +98,7 @@ def sample(
         MakemoreError: an option out of range (see check_sampling_options).
     """
     check_sampling_options(n, temperature, top_k, vocab.vocab_size, max_len)
-    with _one_thread():
+    with scoped(1):  # one CPU thread (the module docstring), the counts restored after
         pad = view.start_padding(model.block_size)
         out: list[tuple[str, bool]] = []
         for first in range(0, n, batch):
@@ -199,7 +187,7 @@ def sample_wanted(
     out = Selection(words=[], drawn=0)
     kept: set[str] = set()
     max_draws = draws_per_sample * n
-    with _one_thread():
+    with scoped(1):  # one CPU thread (the module docstring), the counts restored after
         pad = view.start_padding(model.block_size)
         while len(out.words) < n and out.drawn < max_draws:
             need = n - len(out.words)

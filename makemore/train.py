@@ -353,15 +353,16 @@ class _Loop:
         self.stats_log = runs.StatsLog(self.run_dir, self.start) if t.stats_interval and world.is_main else None
         self.t_start = time.perf_counter()
         try:
-            with _InterruptFlag(persistent=distributed.under_launcher()) as interrupted:
+            with _InterruptFlag(persistent=distributed.under_launcher()) as interrupted, self.backend.threads():
                 step = self._steps(interrupted)
+                loop_s = time.perf_counter() - self.t_start
+                train_loss = self.backend.mean_loss(self.train_view)
         finally:
             for log in (self.log, self.stats_log):
                 if log is not None:
                     log.close()
             self.listener.ended()
-        loop_s = time.perf_counter() - self.t_start
-        summary = Summary(self.run_dir, step, self.backend.mean_loss(self.train_view), self.last_dev, self.elapsed0 + loop_s,
+        summary = Summary(self.run_dir, step, train_loss, self.last_dev, self.elapsed0 + loop_s,
                           (step - self.start) / max(loop_s, 1e-9), {"backend": self.backend.name, **self.backend.summary_extra})
         return finish(self.run_dir, summary) if world.is_main else summary
 

@@ -3,6 +3,7 @@ the thread rule for small steps and the shape check of a checkpoint they load.""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -90,6 +91,11 @@ class Backend(Protocol):
     """True for gradient backends; False for one that is fitted in one pass by `fit`."""
     summary_extra: dict[str, Any]
     """Extra entries for summary.json (the counting bigram's smoothing); usually empty."""
+
+    def threads(self) -> AbstractContextManager[None]:
+        """A context manager in which the backend's steps run with the CPU thread counts it chose
+        (makemore.threads.scoped: train.threads, else the small_step rule); leaving it restores the
+        process's previous counts. The training driver holds it for the whole training (gradient backends)."""
 
     def asarray(self, a: np.ndarray) -> Any:
         """A NumPy int array (one minibatch) in the backend's own array type and device (gradient backends)."""

@@ -17,6 +17,7 @@ the sgd/momentum/adamw optimizers with torch.optim's semantics (AdamW with bias 
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from makemore.errors import MakemoreError
 from makemore.models import initial_state
 from makemore.models.base import BN_MOMENTUM, NORM_EPS
 from makemore.models.mlp import GELU_C, GELU_K
+from makemore.threads import scoped
 
 try:
     import mlx.core as mx
@@ -151,6 +153,11 @@ class MLXBackend:
         logits, batch_stats = self.model(X, None, key)  # (B, V)
         loss = nn.losses.cross_entropy(logits, Y, reduction="mean")  # scalar, mean NLL (nats/char)
         return loss, batch_stats
+
+    def threads(self) -> AbstractContextManager[None]:
+        """The scope training runs in: the process's own thread counts, left as they are (MLX
+        schedules its own CPU work, on neither torch's pool nor NumPy's BLAS; makemore.threads)."""
+        return scoped(None)
 
     def asarray(self, a: np.ndarray) -> mx.array:
         return mx.array(a.astype(np.int32))

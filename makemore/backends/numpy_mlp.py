@@ -45,12 +45,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from threadpoolctl import threadpool_limits
 
 from makemore.backends.base import MLP_FAMILY, check_shapes, small_step
 from makemore.config import ADAM_BETAS, ADAM_EPS, Config, ModelConfig
@@ -60,6 +59,7 @@ from makemore.models import initial_state
 from makemore.models.base import BN_MOMENTUM, NORM_EPS
 from makemore.models.mlp import GELU_C, GELU_K, activation_name
 from makemore.stats import step_stats
+from makemore.threads import scoped
 
 @dataclass(frozen=True)
 class Spec:
@@ -372,12 +372,16 @@ class NumpyBackend:
         self.dtype = np.dtype(dtype)
         initial = initial_state(cfg, vocab_size, block_size)
         self.params: dict[str, np.ndarray] = {k: _to_numpy(v, self.dtype if v.dtype.kind == "f" else None) for k, v in initial.items()}
-        threads = cfg.train.threads or (1 if small_step(cfg, sum(v.size for v in initial.values())) else None)
-        if threads:  # NumPy's matrix products run on BLAS's own threads: the same rule as torch's
-            threadpool_limits(limits=threads, user_api="blas")
+        # NumPy's matrix products run on BLAS's own threads: the same rule as torch's (entered in `threads`)
+        self.n_threads = cfg.train.threads or (1 if small_step(cfg, sum(v.size for v in initial.values())) else None)
         self.optimizer = Optimizer(cfg.train.optimizer, cfg.train.momentum, cfg.train.weight_decay)
         self.rng = np.random.default_rng(cfg.train.seed + 1)
         self.onehot_rows = np.eye(vocab_size, dtype=self.dtype)  # (V, V)
+
+    def threads(self) -> AbstractContextManager[None]:
+        """The scope training runs in: `n_threads` BLAS threads (train.threads; else one for a small
+        step, makemore.backends.base.small_step; else the process's own), restored when it ends."""
+        return scoped(self.n_threads)
 
     def asarray(self, a: np.ndarray) -> np.ndarray:
         return a

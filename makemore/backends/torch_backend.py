@@ -14,6 +14,7 @@ is split over the ranks and summed.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from makemore.data import EVAL_CHUNK, View
 from makemore.models import build_model, family
 from makemore.models.base import IGNORE, HiddenCapture, mean_nll, set_dropout_generator
 from makemore.stats import step_stats
+from makemore.threads import scoped
 
 #: torch's own choice of CPU threads, before any backend changed it.
 DEFAULT_THREADS = torch.get_num_threads()
@@ -87,10 +89,7 @@ class TorchBackend:
         self.device = torch.device(device)
         g = torch.Generator().manual_seed(cfg.train.seed)
         self.model = build_model(cfg.model, vocab_size, cfg.data.block_size if block_size is None else block_size, g)
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        elif self.device.type == "cpu":
-            torch.set_num_threads(choose_threads(self.model, cfg))
+        self.n_threads = cfg.train.threads or (choose_threads(self.model, cfg) if self.device.type == "cpu" else None)
         self.model.to(self.device).train()
         self.world = distributed.joined()
         self.drop_generator = torch.Generator(self.device).manual_seed(cfg.train.seed + 1 + self.world.rank)
@@ -108,6 +107,11 @@ class TorchBackend:
             self._stepper = self.model if self.world.size == 1 else torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         return self._stepper
+
+    def threads(self) -> AbstractContextManager[None]:
+        """The scope training runs in: `n_threads` CPU threads (train.threads; else on a CPU
+        `choose_threads`; else the process's own), restored when the scope ends (makemore.threads)."""
+        return scoped(self.n_threads)
 
     def asarray(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(self.device)

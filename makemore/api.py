@@ -186,17 +186,12 @@ class Run:
             MakemoreError: a word the model cannot score (a character outside the vocabulary; for a
                 sequence model, longer than it reads), named.
         """
-        from makemore.evaluate import score_words, training_word_nll, unscorable
+        from makemore.evaluate import score_report
 
-        for word in words:
-            why = unscorable(word, self.vocab, self._run.family.view, self.model.block_size)
-            if why is not None:
-                raise MakemoreError(f"{word!r}: {why}")
-        try:
-            reference = training_word_nll(self._run)
-        except MakemoreError:
-            reference = None
-        return score_words(self._run, list(words), reference)
+        report = score_report(self._run, list(words))
+        if report.errors:
+            raise MakemoreError(report.errors[0])
+        return report.scores
 
     def sample(self, n: int = 20, *, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
                prefix: str = "", new_only: bool = False, unique: bool = False, min_len: int | None = None,

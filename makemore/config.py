@@ -42,7 +42,7 @@ class DataConfig:
     boundary: str = field(default=".", metadata={"char": True})
     """The boundary token (index 0) that pads the context and ends every word. No word may contain it."""
     max_len: int = field(default=256, metadata=_range(1))
-    """Longest word a sequence model (model families with the "sequences" view) accepts: its context
+    """Longest word a sequence model (model families whose view is makemore.data.Sequences) accepts: its context
     is the longest word + 1 characters, so a longer line in the file is an error before training."""
 
 
@@ -94,7 +94,7 @@ class TrainConfig:
     steps: int = field(default=200_000, metadata=_range(1))
     """Optimizer steps (minibatches)."""
     batch_size: int = field(default=32, metadata=_range(1))
-    """Windows per minibatch (B)."""
+    """Examples per minibatch (B): windows for a window model, whole words for a sequence model."""
     lr: float = field(default=0.1, metadata=_range(0.0, lo_open=True))
     """Peak learning rate."""
     schedule: str = field(default="step", metadata=_choices("step", "cosine", "constant"))

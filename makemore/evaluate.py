@@ -173,3 +173,37 @@ def score_words(run: Run, words: list[str], reference: np.ndarray | None = None)
     nll = word_nll(run.model, run.vocab, run.family.view, words)  # (W,)
     ranks = percentile_rank(nll, reference) if reference is not None else [None] * len(words)
     return [WordScore(w, float(x), math.exp(x), None if r is None else float(r)) for w, x, r in zip(words, nll, ranks)]
+
+
+@dataclass
+class ScoreReport:
+    """What `score_report` returns: the scores of the words the model can score, and why not the others."""
+
+    scores: list[WordScore]
+    errors: list[str]
+    """One line per word that cannot be scored: "'word': why"."""
+    reference_words: int
+    """How many training words the percentiles rank against (0: no percentiles)."""
+    warnings: list[str]
+    """Lines worth telling: the training words cannot be read; the words file changed."""
+
+
+def score_report(run: Run, words: list[str]) -> ScoreReport:
+    """`makemore score`: score every word the run's model can score, ranked against the training
+    words when they can be read, and say why the others cannot be scored (`unscorable`)."""
+    good, errors, warnings = [], [], []
+    for word in words:
+        why = unscorable(word, run.vocab, run.family.view, run.model.block_size)
+        if why is None:
+            good.append(word)
+        else:
+            errors.append(f"{word!r}: {why}")
+    reference = None
+    if good:
+        try:
+            reference = training_word_nll(run)
+        except MakemoreError as e:
+            warnings.append(f"warning: no percentiles, the training words cannot be read: {e}")
+        if reference is not None and run.data_changed:
+            warnings.append(f"warning: {run.config.data.path} changed since this run was trained; percentiles compare with today's file")
+    return ScoreReport(score_words(run, good, reference), errors, 0 if reference is None else len(reference), warnings)

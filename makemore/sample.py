@@ -5,8 +5,8 @@ All samples of a batch advance together, one character per model call, so sampli
 names costs about as many model calls as the longest name has characters; a finished sample
 leaves the batch, so later calls only run the samples still being written. Each character is
 drawn by inverse-CDF sampling (one uniform number per sample, `draw`), and the work runs on one
-CPU thread: the model is small, and on 2 shared cores a second thread made 10 000 names 25×
-slower (5.3 s against 0.21 s; benchmarks/run.py measures sampling, see BENCHMARKS.md).
+CPU thread: the model is small, and splitting its steps over threads costs more than it saves
+(benchmarks/run.py measures sampling, see BENCHMARKS.md).
 
 Two ways to sample:
 

@@ -35,7 +35,7 @@ from tests.conftest import TINY_WORDS
 V = 27
 NAMES = sorted(FAMILIES)
 GRADIENT = [n for n in NAMES if not FAMILIES[n].counted]
-SEQUENCE = [n for n in NAMES if FAMILIES[n].view == "sequences"]
+SEQUENCE = [n for n in NAMES if FAMILIES[n].view is Sequences]
 
 #: Small options every family accepts (each reads the ones it knows and ignores the rest).
 TINY = {"n_embd": 8, "n_hidden": 16}
@@ -69,7 +69,7 @@ def test_logits_have_the_views_shape(name: str) -> None:
     model = tiny_model(name).eval()
     idx = inputs(name)
     logits, loss = model(idx)
-    if FAMILIES[name].view == "windows":
+    if FAMILIES[name].view is Windows:
         assert logits.shape == (6, V) and loss is None
         _, loss = model(idx, torch.randint(0, V, (6,)))
     else:
@@ -83,7 +83,7 @@ def test_the_initial_loss_is_close_to_uniform(name: str) -> None:
     """At initialisation every character is about equally likely: loss ≈ ln(vocab_size) (lecture part 3)."""
     model = tiny_model(name, seed=3)
     idx = inputs(name, B=64, seed=4)
-    targets = torch.randint(0, V, idx.shape[:1] if FAMILIES[name].view == "windows" else idx.shape)
+    targets = torch.randint(0, V, idx.shape[:1] if FAMILIES[name].view is Windows else idx.shape)
     _, loss = model(idx, targets)
     assert abs(loss.item() - math.log(V)) < 0.15
 
@@ -228,7 +228,7 @@ def test_a_sweep_over_families_trains_each_and_refuses_a_bad_one_before_training
 def test_the_shipped_configs_start_near_uniform(config: str) -> None:
     """At their full size too, the new families start at about ln(vocab_size) (lecture part 3)."""
     cfg = load_config(config)
-    window = FAMILIES[cfg.model.type].view == "windows"
+    window = FAMILIES[cfg.model.type].view is Windows
     model = build_model(cfg.model, V, cfg.data.block_size if window else 16, torch.Generator().manual_seed(cfg.train.seed))
     g = torch.Generator().manual_seed(0)
     idx = torch.randint(0, V, (64, cfg.data.block_size if window else 16), generator=g)

@@ -20,6 +20,7 @@ from torch import nn
 
 from makemore import inspect as insp
 from makemore import plots, runs, stats
+from makemore.data import Windows
 from makemore.prepare import check
 from makemore.backends.numpy_mlp import NumpyBackend
 from makemore.backends.torch_backend import TorchBackend
@@ -346,7 +347,7 @@ class ToyFamily(nn.Module):
 
 def test_any_family_is_recorded_and_inspected_without_code_of_its_own(tiny_words_file, tmp_path, runner, monkeypatch):
     """Hidden layers are found by module type and parameters by name, so a new family needs nothing here."""
-    monkeypatch.setitem(FAMILIES, "toy", Family("toy", ToyFamily, (), "windows", embedding="emb.weight"))
+    monkeypatch.setitem(FAMILIES, "toy", Family("toy", ToyFamily, (), Windows, embedding="emb.weight"))
     torch.manual_seed(0)
     run_dir = tmp_path / "toy"
     train(tiny_cfg(tiny_words_file, 30, "model.type=toy", "train.backend=torch", "train.stats_interval=10"), run_dir)

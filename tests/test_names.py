@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from makemore.cli import app
 from makemore.evaluate import percentile_rank, per_word_mean
-from makemore.models import FAMILIES, family, longest_readable
+from makemore.data import Windows
+from makemore.models import FAMILIES, family
 from makemore.runs import load_run
 from makemore.sample import DRAWS_PER_SAMPLE, TOO_LONG, Wanted, sample, sample_wanted
 from tests.conftest import TINY_WORDS, tiny_overrides, write_tiny_words
@@ -49,7 +50,7 @@ def nll_from_logits(run, word: str) -> float:
     model = run.model
     ids = [run.vocab.stoi[c] for c in word] + [0]  # the targets: characters, then the end token
     with torch.no_grad():
-        if family(run.config.model).view == "windows":
+        if family(run.config.model).view is Windows:
             padded = [0] * model.block_size + ids
             logits, _ = model(torch.tensor([padded[i : i + model.block_size] for i in range(len(ids))]))  # (L+1, vocab_size)
         else:
@@ -108,7 +109,7 @@ def test_plain_json_is_unchanged_by_the_new_options_being_absent(tiny_run: Path)
     """No selection option: plain sampling, a list of strings, possibly cut at the cap and possibly
     repeated; the cap is twice the longest training word, or a sequence model's longest (its context)."""
     run = load_run(tiny_run)
-    limit = longest_readable(family(run.config.model).view, run.model.block_size)
+    limit = family(run.config.model).view.longest_readable(run.model.block_size)
     cap = 2 * run.checkpoint["max_word_len"] if limit is None else limit
     expected = [w for w, _ in sample(run.model, run.vocab, 40, torch.Generator().manual_seed(9), max_len=cap,
                                      view=family(run.config.model).view)]
@@ -274,7 +275,7 @@ def test_score_uses_the_latest_run_when_the_first_word_is_not_a_run(tiny_run: Pa
 def test_a_sequence_model_scores_and_draws_only_words_it_reads_whole(tiny_run: Path) -> None:
     """A sequence model's context is its longest training word + 1 (4 + 1 here): a longer word gets
     an error line from score and --max-len above 4 is refused; a window model reads any length."""
-    sequences = family(load_run(tiny_run).config.model).view == "sequences"
+    sequences = family(load_run(tiny_run).config.model).view is not Windows
     scored = cli("score", tiny_run, "emma", "abelina", "--json")
     assert [s["word"] for s in json.loads(scored.stdout)] == (["emma"] if sequences else ["emma", "abelina"])
     if sequences:

@@ -155,6 +155,32 @@ def embedding_backward(demb: np.ndarray, X: np.ndarray, onehot_rows: np.ndarray)
 # ---------------------------------------------------------------------------------------------
 
 
+def norm_forward(a: np.ndarray, params: dict[str, np.ndarray], name: str, kind: str, train: bool, layer: dict[str, Any],
+                 batch_stats: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """BatchNorm (Ioffe & Szegedy 2015; lecture part 3) or LayerNorm (Ba et al. 2016) of a layer's
+    pre-activations a (B, H), as γ·x̂ + β with the parameters and buffers under `name`.
+
+    Keeps x̂ (B, H) and 1/σ ((H,) or (B, 1)) in `layer` for the backward pass; in training a
+    BatchNorm appends its batch (mean, biased variance) to `batch_stats` for the running statistics.
+    """
+    if kind == "batchnorm":
+        if train:
+            mu = a.mean(0)  # (H,) batch mean
+            xc = a - mu  # (B, H)
+            var = (xc * xc).mean(0)  # (H,) biased batch variance (what torch normalises with)
+            batch_stats.append((mu, var))
+        else:
+            xc = a - params[f"{name}.running_mean"]  # (B, H)
+            var = params[f"{name}.running_var"]  # (H,)
+        inv_std = 1.0 / np.sqrt(var + NORM_EPS)  # (H,)
+    else:
+        xc = a - a.mean(1, keepdims=True)  # (B, H) centred along each row
+        inv_std = 1.0 / np.sqrt((xc * xc).mean(1, keepdims=True) + NORM_EPS)  # (B, 1)
+    xhat = xc * inv_std  # (B, H)
+    layer.update(xhat=xhat, inv_std=inv_std)
+    return xhat * params[f"{name}.weight"] + params[f"{name}.bias"]  # (B, H) γ·x̂ + β
+
+
 def forward(
     params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray | None, spec: Spec, *, train: bool, rng: np.random.Generator | None = None
 ) -> tuple[np.ndarray, float | None, dict[str, Any]]:
@@ -181,25 +207,8 @@ def forward(
         layer: dict[str, Any] = {"x": x}
         a = x @ params[f"W{i}"]  # (B, H) hpre = x·Wi + bi
         a += params[f"b{i}"]
-        if spec.norm == "batchnorm":
-            if train:
-                mu = a.mean(0)  # (H,) batch mean
-                xc = a - mu  # (B, H)
-                var = (xc * xc).mean(0)  # (H,) biased batch variance (what torch normalises with)
-                batch_stats.append((mu, var))
-            else:
-                xc = a - params[f"norm{i}.running_mean"]  # (B, H)
-                var = params[f"norm{i}.running_var"]  # (H,)
-            inv_std = 1.0 / np.sqrt(var + NORM_EPS)  # (H,)
-            xhat = xc * inv_std  # (B, H)
-            a = xhat * params[f"norm{i}.weight"] + params[f"norm{i}.bias"]  # (B, H) γ·x̂ + β
-            layer.update(xhat=xhat, inv_std=inv_std)
-        elif spec.norm == "layernorm":
-            xc = a - a.mean(1, keepdims=True)  # (B, H) centred along each row
-            inv_std = 1.0 / np.sqrt((xc * xc).mean(1, keepdims=True) + NORM_EPS)  # (B, 1)
-            xhat = xc * inv_std  # (B, H)
-            a = xhat * params[f"norm{i}.weight"] + params[f"norm{i}.bias"]  # (B, H)
-            layer.update(xhat=xhat, inv_std=inv_std)
+        if spec.norm != "none":
+            a = norm_forward(a, params, f"norm{i}", spec.norm, train, layer, batch_stats)  # (B, H)
         h = activation_forward(a, spec.activation)  # (B, H)
         layer.update(a=a, h=h)
         if spec.dropout > 0 and train:

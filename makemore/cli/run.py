@@ -256,7 +256,7 @@ def score(
     longer than its longest training word) gets an error line on stderr; the others are still
     scored, and the exit code is 1.
     """
-    from makemore.evaluate import score_words, training_word_nll, unscorable
+    from makemore.evaluate import score_report
     from makemore.runs import load_run
 
     words = list(args or [])
@@ -268,41 +268,33 @@ def score(
         if not words:
             fail("no words to score on standard input")
     run = load_run(run_arg)
-    kind = run.family.view
-    good, errors = [], []
-    for word in words:
-        why = unscorable(word, run.vocab, kind, run.model.block_size)
-        if why is None:
-            good.append(word)
-        else:
-            errors.append(f"{word!r}: {why}")
-    reference = None
-    if good:
-        try:
-            reference = training_word_nll(run)
-        except MakemoreError as e:
-            note(f"warning: no percentiles, the training words cannot be read: {e}")
-        if reference is not None and run.data_changed:
-            note(f"warning: {run.config.data.path} changed since this run was trained; percentiles compare with today's file")
-    results = score_words(run, good, reference)
+    report = score_report(run, words)
+    for line in report.warnings:
+        note(line)
     if as_json:
-        typer.echo(json.dumps([dataclasses.asdict(r) for r in results], ensure_ascii=False))
-    elif results:
-        from rich.markup import escape
-        from rich.table import Table
-
-        table = Table(title=f"{run.path}  (step {run.step})")
-        for column in ("word", "NLL (nats/char)", "perplexity", "percentile"):
-            table.add_column(column, justify="left" if column == "word" else "right")
-        for r in results:
-            table.add_row(escape(r.word), f"{r.nll:.4f}", f"{r.perplexity:.3f}", "-" if r.percentile is None else f"{r.percentile:.1f}")
-        out = console()
-        out.print(table)
-        if reference is not None:
-            out.print(f"percentile: the share of the {len(reference):,} training words that score worse (higher NLL per character)",
-                      markup=False, soft_wrap=True)
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in report.scores], ensure_ascii=False))
+    elif report.scores:
+        _print_scores(run, report)
+    errors = report.errors
     if errors:
         sys.stdout.flush()
         for line in errors:
             typer.echo(f"error: {line}", err=True)
         raise typer.Exit(1)
+
+
+def _print_scores(run: Any, report: Any) -> None:
+    """The score table, and what the percentile means."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{run.path}  (step {run.step})")
+    for column in ("word", "NLL (nats/char)", "perplexity", "percentile"):
+        table.add_column(column, justify="left" if column == "word" else "right")
+    for r in report.scores:
+        table.add_row(escape(r.word), f"{r.nll:.4f}", f"{r.perplexity:.3f}", "-" if r.percentile is None else f"{r.percentile:.1f}")
+    out = console()
+    out.print(table)
+    if report.reference_words:
+        out.print(f"percentile: the share of the {report.reference_words:,} training words that score worse (higher NLL per character)",
+                  markup=False, soft_wrap=True)

@@ -51,15 +51,15 @@ class Family:
     """Reads a sequence one position at a time (a recurrent cell), so every operation of a training
     step is one position wide (the torch backend's `choose_threads` sizes a step by it)."""
     check: Callable[[Config], None] | None = None
-    """Checks the keys of a whole config together, before any data is read (e.g. a WaveNet's
-    power-of-two data.block_size), raising MakemoreError; None: the per-key checks suffice."""
+    """Checks the keys of a whole config together, before any data is read (e.g. a
+    transformer's n_head dividing n_embd), raising MakemoreError; None: the per-key checks suffice."""
 
 
 #: Every model family, by model.type.
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("bigram", Bigram, ("smoothing",), Windows, embedding=None, counted=True),
     Family("mlp", MLP, ("n_embd", "n_hidden", "n_layers", "activation", "norm", "dropout", "init"), Windows, embedding="C"),
-    Family("wavenet", wavenet.WaveNet, ("n_embd", "n_hidden", "dropout"), Windows, embedding="C", check=wavenet.check),
+    Family("wavenet", wavenet.WaveNet, ("n_embd", "n_hidden", "dropout"), Windows, embedding="C"),
     Family("rnn", RNN, ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
     Family("gru", GRU, ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
     Family("lstm", LSTM, ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),

@@ -138,8 +138,9 @@ class Dropout(torch.nn.Module):
 
     In training, each element is kept with probability 1 − p and scaled by 1/(1 − p), so the
     expected activation is unchanged; in evaluation it is the identity. The mask is
-    `torch.rand(x.shape, generator=self.generator) >= p`, the draw the NumPy and MLX backends
-    reproduce. The training backend sets `generator` (see `set_dropout_generator`), so dropout is
+    `torch.rand(x.shape, generator=self.generator) >= p`. (The NumPy and MLX backends draw their
+    masks the same way, `uniform >= p`, from their own seeded generators: the same distribution,
+    not the same draws.) The training backend sets `generator` (see `set_dropout_generator`), so dropout is
     seeded from train.seed and its state is saved in the checkpoint, which makes resume exact.
     No parameters: adding it to a model leaves the state_dict unchanged.
 

@@ -10,7 +10,8 @@ A window model (the "windows" view), like the MLP, but instead of squashing all 
 characters into one hidden layer at once, it merges neighbours slowly: each level concatenates
 two consecutive vectors (`FlattenConsecutive`) and mixes them with one linear layer, so a model
 with block_size = 2^L characters of context has L levels and each level's weights are shared by
-every pair it fuses. This is the dilated causal convolution of WaveNet, written out for the one
+every pair it fuses (a block_size between powers of two is padded up to the next one with the
+boundary token, so every block_size works). This is the dilated causal convolution of WaveNet, written out for the one
 position being predicted. The linear layers have no bias, since the BatchNorm after each adds its
 own (lecture part 3); BatchNorm takes its statistics over the batch and the pairs of a level.
 
@@ -26,29 +27,15 @@ import math
 import torch
 from torch import nn
 
-from makemore.config import Config, ModelConfig
-from makemore.errors import MakemoreError
+from makemore.config import ModelConfig
 from makemore.models.base import BN_MOMENTUM, GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, lm_loss
 
 
 def levels(block_size: int) -> int:
-    """How many levels fuse block_size characters down to one vector: log2(block_size).
-
-    Raises:
-        MakemoreError: block_size is not a power of two of at least 2, naming data.block_size.
-    """
-    if block_size < 2 or block_size & (block_size - 1):
-        raise MakemoreError(
-            f"model.type = 'wavenet' fuses the context two characters at a time: data.block_size must be a power of two "
-            f"(2, 4, 8, 16, ...), got {block_size}"
-        )
-    return block_size.bit_length() - 1
-
-
-def check(cfg: Config) -> None:
-    """What a WaveNet needs of a whole config, checked before any data is read: a power-of-two
-    data.block_size (raises MakemoreError otherwise, see `levels`)."""
-    levels(cfg.data.block_size)
+    """How many levels fuse a context of block_size characters down to one vector: log2 of the
+    smallest power of two ≥ block_size (at least 1). A context that is not a power of two is
+    left-padded with the boundary token up to it (see `WaveNet.forward`)."""
+    return max(1, (block_size - 1).bit_length())
 
 
 class FlattenConsecutive(nn.Module):
@@ -96,19 +83,18 @@ class Level(nn.Module):
 
 
 class WaveNet(nn.Module):
-    """The lecture-part-5 hierarchical language model over a window of block_size = 2^L characters.
+    """The lecture-part-5 hierarchical language model over a window of block_size characters,
+    fused in L = `levels(block_size)` levels (the lecture's block_size 8: 3 levels).
 
     Args:
         cfg: model options n_embd, n_hidden, dropout (dropout after each level's tanh).
         vocab_size: tokens, boundary included.
-        block_size: characters of context: a power of two (2, 4, 8, ...).
+        block_size: characters of context; one that is not a power of two (2, 4, 8, ...) is read
+            as the next power of two, 2^L, whose first positions always hold the boundary token.
         generator: seeded torch.Generator for the initialisation.
 
     Shapes: C (vocab_size, n_embd); levels[0].W (2·n_embd, n_hidden); levels[i].W (2·n_hidden,
     n_hidden) for i ≥ 1; W_out (n_hidden, vocab_size); b_out (vocab_size,).
-
-    Raises:
-        MakemoreError: block_size is not a power of two (see `levels`).
     """
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None):
@@ -116,6 +102,7 @@ class WaveNet(nn.Module):
         self.vocab_size, self.block_size = vocab_size, block_size
         g = generator
         L = levels(block_size)
+        self.width = 2**L  # positions the tree fuses: block_size, rounded up to a power of two
         self.C = nn.Parameter(torch.randn(vocab_size, cfg.n_embd, generator=g))  # (vocab_size, n_embd)
         widths = [2 * cfg.n_embd] + [2 * cfg.n_hidden] * (L - 1)
         self.levels = nn.ModuleList(Level(fan_in, cfg.n_hidden, cfg.dropout, g) for fan_in in widths)
@@ -126,13 +113,16 @@ class WaveNet(nn.Module):
         """Logits for the next character of each context, and the mean NLL if targets are given.
 
         Args:
-            idx: int64 (B, block_size) context ids.
+            idx: int64 (B, block_size) context ids (or (B, 2^L): already padded).
             targets: int64 (B,) next-character ids, or None.
 
         Returns:
             logits (B, vocab_size); loss: mean NLL in nats per character (scalar), or None.
         """
-        x = self.C[idx]  # (B, block_size, n_embd)
+        pad = self.width - idx.shape[1]
+        if pad > 0:  # a context that is not a power of two: boundary tokens (id 0) in front
+            idx = torch.nn.functional.pad(idx, (pad, 0))  # (B, 2^L)
+        x = self.C[idx]  # (B, 2^L, n_embd)
         for level in self.levels:
             x = level(x)  # (B, T/2, n_hidden): T halves at every level, down to 1
         h = x[:, 0]  # (B, n_hidden): the whole context in one vector

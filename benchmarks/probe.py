@@ -49,7 +49,7 @@ def data_path(path: str, repeats: int = 3) -> dict:
     cold pass's."""
     from makemore.config import Config
     from makemore.prepare import prepare
-    from makemore.train import chunk_indices
+    from makemore.training import chunk_indices
 
     cfg = Config()
     cfg.data.path = path

@@ -48,7 +48,7 @@ def blocks(backend_name: str | None, n_blocks: int, folder: Path) -> dict[str, A
     from makemore.backends import make_backend
     from makemore.config import load_config
     from makemore.prepare import prepare
-    from makemore.train import minibatches
+    from makemore.training import minibatches
 
     cfg = load_config(ROOT / CONFIG, [f"train.backend={backend_name}"] if backend_name else [])
     cfg.data.path = str(ROOT / cfg.data.path)

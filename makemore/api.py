@@ -10,7 +10,7 @@ notebooks all go through here.
     run.model, run.vocab, run.config
 
 Everything returns plain values and dataclasses; nothing is printed and nothing calls sys.exit.
-Progress goes to an optional listener (makemore.train.Listener). A user's mistake raises
+Progress goes to an optional listener (makemore.training.Listener). A user's mistake raises
 makemore.errors.MakemoreError with the command line's message.
 """
 
@@ -25,7 +25,7 @@ from makemore import distributed, runs
 from makemore.config import Config, apply_overrides, load_config
 from makemore.errors import MakemoreError
 from makemore.prepare import Checked, check
-from makemore.train import Listener, Summary, train_checked
+from makemore.training import Listener, Summary, train_checked
 
 
 @dataclass
@@ -92,7 +92,7 @@ def training_job(config: str | Path | None = None, overrides: Mapping[str, Any] 
 
 
 def run_job(job: TrainingJob, listener: Listener | None = None) -> Summary:
-    """Train a `training_job` (see makemore.train.train for what it writes and raises)."""
+    """Train a `training_job` (see makemore.training.train for what it writes and raises)."""
     return train_checked(job.checked, job.run_dir, resume=job.resume, listener=listener, checkpoint=job.checkpoint)
 
 
@@ -104,11 +104,11 @@ def train(config: str | Path | Config | None = None, overrides: Mapping[str, Any
         config: a TOML config path, or a Config. overrides: {"section.key": value} to change.
         run_dir: where the run goes (default runs/<config name>-<time>). resume: a run directory to
             continue instead (its own config; `overrides` may raise train.steps).
-        listener: hears the run's progress (makemore.train.Listener); none by default.
+        listener: hears the run's progress (makemore.training.Listener); none by default.
 
     Raises:
         MakemoreError: a bad config, data, model, backend or run directory.
-        makemore.train.TrainingDiverged, makemore.train.TrainingInterrupted: as makemore.train.train.
+        makemore.training.TrainingDiverged, makemore.training.TrainingInterrupted: as makemore.training.train.
     """
     if isinstance(config, Config):
         cfg = apply_overrides(config, _override_list(overrides))

@@ -12,7 +12,7 @@ initialisation at one constant rate of a log-spaced grid; the dev NLL at the end
 plotted against the rate, shows which rate trains best in that budget.
 
 Both use the run's config as given (model, optimizer, data, seed) and every gradient backend,
-through makemore.prepare.prepare, makemore.train.minibatches (the same seeded minibatches as a
+through makemore.prepare.prepare, makemore.training.minibatches (the same seeded minibatches as a
 training run) and the backend's train_step; the schedule and warm-up are ignored, since the rate is what
 is being varied.
 
@@ -36,7 +36,7 @@ from makemore.backends import make_backend
 from makemore.errors import MakemoreError
 from makemore.plots import plot_lr_grid, plot_lr_sweep, smooth
 from makemore.prepare import Prepared
-from makemore.train import minibatches
+from makemore.training import minibatches
 
 #: What `find` runs: the lecture's one-run sweep, or a grid of short runs.
 MODES = ("sweep", "grid")

@@ -5,7 +5,7 @@ worker processes, on one machine or many, share through a database.
     makemore sweep --config C --search tpe --trials 40 --space train.lr=log:1e-3:0.3 --prune
     makemore sweep ... --storage postgresql://host/db --study names        # on every machine
 
-Every trial is a normal training run (makemore.train) into OUT/<run name>/, and the study keeps
+Every trial is a normal training run (makemore.training) into OUT/<run name>/, and the study keeps
 what the results table needs (losses, steps, time, parameters) in each trial's user attributes,
 so OUT/results.csv and results.md are gathered from the study, whichever worker ran a trial.
 
@@ -43,7 +43,7 @@ from makemore.errors import MakemoreError, first_line
 from makemore.prepare import check
 from makemore.sweep import (Announce, Result, SweepOutcome, longest_words, parse_grid, plan, result_of, run_name, run_sweep,
                             run_trial, split_values, write_results)
-from makemore.train import Listener, TrainingInterrupted
+from makemore.training import Listener, TrainingInterrupted
 
 SEARCHES = ("grid", "random", "tpe")
 #: The study's SQLite file in the sweep directory, when no --storage is given.

@@ -16,7 +16,7 @@ grid with them in one process; makemore.search drives the same two steps from an
 A combination whose run directory already holds summary.json is not trained again, so a sweep
 that was interrupted (Ctrl-C) or extended with more grid values continues where it stopped; a
 run that was interrupted mid-training is resumed from its checkpoint (exactly, see
-makemore.train).
+makemore.training).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from makemore.config import Config, parse_override
 from makemore.errors import MakemoreError
 from makemore.models import context_length, count_params
 from makemore.prepare import Checked, check, read_data
-from makemore.train import Listener, TrainingDiverged, TrainingInterrupted, train_checked
+from makemore.training import Listener, TrainingDiverged, TrainingInterrupted, train_checked
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
@@ -293,7 +293,7 @@ def run_sweep(
         grid: [(section.key, [values])] from parse_grid.
         out: the sweep's directory (created if needed).
         announce: called as announce(i, n, planned, "train" | "resume" | "skip") before each run.
-        listener: hears every run's progress (makemore.train.Listener).
+        listener: hears every run's progress (makemore.training.Listener).
 
     Raises:
         MakemoreError: a bad grid, model or backend (before anything is trained), bad data, or a

@@ -35,7 +35,7 @@ def tag(key: str) -> str:
 
 
 class TensorBoardLog:
-    """A training listener (makemore.train.Listener) that passes every call on to `inner` and
+    """A training listener (makemore.training.Listener) that passes every call on to `inner` and
     also writes each metrics record as TensorBoard scalars into the run directory.
 
     A resumed run purges the events after its checkpoint's step (SummaryWriter's purge_step),

@@ -64,9 +64,9 @@ def tiny_words_file(tmp_path: Path) -> Path:
 def no_loss_plot(monkeypatch):
     """Skip drawing loss.png at the end of each run in this process (half a second each), for
     tests that never look at it."""
-    import makemore.train
+    import makemore.training
 
-    monkeypatch.setattr(makemore.train, "plot_loss", lambda *args, **kwargs: None)
+    monkeypatch.setattr(makemore.training, "plot_loss", lambda *args, **kwargs: None)
 
 
 def mutant(owner: object, name: str, old: str, new: str) -> Callable[..., Any]:

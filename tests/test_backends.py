@@ -22,7 +22,7 @@ from makemore.backends.torch_backend import make_optimizer
 from makemore.config import Config
 from makemore.data import Windows
 from makemore.models import build_model
-from makemore.train import train
+from makemore.training import train
 from tests.conftest import mutant, needs_mlx, tiny_cfg, with_mlx
 
 V, T = 7, 3  # vocab_size, block_size of the gradient-check models

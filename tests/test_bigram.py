@@ -15,7 +15,7 @@ from makemore.config import Config, load_config
 from makemore.data import Vocab, build_windows
 from makemore.models.bigram import Bigram, count_bigrams
 from makemore.runs import load_checkpoint, read_metrics
-from makemore.train import train
+from makemore.training import train
 from tests.conftest import tiny_overrides
 
 WORDS = ["ab", "abb", "ba"]

@@ -43,7 +43,7 @@ def test_set_reads_toml_values_and_bare_words_as_strings() -> None:
         ("train.lr=inf", "train.lr must be a finite number > 0"),
         ("train.lr=nan", "train.lr must be a finite number > 0"),
         ("model.dropout=1", "model.dropout must be a finite number >= 0 and < 1"),
-        ("train.backend=jax", "train.backend must be one of 'torch', 'numpy', 'mlx', got 'jax'"),
+        ("train.backend=jax", "train.backend must be one of 'auto', 'torch', 'numpy', 'mlx', got 'jax'"),
         ("train.device=tpu", "train.device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
         ("data.boundary=ab", "data.boundary must be exactly one character"),
         ("train.batch_size=true", "train.batch_size must be an integer, got True"),

@@ -23,7 +23,7 @@ import torch
 from makemore import runs
 from makemore.cli import app
 from makemore.config import load_config
-from makemore.train import train
+from makemore.training import train
 
 from tests.conftest import wait_for, write_tiny_config
 

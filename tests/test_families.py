@@ -28,7 +28,7 @@ from makemore.errors import MakemoreError
 from makemore.evaluate import evaluate_splits
 from makemore.models import FAMILIES, build_model, context_length, family
 from makemore.models.base import nll_per_target
-from makemore.train import Listener, TrainingInterrupted, train
+from makemore.training import Listener, TrainingInterrupted, train
 
 from tests.conftest import TINY_WORDS
 

@@ -29,7 +29,7 @@ from makemore.config import Config
 from makemore.errors import MakemoreError
 from makemore.models import FAMILIES, Family, build_model
 from makemore.models.base import HiddenCapture, hidden_layers, lm_loss
-from makemore.train import train
+from makemore.training import train
 from tests.conftest import tiny_cfg, tiny_overrides
 from tests.test_explore import assert_png
 

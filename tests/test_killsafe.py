@@ -35,7 +35,7 @@ FORK_AND_KILL = r"""
 import json, os, random, signal, sys, time
 
 import torch  # imported before forking, so each child starts at once; no torch work happens here
-import makemore.backends.torch_backend, makemore.evaluate, makemore.runs, makemore.train  # noqa: F401
+import makemore.backends.torch_backend, makemore.evaluate, makemore.runs, makemore.training  # noqa: F401
 from makemore.cli import app
 
 config, root, trials, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

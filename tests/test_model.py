@@ -56,7 +56,7 @@ def test_initial_loss_is_close_to_uniform_with_default_init() -> None:
 
 
 def test_a_short_training_run_lowers_the_loss(tmp_path) -> None:
-    from makemore.train import train
+    from makemore.training import train
 
     cfg = load_config("configs/names.toml", ["train.steps=400", "train.eval_interval=200", "train.log_interval=50", "train.device=cpu"])
     summary = train(cfg, tmp_path / "run")

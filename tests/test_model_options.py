@@ -17,7 +17,8 @@ from makemore.models.mlp import MLP
 from makemore.runs import load_checkpoint, load_run, read_metrics
 from makemore.sample import sample
 from makemore.schedule import lr_at
-from makemore.train import train
+from makemore.prepare import check
+from makemore.training import train
 
 from tests.conftest import write_tiny_words
 
@@ -56,7 +57,7 @@ def test_each_option_trains_and_its_checkpoint_reloads_to_the_same_model(tmp_pat
     assert math.isfinite(summary.train_loss) and math.isfinite(summary.dev_loss)
 
     run = load_run(tmp_path / name)
-    assert run.config == cfg
+    assert run.config == check(cfg).cfg  # the config as trained: train.backend resolved
     assert not run.model.training  # evaluation mode: batch statistics and dropout off
     # The reloaded model is the one that was trained: its whole-split losses equal those the
     # training backend computed in memory at the last step (running statistics included).

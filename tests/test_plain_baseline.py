@@ -14,12 +14,12 @@ import torch
 
 from benchmarks import plain
 from makemore import runs
-from makemore import train as train_module
+from makemore import training as train_module
 from makemore.config import load_config
 from makemore.data import read_words, split_words
 from makemore.models import initial_state
 from makemore.prepare import prepare
-from makemore.train import chunk_indices, train
+from makemore.training import chunk_indices, train
 
 STEPS = 25
 

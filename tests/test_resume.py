@@ -21,10 +21,10 @@ import torch
 from typer.testing import CliRunner
 
 from makemore import runs
-from makemore import train as train_module
+from makemore import training as train_module
 from makemore.cli import app
 from makemore.config import load_config
-from makemore.train import TrainingInterrupted
+from makemore.training import TrainingInterrupted
 from tests.conftest import exit_130, tiny_config_text, training, wait_for, with_mlx
 
 WORDS = [

@@ -15,7 +15,7 @@ import pytest
 from makemore import runs, search, tensorboard_log
 from makemore.cli import app
 from makemore.config import load_config
-from makemore.train import train
+from makemore.training import train
 
 from tests.conftest import write_tiny_config
 
@@ -150,7 +150,7 @@ def test_tensorboard_scalars_follow_the_metrics_across_a_resume(tiny_config: Pat
 
 def test_ctrl_c_queues_the_run_again_and_the_next_worker_resumes_it(tiny_config: Path, tmp_path: Path) -> None:
     from makemore.sweep import parse_grid
-    from makemore.train import Listener
+    from makemore.training import Listener
 
     out = tmp_path / "sweep"
     s = search.Search(load_config(tiny_config), out, "grid", parse_grid(["train.lr=0.2,0.1,0.05"]), [], 0, False,

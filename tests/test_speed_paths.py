@@ -53,10 +53,13 @@ def test_small_steps_run_on_one_thread_and_big_ones_on_torchs_default() -> None:
 
 
 def test_the_fast_configs_train_with_the_hand_written_backward() -> None:
-    """The lecture's config and the fast recipe name the NumPy backend: on a CPU it takes the MLP's
-    steps fastest (BENCHMARKS.md); tests/test_backends.py checks it follows torch's trajectory."""
+    """The lecture's config and the fast recipe train with the NumPy backend (train.backend = "auto"
+    on a CPU): it takes the MLP's steps fastest (BENCHMARKS.md); tests/test_backends.py checks it
+    follows torch's trajectory."""
+    from makemore.prepare import check
+
     for path in ("configs/names.toml", "configs/fast.toml"):
-        assert load_config(path).train.backend == "numpy", path
+        assert check(load_config(path, ["train.device=cpu"])).backend == "numpy", path
 
 
 # ---------------------------------------------------------------- sampling: same distribution

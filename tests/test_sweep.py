@@ -14,7 +14,7 @@ import pytest
 from makemore.cli import app
 from makemore.config import Config
 from makemore.errors import MakemoreError
-from makemore.train import Listener
+from makemore.training import Listener
 from makemore.sweep import parse_grid, plan, run_name, run_sweep, split_values
 
 from tests.conftest import tiny_overrides

@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import makemore.sample
 from makemore import lr_find
+from makemore.prepare import prepare
 from makemore.backends import torch_backend
 from makemore.backends.numpy_mlp import NumpyBackend
 from makemore.backends.base import small_step
@@ -29,7 +30,7 @@ from makemore.models import build_model
 from makemore.runs import load_run
 from makemore.sample import sample
 from makemore.threads import scoped
-from makemore.train import Listener, Record, TrainingDiverged, train
+from makemore.training import Listener, Record, TrainingDiverged, train
 from tests.conftest import TINY_WORDS, tiny_cfg, with_mlx, write_tiny_words
 
 #: The process's thread count in both pools while a test runs: above 1, so that a small run's one
@@ -131,7 +132,7 @@ def test_a_run_that_fails_inside_the_loop_restores_the_counts(tmp_path, known_co
 
 def test_lr_find_restores_the_counts_after_each_run(tmp_path, known_counts, monkeypatch) -> None:
     cfg = tiny_cfg(write_tiny_words(tmp_path), 4, "train.backend=numpy")
-    lr_find.sweep(cfg, steps=5)
+    lr_find.sweep(prepare(cfg), steps=5)
     assert counts() == known_counts
     seen: list[set[int]] = []
     mean_loss = NumpyBackend.mean_loss
@@ -141,7 +142,7 @@ def test_lr_find_restores_the_counts_after_each_run(tmp_path, known_counts, monk
         return mean_loss(self, view)
 
     monkeypatch.setattr(NumpyBackend, "mean_loss", recording)
-    lr_find.grid(cfg, rates=2, steps=3)
+    lr_find.grid(prepare(cfg), rates=2, steps=3)
     assert seen == [{1}, {1}]  # each run of the grid on the small step's one thread...
     assert counts() == known_counts  # ...and the process's own after it
 

@@ -7,7 +7,7 @@
 - counting (`counting.py`): families fitted in one pass (the counting bigram), whatever
   train.backend says: there is nothing for a gradient backend to do.
 
-One training driver (makemore.train) serves every backend. A backend takes one optimizer step on
+One training driver (makemore.training) serves every backend. A backend takes one optimizer step on
 a minibatch, computes the mean NLL of a split, and moves its parameters and optimizer/generator
 state in and out as named NumPy arrays (the names of the torch model's state_dict), so every
 backend writes the same checkpoint and every command reads it.

@@ -1,6 +1,6 @@
 """The "backend" of families fitted in one pass instead of by gradient steps: the counting bigram.
 
-The driver (makemore.train) calls `fit` once on the train split where a gradient backend would
+The driver (makemore.training) calls `fit` once on the train split where a gradient backend would
 take steps, then evaluates, checkpoints and summarises the run as it does every other run. The
 counting itself is the family's own maths (makemore.models.bigram.Bigram.fit).
 """

@@ -52,7 +52,7 @@ def note(message: str) -> None:
 
 
 class ProgressBar:
-    """Draws a training run's progress (a makemore.train.Listener) as a rich progress bar on stderr:
+    """Draws a training run's progress (a makemore.training.Listener) as a rich progress bar on stderr:
     step, loss, dev loss, lr, steps/s. Updated only at metrics records.
 
     Args:

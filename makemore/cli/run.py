@@ -33,7 +33,7 @@ def train(
 ) -> None:
     """Train a model; write config, vocabulary, metrics, checkpoint and loss curve into a run directory."""
     from makemore import api, distributed
-    from makemore.train import TrainingInterrupted
+    from makemore.training import TrainingInterrupted
 
     world = distributed.launched()
     with distributed.said_once(world):

@@ -6,17 +6,21 @@
         metrics.jsonl    one JSON object per logged step: step, train_loss, dev_loss, lr, elapsed_s
         stats.jsonl      with train.stats_interval > 0: one JSON object per recorded step, step, lr,
                          loss, layers, params (makemore.stats), read by `makemore inspect`
-        checkpoint.pt    model state_dict, config, vocab, step, optimizer and generator state
+        checkpoint.safetensors   model state_dict, optimizer and generator state as tensors; config,
+                         vocab, step and the other plain values as JSON in its metadata
+                         (checkpoint.pt, a weights-only torch file, in runs made before issue 23)
         summary.json     final whole-split train/dev loss and timings, written when training ends
         loss.png         the loss curves
 
 Checkpoints are written atomically (temporary file in the same folder, flush, fsync, os.replace),
-so a crash at any moment leaves the previous good checkpoint, and are read only with
-torch.load(weights_only=True), so a checkpoint cannot run code.
+so a crash at any moment leaves the previous good checkpoint, carry a SHA-256 of their contents,
+and are read without pickle (an old checkpoint.pt with torch.load(weights_only=True)), so a
+checkpoint cannot run code.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -29,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors
+import safetensors.numpy
 import torch
 
 from makemore.config import Config, load_config
@@ -38,7 +44,8 @@ from makemore.models import build_model, family
 
 # The file names of a run directory. This module is the only one that knows them: every other
 # module goes through the functions below.
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint.safetensors"
+LEGACY_CHECKPOINT = "checkpoint.pt"  # runs made before issue 23: read, and replaced by CHECKPOINT on resuming
 CONFIG = "config.toml"
 VOCAB = "vocab.json"
 METRICS = "metrics.jsonl"
@@ -48,7 +55,8 @@ LOSS_PNG = "loss.png"
 EMBEDDING_PNG = "embedding.png"
 INSPECT_PNGS = {"activations": "activations.png", "gradients": "gradients.png", "update_ratio": "update_ratio.png",
                 "saturation": "saturation.png"}
-FORMAT = "makemore-checkpoint-1"
+FORMAT = "makemore-checkpoint-2"  # "format" in a checkpoint.safetensors' metadata
+LEGACY_FORMAT = "makemore-checkpoint-1"  # "format" inside a checkpoint.pt
 DEFAULT_ROOT = Path("runs")
 
 
@@ -90,12 +98,12 @@ def checkpoint_config(run_dir: str | Path, checkpoint: dict[str, Any]) -> Config
     Raises:
         MakemoreError: the stored config is not valid for this version of makemore.
     """
-    return Config.from_dict(checkpoint["config"], source=str(Path(run_dir) / CHECKPOINT))
+    return Config.from_dict(checkpoint["config"], source=str(checkpoint_file(run_dir)))
 
 
 def has_checkpoint(run_dir: str | Path) -> bool:
     """Whether run_dir holds a checkpoint (training started and can be resumed)."""
-    return (Path(run_dir) / CHECKPOINT).is_file()
+    return checkpoint_file(run_dir).is_file()
 
 
 def is_finished(run_dir: str | Path) -> bool:
@@ -207,7 +215,7 @@ def discard_unstarted(run_dir: str | Path) -> None:
     leaves no half-written run behind. Only makemore's own files are removed, then the folder if
     that empties it; a directory holding a checkpoint is left alone (it can be resumed)."""
     path = Path(run_dir)
-    if not path.is_dir() or (path / CHECKPOINT).exists():
+    if not path.is_dir() or checkpoint_file(path).exists():
         return
     for name in (CONFIG, VOCAB, METRICS, STATS, SUMMARY, LOSS_PNG):
         (path / name).unlink(missing_ok=True)
@@ -246,7 +254,7 @@ def resolve_run(run_dir: str | Path | None, root: str | Path = DEFAULT_ROOT) -> 
     path = latest_run(root) if run_dir is None else Path(run_dir)
     if not path.is_dir():
         raise MakemoreError(f"{path}: no such run directory")
-    if not (path / CHECKPOINT).is_file():
+    if not has_checkpoint(path):
         raise MakemoreError(f"{path}: no {CHECKPOINT} in this run directory (did its training start?)")
     return path
 
@@ -304,52 +312,224 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def to_torch(obj: Any) -> Any:
-    """NumPy arrays (nested in dicts, lists, tuples) → torch tensors, for a weights_only checkpoint."""
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(obj))
-    if isinstance(obj, dict):
-        return {k: to_torch(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_torch(v) for v in obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
+#: The tags of the checkpoint layout (see `_Packer`): a JSON object with exactly one of these keys
+#: stands for a tensor, a tuple, or a dict whose keys are not all strings.
+_TENSOR, _TUPLE, _DICT = "__tensor__", "__tuple__", "__dict__"
+
+
+class _Packer:
+    """Splits a checkpoint's nested values into named NumPy arrays and a JSON-able layout.
+
+    Tensors and arrays become {"__tensor__": name} (the name is the path of keys, e.g.
+    "backend_state.optimizer.state.0.exp_avg"); tuples {"__tuple__": [...]}; a dict with a key that
+    is not a string (torch.optim's parameter indices) {"__dict__": [[key, value], ...]}; NumPy
+    scalars their Python value; str, int (of any size: JSON ints are exact), float, bool and None
+    stay themselves. `arrays` collects the arrays, little-endian and contiguous.
+
+    Raises (from `pack`):
+        TypeError: a value of another type (a checkpoint holds tensors and plain values only).
+    """
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def pack(self, value: Any, name: str) -> Any:
+        """The layout of `value`, found at key path `name`; its arrays are added to `self.arrays`."""
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        if isinstance(value, np.ndarray):
+            return {_TENSOR: self._add(name, value)}
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, dict):
+            plain = all(isinstance(k, str) for k in value) and not (len(value) == 1 and next(iter(value)) in (_TENSOR, _TUPLE, _DICT))
+            if plain:
+                return {k: self.pack(v, _join(name, k)) for k, v in value.items()}
+            return {_DICT: [[self.pack(k, name), self.pack(v, _join(name, k))] for k, v in value.items()]}
+        if isinstance(value, tuple):
+            return {_TUPLE: [self.pack(v, _join(name, i)) for i, v in enumerate(value)]}
+        if isinstance(value, list):
+            return [self.pack(v, _join(name, i)) for i, v in enumerate(value)]
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        raise TypeError(f"a checkpoint holds tensors and plain values only, not {type(value).__name__} (at {name})")
+
+    def _add(self, name: str, array: np.ndarray) -> str:
+        key, k = name, 1
+        while key in self.arrays:  # "a.b" + "c" and "a" + "b.c" would meet
+            k += 1
+            key = f"{name}#{k}"
+        little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        self.arrays[key] = little if little.flags.c_contiguous else little.copy(order="C")  # ascontiguousarray makes () (1,)
+        return key
+
+
+def _join(name: str, key: Any) -> str:
+    return f"{name}.{key}" if name else str(key)
+
+
+def _unpack(node: Any, arrays: dict[str, np.ndarray], tensor: Any) -> Any:
+    """The value a `_Packer` layout stands for, its arrays taken from `arrays` through `tensor(array)`.
+
+    Raises:
+        ValueError: the layout names an array that is not in `arrays`, or a tag holds no list.
+    """
+    if isinstance(node, list):
+        return [_unpack(v, arrays, tensor) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        (tag, inner), = node.items()
+        if tag == _TENSOR:
+            if not isinstance(inner, str) or inner not in arrays:
+                raise ValueError(f"its layout names a tensor {inner!r} that it does not hold")
+            return tensor(arrays[inner])
+        if tag in (_TUPLE, _DICT) and not isinstance(inner, list):
+            raise ValueError(f"its layout has a {tag} that holds no list")
+        if tag == _TUPLE:
+            return tuple(_unpack(v, arrays, tensor) for v in inner)
+        if tag == _DICT:
+            return {_unpack(k, arrays, tensor): _unpack(v, arrays, tensor) for k, v in inner}
+    return {k: _unpack(v, arrays, tensor) for k, v in node.items()}
+
+
+def _digest(layout: str, arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 (hex) of a checkpoint's layout and of every array's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256(layout.encode("utf-8"))
+    for name in sorted(arrays):
+        a = arrays[name]
+        h.update(json.dumps([name, a.dtype.name, list(a.shape)]).encode("utf-8"))
+        h.update(a.tobytes(order="C"))
+    return h.hexdigest()
+
+
+def _as_tensor(array: np.ndarray) -> torch.Tensor:
+    """A read array as the torch tensor a checkpoint has always handed its readers."""
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+
+def checkpoint_file(run_dir: str | Path) -> Path:
+    """The checkpoint of run_dir that is read: checkpoint.safetensors, or checkpoint.pt in a run
+    made by a makemore before the safetensors format (issue 23) and not resumed since; the
+    checkpoint.safetensors path when there is neither."""
+    path = Path(run_dir)
+    if not (path / CHECKPOINT).is_file() and (path / LEGACY_CHECKPOINT).is_file():
+        return path / LEGACY_CHECKPOINT
+    return path / CHECKPOINT
 
 
 def save_checkpoint(run_dir: Path, checkpoint: dict[str, Any]) -> None:
-    """Atomically write run_dir/checkpoint.pt: a dict of tensors and plain values only.
+    """Atomically write run_dir/checkpoint.safetensors (what `make_checkpoint` made).
+
+    Arrays and tensors are the file's tensors; everything else (config, vocab, step, plain
+    values of the backend state, where each tensor sits in the nested dicts) is the JSON string
+    "checkpoint" of the safetensors metadata, beside "format" and "sha256", a SHA-256 of that
+    string and of every tensor's name, dtype, shape and bytes (`_digest`), checked on reading.
+    A "format" key of `checkpoint` (one that `load_checkpoint` returned) is not stored. Once the
+    file is in place, the checkpoint.pt of a run made before this format is removed: it holds
+    an earlier step of the same run, as a replaced checkpoint would.
 
     Raises:
         MakemoreError: the file cannot be written (a full disk, no permission); the previous
             checkpoint, if there is one, is left as it was.
     """
-    payload = {"format": FORMAT, **to_torch(checkpoint)}
+    packer = _Packer()
+    layout = json.dumps(packer.pack({k: v for k, v in checkpoint.items() if k != "format"}, ""),
+                        ensure_ascii=False, separators=(",", ":"))
+    metadata = {"format": FORMAT, "checkpoint": layout, "sha256": _digest(layout, packer.arrays)}
+    data = safetensors.numpy.save(packer.arrays, metadata=metadata)
     path = Path(run_dir) / CHECKPOINT
     try:
-        atomic_write_bytes(path, lambda f: torch.save(payload, f))
+        atomic_write_bytes(path, lambda f: f.write(data))
     except OSError as e:
         raise MakemoreError(f"{path}: cannot write the checkpoint: {e.strerror or e}; the previous checkpoint, if any, is kept") from None
+    legacy = Path(run_dir) / LEGACY_CHECKPOINT
+    try:
+        legacy.unlink(missing_ok=True)
+    except OSError:
+        return  # it stays; checkpoint.safetensors is the one read
+    _fsync_dir(legacy.parent)
 
 
 def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
-    """Read run_dir/checkpoint.pt with torch.load(weights_only=True), on the CPU.
+    """Read run_dir's checkpoint (`checkpoint_file`), on the CPU, as the dict `make_checkpoint`
+    made plus "format": arrays as torch tensors, everything else as plain values.
 
-    The zip entries' CRC-32 checksums are verified first (torch.load skips them), so flipped
-    bytes anywhere in the file are reported rather than loaded as wrong weights.
+    checkpoint.safetensors is read without pickle or torch.load; checkpoint.pt (older runs) with
+    torch.load(weights_only=True), its zip CRC-32 checksums verified first.
 
     Raises:
-        MakemoreError: missing, truncated or corrupted file; a pickle that asks to build objects
-            or call functions (refused without running anything); not a makemore checkpoint.
+        MakemoreError: missing, truncated, corrupted or tampered file (a SHA-256 or CRC-32 that does
+            not match); an old pickle that asks to build objects or call functions (refused
+            without running anything); not a makemore checkpoint.
     """
-    path = Path(run_dir) / CHECKPOINT
+    path = checkpoint_file(run_dir)
     if not path.is_file():
         raise MakemoreError(f"{path}: no checkpoint")
-    unreadable = f"{path}: the checkpoint is unreadable (truncated, corrupted, or not a makemore checkpoint)"
+    ckpt = _load_legacy(path) if path.name == LEGACY_CHECKPOINT else _load_safetensors(path)
+    missing = [k for k in ("model", "config", "vocab", "step") if k not in ckpt]
+    if missing:
+        raise MakemoreError(f"{path}: incomplete makemore checkpoint: no {', '.join(missing)}")
+    return ckpt
+
+
+def _unreadable(path: Path) -> str:
+    return f"{path}: the checkpoint is unreadable (truncated, corrupted, or not a makemore checkpoint)"
+
+
+def _safetensors_metadata(path: Path, data: bytes) -> dict[str, Any]:
+    """The "__metadata__" of a safetensors file's header (8-byte little-endian length, then JSON).
+
+    Raises:
+        MakemoreError: a header that is cut off or not JSON; no makemore metadata in it.
+    """
+    if len(data) < 8:
+        raise MakemoreError(f"{_unreadable(path)}: {len(data)} bytes, too short to hold a header")
+    n = int.from_bytes(data[:8], "little")
+    if n > len(data) - 8:
+        raise MakemoreError(f"{_unreadable(path)}: its header length ({n} bytes) runs past the end of the file ({len(data)} bytes)")
+    try:
+        header = json.loads(data[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MakemoreError(f"{_unreadable(path)}: its header is not JSON ({first_line(e)})") from None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise MakemoreError(f"{path}: not a makemore checkpoint (no {FORMAT!r} in its safetensors metadata)")
+    return metadata
+
+
+def _load_safetensors(path: Path) -> dict[str, Any]:
+    """Read a checkpoint.safetensors (see `save_checkpoint`): metadata, tensors, checksum, layout."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise MakemoreError(f"{path}: cannot read the checkpoint: {e.strerror or e}") from None
+    metadata = _safetensors_metadata(path, data)
+    try:
+        arrays = safetensors.numpy.load(data)
+    except (safetensors.SafetensorError, ValueError, TypeError) as e:
+        raise MakemoreError(f"{_unreadable(path)}: {first_line(e)}") from None
+    layout, digest = metadata.get("checkpoint"), metadata.get("sha256")
+    if not isinstance(layout, str) or _digest(layout, arrays) != digest:
+        raise MakemoreError(f"{_unreadable(path)}: its contents do not match their SHA-256 checksum")
+    try:
+        ckpt = _unpack(json.loads(layout), arrays, _as_tensor)
+    except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError; TypeError: an unhashable key
+        raise MakemoreError(f"{_unreadable(path)}: {first_line(e)}") from None
+    if not isinstance(ckpt, dict):
+        raise MakemoreError(f"{path}: not a makemore checkpoint")
+    return {"format": FORMAT, **ckpt}
+
+
+def _load_legacy(path: Path) -> dict[str, Any]:
+    """Read a checkpoint.pt of an older makemore with torch.load(weights_only=True), its zip
+    entries' CRC-32 checksums verified first (torch.load skips them, so flipped bytes would load
+    as wrong weights)."""
+    unreadable = _unreadable(path)
     if zipfile.is_zipfile(path):  # torch.save's format: a zip whose entries carry CRC-32 checksums
         try:
             with zipfile.ZipFile(path) as z:
-                bad = z.testzip()  # torch.load does not check the CRCs: flipped tensor bytes would load silently
+                bad = z.testzip()
         except (zipfile.BadZipFile, OSError, EOFError) as e:
             raise MakemoreError(f"{unreadable}: {first_line(e)}") from None
         if bad is not None:
@@ -369,11 +549,8 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
         raise MakemoreError(f"{unreadable}: {detail.group(1) if detail else first_line(e)}; nothing in it was run") from None
     except Exception as e:  # noqa: BLE001 - torch.load reports a damaged file in many ways (KeyError, RuntimeError, ...)
         raise MakemoreError(f"{unreadable}: {first_line(e)}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+    if not isinstance(ckpt, dict) or ckpt.get("format") != LEGACY_FORMAT:
         raise MakemoreError(f"{path}: not a makemore checkpoint")
-    missing = [k for k in ("model", "config", "vocab", "step") if k not in ckpt]
-    if missing:
-        raise MakemoreError(f"{path}: incomplete makemore checkpoint: no {', '.join(missing)}")
     return ckpt
 
 
@@ -429,7 +606,7 @@ class Run:
         try:
             self.model.load_state_dict(checkpoint["model"])
         except (RuntimeError, KeyError) as e:
-            raise MakemoreError(f"{path / CHECKPOINT}: parameters do not match the model in its config: {first_line(e)}") from None
+            raise MakemoreError(f"{checkpoint_file(path)}: parameters do not match the model in its config: {first_line(e)}") from None
         self.model.eval()
         self._dataset: Dataset | None = None
 

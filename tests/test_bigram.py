@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from makemore import runs
 from makemore.cli import app
 from makemore.config import Config, load_config
 from makemore.data import Vocab, build_windows
@@ -84,7 +85,7 @@ def test_bigram_run_works_with_evaluate_and_sample(tiny_words_file, tmp_path, ru
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["steps"] == 0 and summary["model"] == "bigram"
-    for name in ("checkpoint.pt", "config.toml", "vocab.json", "metrics.jsonl", "summary.json", "loss.png"):
+    for name in (runs.CHECKPOINT, "config.toml", "vocab.json", "metrics.jsonl", "summary.json", "loss.png"):
         assert (run_dir / name).is_file(), name
     ckpt = load_checkpoint(run_dir)
     assert {"model", "config", "vocab", "step", "data_sha256", "max_word_len"} <= set(ckpt)

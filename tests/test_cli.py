@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from makemore import runs
 from makemore.cli import app
 from makemore.data import split_words
 from tests.conftest import TINY_WORDS, tiny_overrides
@@ -18,7 +19,7 @@ def test_train_evaluate_sample_round_trip(runner, tiny_words_file, tmp_path) -> 
     result = runner.invoke(app, ["train", "--config", "configs/names.toml", *tiny_overrides(tiny_words_file), "--run-dir", str(run_dir), "-q"])
     assert result.exit_code == 0, result.output
     assert f"run directory: {run_dir}" in result.stdout and "dev" in result.stdout
-    for name in ("config.toml", "vocab.json", "metrics.jsonl", "checkpoint.pt", "loss.png", "summary.json"):
+    for name in ("config.toml", "vocab.json", "metrics.jsonl", runs.CHECKPOINT, "loss.png", "summary.json"):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -26,7 +27,7 @@ def test_train_evaluate_sample_round_trip(runner, tiny_words_file, tmp_path) -> 
     assert all({"step", "train_loss", "dev_loss", "lr", "elapsed_s"} <= set(r) for r in records)
     assert records[-1]["step"] == 60 and records[-1]["dev_loss"] is not None
 
-    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    ckpt = runs.load_checkpoint(run_dir)
     assert ckpt["step"] == 60 and ckpt["vocab"][0] == "." and set(ckpt["model"]) == {"C", "W1", "b1", "W2", "b2"}
     assert ckpt["config"]["model"]["n_hidden"] == 16
 

@@ -130,7 +130,7 @@ def test_sigterm_to_the_launcher_stops_every_rank_at_one_step_and_the_run_resume
     run_dir = setup["dir"] / "stopped"
     proc = launch([sys.executable, "-m", "makemore", "train", "--nproc", "2", "--config", str(setup["config"]), "--set", "model.type=bow",
                    "--run-dir", str(run_dir), "--set", "train.steps=100000000", "--set", "train.eval_interval=100000", "-q"])
-    wait_for((run_dir / "checkpoint.pt").exists, "the first checkpoint", proc)
+    wait_for((run_dir / runs.CHECKPOINT).exists, "the first checkpoint", proc)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)  # to the launcher only, as a scheduler does
     out, _ = proc.communicate(timeout=60)
@@ -149,7 +149,7 @@ def test_sigterm_stops_one_process_like_ctrl_c_and_resume_is_exact(setup, tmp_pa
     run_dir = tmp_path / "run"
     proc = launch([sys.executable, "-m", "makemore", "train", "--config", str(setup["config"]), "--run-dir", str(run_dir),
                    "--set", "train.steps=100000000", "-q"])
-    wait_for((run_dir / "checkpoint.pt").exists, "the first checkpoint", proc)
+    wait_for((run_dir / runs.CHECKPOINT).exists, "the first checkpoint", proc)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)

@@ -2,7 +2,7 @@
 
 Training runs in a child process that writes a checkpoint after every step (eval_interval = 1),
 so much of its time is spent inside checkpoint writes; it is sent SIGKILL after a random delay,
-a dozen times (most after the first checkpoint exists, some at any moment from the start). Every checkpoint left behind must load (torch.load, weights_only=True) and build
+a dozen times (most after the first checkpoint exists, some at any moment from the start). Every checkpoint left behind must load (runs.load_checkpoint) and build
 its model, and the run must resume.
 
 To keep the test short, one helper process imports torch and makemore once and forks a fresh
@@ -53,7 +53,7 @@ for i in range(trials):
     # the others once their first checkpoint exists, so that there is a previous one to keep
     early = i % 4 == 0
     deadline = time.monotonic() + 30
-    while not early and not os.path.exists(os.path.join(run, "checkpoint.pt")) and time.monotonic() < deadline:
+    while not early and not os.path.exists(os.path.join(run, makemore.runs.CHECKPOINT)) and time.monotonic() < deadline:
         time.sleep(0.002)
     delay = rng.uniform(0.0, 0.6 if early else 0.3)
     time.sleep(delay)

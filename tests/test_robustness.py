@@ -280,7 +280,7 @@ def test_no_runs_yet(tmp_path, monkeypatch, command):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_run_directory_without_checkpoint(tmp_path, command):
     (tmp_path / "run").mkdir()
-    assert_user_error(cli(*COMMANDS[command](tmp_path / "run")), "no checkpoint.pt")
+    assert_user_error(cli(*COMMANDS[command](tmp_path / "run")), f"no {runs.CHECKPOINT}")
 
 
 def damage_truncated(data: bytes) -> bytes:
@@ -291,14 +291,14 @@ def damage_last_byte(data: bytes) -> bytes:
     return data[:-1]
 
 
-def damage_flip_middle(data: bytes) -> bytes:  # inside tensor bytes: caught by the zip CRC-32 check
+def damage_flip_middle(data: bytes) -> bytes:  # inside tensor bytes: caught by the SHA-256 check
     b = bytearray(data)
     for i in range(len(b) // 2, len(b) // 2 + 16):
         b[i] ^= 0xFF
     return bytes(b)
 
 
-def damage_flip_start(data: bytes) -> bytes:  # inside the pickle of the checkpoint's structure
+def damage_flip_start(data: bytes) -> bytes:  # inside the JSON header of the checkpoint's structure
     b = bytearray(data)
     for i in range(40, 120):
         b[i] ^= 0x55
@@ -344,11 +344,11 @@ class RunsCode:
 
 
 def malicious_checkpoint(trained: Path, marker: Path, raw: bool) -> bytes:
-    """The trained run's checkpoint with one more entry whose unpickling writes `marker`."""
+    """The trained run's checkpoint as an old checkpoint.pt with one more entry whose unpickling writes `marker`."""
     payload = RunsCode(f"open({str(marker)!r}, 'w').write('code ran')")
     if raw:  # a bare pickle, not torch's zip format
-        return pickle.dumps({"format": runs.FORMAT, "extra": payload}, protocol=2)
-    ckpt = torch.load(trained / runs.CHECKPOINT, weights_only=True)
+        return pickle.dumps({"format": runs.LEGACY_FORMAT, "extra": payload}, protocol=2)
+    ckpt = {**runs.load_checkpoint(trained), "format": runs.LEGACY_FORMAT}
     ckpt["extra"] = payload
     buf = io.BytesIO()
     torch.save(ckpt, buf)
@@ -358,13 +358,15 @@ def malicious_checkpoint(trained: Path, marker: Path, raw: bool) -> bytes:
 @pytest.mark.parametrize("raw", [False, True], ids=["torch zip", "bare pickle"])
 @pytest.mark.parametrize("command", COMMANDS)
 def test_checkpoint_that_would_run_code_is_refused_and_runs_nothing(trained, tmp_path, command, raw):
+    """An old run's checkpoint.pt (read with torch.load(weights_only=True)) that asks to run code."""
     run = copy_run(trained, tmp_path)
     marker = tmp_path / "code-ran.txt"
-    (run / runs.CHECKPOINT).write_bytes(malicious_checkpoint(trained, marker, raw))
+    (run / runs.LEGACY_CHECKPOINT).write_bytes(malicious_checkpoint(trained, marker, raw))
+    (run / runs.CHECKPOINT).unlink()
     assert_user_error(cli(*COMMANDS[command](run)), "refused to load", "exec", "nothing in this one was run")
     assert not marker.exists()
     # the payload is live: an unsafe load (which makemore never does) really runs it
-    data = (run / runs.CHECKPOINT).read_bytes()
+    data = (run / runs.LEGACY_CHECKPOINT).read_bytes()
     pickle.loads(data) if raw else torch.load(io.BytesIO(data), weights_only=False)
     assert marker.read_text() == "code ran"
 
@@ -414,13 +416,21 @@ def test_error_after_the_run_directory_exists_removes_it(tmp_path, monkeypatch):
     words.write_text("\n".join(WORDS) + "\n", encoding="utf-8")
     config = write_config(tmp_path, words)
 
-    def disk_full(obj, f, *args, **kwargs):
-        f.write(b"PK\x03\x04 the start of a checkpoint")
-        raise OSError(28, "No space left on device")
+    real_write = runs.atomic_write_bytes
 
-    monkeypatch.setattr(runs.torch, "save", disk_full)
+    def disk_full(path, write):  # the checkpoint's write fills the disk part way through
+        if path.name != runs.CHECKPOINT:
+            return real_write(path, write)
+
+        def partial(f):
+            f.write(b"\x10\x00\x00\x00\x00\x00\x00\x00 the start of a checkpoint")
+            raise OSError(28, "No space left on device")
+
+        return real_write(path, partial)
+
+    monkeypatch.setattr(runs, "atomic_write_bytes", disk_full)
     result = cli("train", "--config", config, "--run-dir", tmp_path / "run", "-q")
-    assert_user_error(result, "checkpoint.pt", "cannot write the checkpoint", "No space left on device")
+    assert_user_error(result, runs.CHECKPOINT, "cannot write the checkpoint", "No space left on device")
     assert not (tmp_path / "run").exists()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from makemore import runs
 from makemore.cli import app
 from makemore.config import Config
 from makemore.errors import MakemoreError
@@ -30,7 +31,7 @@ def test_sweep_trains_every_combination_and_rerunning_skips_them(tmp_path: Path,
     assert dirs == ["model.n_hidden=16,train.lr=0.02", "model.n_hidden=16,train.lr=0.1",
                     "model.n_hidden=8,train.lr=0.02", "model.n_hidden=8,train.lr=0.1"]
     for d in dirs:  # each a normal run directory with the combination's config
-        assert {"config.toml", "checkpoint.pt", "summary.json", "metrics.jsonl"} <= {p.name for p in (out / d).iterdir()}
+        assert {"config.toml", runs.CHECKPOINT, "summary.json", "metrics.jsonl"} <= {p.name for p in (out / d).iterdir()}
         assert f"n_hidden = {d.split(',')[0].split('=')[1]}" in (out / d / "config.toml").read_text()
 
     rows = list(csv.DictReader((out / "results.csv").open()))
@@ -48,11 +49,11 @@ def test_sweep_trains_every_combination_and_rerunning_skips_them(tmp_path: Path,
     assert len(md.strip().splitlines()) == 2 + 4
     assert "dev" in result.output  # the rich table
 
-    mtimes = {d: (out / d / "checkpoint.pt").stat().st_mtime_ns for d in dirs}
+    mtimes = {d: (out / d / runs.CHECKPOINT).stat().st_mtime_ns for d in dirs}
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output
     assert "skipped" in again.output
-    assert {d: (out / d / "checkpoint.pt").stat().st_mtime_ns for d in dirs} == mtimes  # nothing retrained
+    assert {d: (out / d / runs.CHECKPOINT).stat().st_mtime_ns for d in dirs} == mtimes  # nothing retrained
     rows_again = list(csv.DictReader((out / "results.csv").open()))
     assert [r["dev_loss"] for r in rows_again] == [r["dev_loss"] for r in rows]
     assert {r["status"] for r in rows_again} == {"skipped"}
@@ -81,7 +82,7 @@ def test_ctrl_c_keeps_the_finished_runs_and_a_rerun_continues(tmp_path: Path, ti
     assert [r["train.lr"] for r in rows] == ["0.1"]
     assert "interrupted" in (out / "results.md").read_text()
     second = out / run_name({"train.lr": 0.05})
-    assert (second / "checkpoint.pt").is_file() and not (second / "summary.json").exists()
+    assert (second / runs.CHECKPOINT).is_file() and not (second / "summary.json").exists()
 
     actions: list[str] = []
     done = run_sweep(base, grid, out, announce=lambda i, n, p, action: actions.append(action))

@@ -171,12 +171,16 @@ class Run:
         Raises:
             MakemoreError: an unknown split; the words file is gone or no longer fits the vocabulary.
         """
+        return {name: nll for name, (nll, _) in self.evaluate_counted(splits).items()}
+
+    def evaluate_counted(self, splits: Sequence[str] = ("train", "dev")) -> dict[str, tuple[float, int]]:
+        """`evaluate`, with each split's number of targets: {split: (NLL nats/char, targets)}."""
         from makemore.evaluate import evaluate_splits
 
         for name in splits:
             if name not in ("train", "dev", "test"):
                 raise MakemoreError(f"--split {name!r}: choose train, dev, test or all")
-        return {name: nll for name, (nll, _) in evaluate_splits(self._run, list(splits)).items()}
+        return evaluate_splits(self._run, list(splits))
 
     def score(self, words: Sequence[str]) -> list[Any]:
         """How likely each word is: makemore.evaluate.WordScore (word, nll per character in nats,
@@ -186,26 +190,87 @@ class Run:
             MakemoreError: a word the model cannot score (a character outside the vocabulary; for a
                 sequence model, longer than it reads), named.
         """
-        from makemore.evaluate import score_report
-
-        report = score_report(self._run, list(words))
+        report = self.score_report(words)
         if report.errors:
             raise MakemoreError(report.errors[0])
         return report.scores
 
-    def sample(self, n: int = 20, *, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
-               prefix: str = "", new_only: bool = False, unique: bool = False, min_len: int | None = None,
-               max_len: int | None = None) -> list[str]:
-        """n new words. With any of prefix, new_only, unique, min_len, max_len every word fits them
-        (draws that don't are redrawn, up to makemore.sample.DRAWS_PER_SAMPLE per word).
+    def score_report(self, words: Sequence[str]) -> Any:
+        """`score` for every word the model can score, and a line for each it cannot
+        (makemore.evaluate.ScoreReport: scores, errors, reference_words, warnings)."""
+        from makemore.evaluate import score_report
+
+        return score_report(self._run, list(words))
+
+    def sample(self, n: int = 20, *, seed: int | None = None, **options: Any) -> list[str]:
+        """n new words (options as `samples`). With any of prefix, new_only, unique, min_len,
+        max_len every word fits them (draws that don't are redrawn, up to
+        makemore.sample.DRAWS_PER_SAMPLE per word).
 
         Raises:
             MakemoreError: an option out of range; fewer than n words found within the draw bound.
         """
+        found = self.samples(n, seed=seed, **options)
+        if found.shortfall:
+            raise MakemoreError(found.shortfall)
+        return [word for word, _ in found.words]
+
+    def samples(self, n: int = 20, *, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
+                prefix: str = "", new_only: bool = False, unique: bool = False, min_len: int | None = None,
+                max_len: int | None = None) -> Any:
+        """`sample` with how the words were found (makemore.sample.Samples: words with a finished
+        flag, seed, length cap, draw counts, and why fewer than n were found, if so)."""
         from makemore.sample import sample_words
 
-        result = sample_words(self._run, n, secrets.randbits(31) if seed is None else seed, temperature=temperature, top_k=top_k,
-                              prefix=prefix, new_only=new_only, unique=unique, min_len=min_len, max_len=max_len)
-        if result.shortfall:
-            raise MakemoreError(result.shortfall)
-        return [word for word, _ in result.words]
+        return sample_words(self._run, n, secrets.randbits(31) if seed is None else seed, temperature=temperature, top_k=top_k,
+                            prefix=prefix, new_only=new_only, unique=unique, min_len=min_len, max_len=max_len)
+
+    def word_nll(self, words: Sequence[str]) -> list[float | None]:
+        """Each word's mean NLL per character (nats), None for a word the model cannot score."""
+        from makemore.evaluate import word_nll_or_none
+
+        return word_nll_or_none(self.model, self.vocab, self._run.family.view, list(words))
+
+    def training_words(self) -> set[str]:
+        """The words of the run's train split (re-read from its words file).
+
+        Raises:
+            MakemoreError: the words file is gone, unreadable or no longer fits the vocabulary.
+        """
+        return set(self._run.dataset.split_words("train"))
+
+    def plot_embedding(self, out: str | Path | None = None, dims: tuple[int, int] | None = None, pca: bool | None = None) -> Path:
+        """Draw the character embedding table C (makemore.plots.plot_embedding) into `out`
+        (default: the run's embedding.png); returns the PNG's path.
+
+        Raises:
+            MakemoreError: a family without an embedding table; bad dims.
+        """
+        from makemore.plots import plot_embedding
+
+        table = self._run.family.embedding
+        if table is None:
+            raise MakemoreError(f"{self.path}: a model.type = {self.config.model.type!r} run has no embedding table C; plot-emb needs a model that learns one")
+        C = self.model.state_dict()[table].detach().cpu().numpy()  # (vocab_size, n_embd)
+        title = f"Character embeddings C of {self.path.name} (step {self.step:,})"
+        return plot_embedding(C, self.vocab.itos, Path(out) if out is not None else runs.embedding_png(self.path), title, dims, pca)
+
+
+def plot_loss(run_dirs: Sequence[str | Path], out: str | Path, labels: Sequence[str] | None = None) -> Path:
+    """Train (smoothed) and dev loss against step of one or more runs, overlaid, into the PNG `out`.
+
+    Raises:
+        MakemoreError: a missing run directory; labels not one per run; no metrics to plot.
+    """
+    from makemore.plots import plot_loss as draw
+
+    paths = [Path(p) for p in run_dirs]
+    for path in paths:
+        if not path.is_dir():
+            raise MakemoreError(f"{path}: no such run directory")
+    if labels and len(labels) != len(paths):
+        raise MakemoreError(f"{len(labels)} --label for {len(paths)} runs: give one per run, or none")
+    series = [(name, runs.read_metrics(path)) for name, path in zip(labels or [p.name for p in paths], paths)]
+    if not any(records for _, records in series):
+        raise MakemoreError(f"no metrics records in {', '.join(str(p) for p in paths)}: nothing to plot (is {runs.METRICS} there?)")
+    return draw(series, Path(out))

@@ -96,18 +96,10 @@ def plot_emb(
     n_embd = 2: the raw dimensions; larger: PCA (NumPy SVD), with the explained variance in the
     title, or --dims I,J. Vowels, consonants and the boundary token are coloured apart.
     """
-    from makemore import runs
-    from makemore.plots import plot_embedding
+    from makemore import api
 
     chosen = _parse_dims(dims) if dims is not None else None
-    run = runs.load_run(run_dir)
-    table = run.family.embedding
-    if table is None:
-        raise MakemoreError(f"{run.path}: a model.type = {run.config.model.type!r} run has no embedding table C; plot-emb needs a model that learns one")
-    C = run.model.state_dict()[table].detach().cpu().numpy()  # (vocab_size, n_embd)
-    target = out or runs.embedding_png(run.path)
-    title = f"Character embeddings C of {run.path.name} (step {run.step:,})"
-    typer.echo(f"wrote {plot_embedding(C, run.vocab.itos, target, title, chosen, pca or None)}")
+    typer.echo(f"wrote {api.load(run_dir).plot_embedding(out, chosen, pca or None)}")
 
 
 def plot_loss(
@@ -116,20 +108,11 @@ def plot_loss(
     label: Optional[list[str]] = typer.Option(None, "--label", metavar="NAME", help="Legend name of each run, in order; repeatable. Default: the folder names."),
 ) -> None:
     """Plot train loss (smoothed, log scale) and dev loss against step, several runs overlaid."""
-    from makemore import runs
-    from makemore.plots import plot_loss as draw
+    from makemore import api, runs
 
     paths = list(run_dirs) if run_dirs else [runs.latest_run()]
-    for path in paths:
-        if not path.is_dir():
-            raise MakemoreError(f"{path}: no such run directory")
-    if label and len(label) != len(paths):
-        raise MakemoreError(f"{len(label)} --label for {len(paths)} runs: give one per run, or none")
-    series = [(name, runs.read_metrics(path)) for name, path in zip(label or [p.name for p in paths], paths)]
-    if not any(records for _, records in series):
-        raise MakemoreError(f"no metrics records in {', '.join(str(p) for p in paths)}: nothing to plot (is {runs.METRICS} there?)")
     target = out or (runs.loss_png(paths[0]) if len(paths) == 1 else Path("loss-compare.png"))
-    typer.echo(f"wrote {draw(series, target)}")
+    typer.echo(f"wrote {api.plot_loss(paths, target, label)}")
 
 
 def _pct(x: float | None) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import secrets
 import sys
 import warnings
 from pathlib import Path
@@ -131,17 +130,17 @@ def evaluate(
 
     The test split is reported only when asked for (--split test or all): touch it rarely.
     """
-    from makemore.evaluate import describe, evaluate_splits
-    from makemore.runs import load_run
+    from makemore import api
+    from makemore.evaluate import describe
 
     names = ["train", "dev", "test"] if split == "all" else [s.strip() for s in split.split(",") if s.strip()]
     for name in names:
         if name not in ("train", "dev", "test"):
             fail(f"--split {name!r}: choose train, dev, test or all")
-    run = load_run(run_dir)
-    if run.data_changed:
+    run = api.load(run_dir)
+    if run.loaded.data_changed:
         note(f"warning: {run.config.data.path} changed since this run was trained; splits may differ")
-    results = evaluate_splits(run, names)  # split → (NLL, windows)
+    results = run.evaluate_counted(names)  # split → (NLL, targets)
     if as_json:
         typer.echo(json.dumps({name: nll for name, (nll, _) in results.items()}))
         return
@@ -181,17 +180,15 @@ def sample(
     up to 50 draws per sample asked for. If that bound is reached first, the samples found are
     printed, one line on stderr says how many and why, and the exit code is 1.
     """
-    from makemore.evaluate import word_nll_or_none
-    from makemore.runs import load_run
-    from makemore.sample import sample_words
+    from makemore import api
 
     if sort not in (None, "nll"):
         fail(f"--sort {sort!r}: the one order is nll (the most name-like first)")
-    run = load_run(run_dir)
-    found = sample_words(run, n, secrets.randbits(31) if seed is None else seed, temperature=temperature, top_k=top_k, prefix=prefix,
-                         new_only=new_only, unique=unique, min_len=min_len, max_len=max_len)
+    run = api.load(run_dir)
+    found = run.samples(n, seed=seed, temperature=temperature, top_k=top_k, prefix=prefix, new_only=new_only, unique=unique,
+                        min_len=min_len, max_len=max_len)
     results = found.words
-    nll = word_nll_or_none(run.model, run.vocab, run.family.view, [w for w, _ in results]) if scores or sort else []
+    nll = run.word_nll([w for w, _ in results]) if scores or sort else []
     if sort == "nll":  # stable: equal scores keep the draw order; a sample that cannot be scored goes last
         order = sorted(range(len(results)), key=lambda i: (nll[i] is None, nll[i] or 0.0))
         results, nll = [results[i] for i in order], [nll[i] for i in order]
@@ -218,7 +215,7 @@ def sample(
 def _train_words(run: Any) -> set[str] | None:
     """The run's training words, to mark samples seen in training; None (with a warning) when unreadable."""
     try:
-        return set(run.dataset.split_words("train"))
+        return run.training_words()
     except MakemoreError as e:
         note(f"warning: cannot mark samples seen in training: {e}")
         return None
@@ -256,8 +253,7 @@ def score(
     longer than its longest training word) gets an error line on stderr; the others are still
     scored, and the exit code is 1.
     """
-    from makemore.evaluate import score_report
-    from makemore.runs import load_run
+    from makemore import api
 
     words = list(args or [])
     run_arg = Path(words.pop(0)) if words and ("/" in words[0] or Path(words[0]).is_dir()) else None
@@ -267,8 +263,8 @@ def score(
         words = [w for w in (line.strip() for line in sys.stdin) if w]
         if not words:
             fail("no words to score on standard input")
-    run = load_run(run_arg)
-    report = score_report(run, words)
+    run = api.load(run_arg)
+    report = run.score_report(words)
     for line in report.warnings:
         note(line)
     if as_json:

@@ -210,13 +210,14 @@ def test_a_word_longer_than_data_max_len_is_one_clear_error(name: str, tmp_path:
 
 def test_a_sweep_over_families_trains_each_and_refuses_a_bad_one_before_training(tiny_words_file: Path, tmp_path: Path) -> None:
     """`makemore sweep --grid model.type=mlp,wavenet,transformer`: one run per family, in one table;
-    a family the base config does not suit (a wavenet with block_size 3) fails before anything runs."""
+    a family the base config does not suit (a transformer whose n_head does not divide n_embd) fails
+    before anything runs."""
     cli = CliRunner()
     base = ["sweep", "--config", "configs/transformer.toml", "--set", f"data.path={tiny_words_file}", "--set", "train.steps=20",
             "--set", "train.eval_interval=20", "--set", "model.n_embd=8", "--set", "model.n_hidden=16", "--set", "model.n_layers=1",
             "--grid", "model.type=mlp,wavenet,transformer", "--quiet"]
-    result = cli.invoke(app, [*base, "--set", "data.block_size=3", "--out", str(tmp_path / "bad")])
-    assert result.exit_code == 2 and "--grid model.type=wavenet" in result.stderr and "power of two" in result.stderr
+    result = cli.invoke(app, [*base, "--set", "model.n_head=3", "--out", str(tmp_path / "bad")])
+    assert result.exit_code == 2 and "--grid model.type=transformer" in result.stderr and "n_head" in result.stderr
     assert not (tmp_path / "bad").exists()
     result = cli.invoke(app, [*base, "--set", "data.block_size=4", "--out", str(tmp_path / "sweep")])
     assert result.exit_code == 0, result.output

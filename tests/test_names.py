@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from makemore.cli import app
 from makemore.evaluate import percentile_rank, per_word_mean
-from makemore.models import FAMILIES, family, longest_readable
+from makemore.models import FAMILIES, family
 from makemore.runs import load_run
 from makemore.sample import DRAWS_PER_SAMPLE, TOO_LONG, Wanted, sample, sample_wanted
 from tests.conftest import TINY_WORDS, tiny_overrides, write_tiny_words

@@ -348,6 +348,7 @@ def work(s: Search, announce: Announce | None = None, listener: Listener | None 
         if done(study):
             study.stop()
 
+    optuna.storages.fail_stale_trials(study)  # a dead worker's run left alone is queued again, not left "running"
     if not done(study):
         study.optimize(_Objective(s, study, announce, listener or Listener()), callbacks=[stop_when_done],
                        catch=(_Diverged, _Surplus, _Invalid), gc_after_trial=False)

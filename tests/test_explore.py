@@ -304,12 +304,39 @@ def test_plot_loss_draws_both_runs(tiny_runs, tmp_path, monkeypatch) -> None:
     assert captured["lines"] >= 4
 
 
-def test_grid_plot_marks_off_scale_and_diverged_runs(tmp_path) -> None:
+def test_grid_plot_marks_off_scale_and_diverged_runs(tmp_path, monkeypatch) -> None:
+    """On the figure plot_lr_grid draws: the dev curve holds only the runs on the scale (dev ≤ twice
+    the best); the off-scale run (dev 80) is a marker at the top edge, annotated with its loss; the
+    diverged run (inf) is another marker at the top edge; every marker is at its own rate."""
+    from makemore import plots
     from makemore.lr_find import Grid
-    from makemore.plots import plot_lr_grid
 
     lrs = 10.0 ** np.arange(-3, 2)  # (5,)
     dev = np.array([2.9, 2.5, 2.7, 80.0, np.inf])
     train = np.array([2.8, 2.4, 2.6, 70.0, np.inf])
-    out = plot_lr_grid(Grid(lrs, train, dev, 100, best_lr=0.01), tmp_path / "grid.png")
+    drawn = {}
+    original = plots._save
+
+    def keep(fig, out):
+        ax = fig.axes[0]
+        drawn["lines"] = {ln.get_label(): (np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float), ln.get_marker())
+                          for ln in ax.get_lines()}
+        drawn["notes"] = [(t.get_text(), t.xy) for t in ax.texts]
+        drawn["top"] = ax.get_ylim()[1]
+        return original(fig, out)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    out = plots.plot_lr_grid(Grid(lrs, train, dev, 100, best_lr=0.01), tmp_path / "grid.png")
     assert_png(out)
+    lines = drawn["lines"]
+    x, y, _ = lines["dev NLL at the end of the run"]
+    assert x.tolist() == lrs[:3].tolist() and y.tolist() == dev[:3].tolist()  # on the scale only
+    [off] = [label for label in lines if label.startswith("dev NLL off the scale")]
+    assert "5.00" in off  # the scale's cap: twice the best dev loss, 2.5
+    x_off, y_off, marker_off = lines[off]
+    x_div, y_div, marker_div = lines["diverged (non-finite loss)"]
+    assert x_off.tolist() == [lrs[3]] and x_div.tolist() == [lrs[4]]
+    assert marker_off != marker_div and marker_off not in ("", "None") and marker_div not in ("", "None")
+    assert y_off[0] == y_div[0] > max(dev[:3].max(), train[:3].max())  # both on the top edge, above every loss shown
+    assert y_off[0] <= drawn["top"]  # and inside the axes
+    assert [(text, xy[0]) for text, xy in drawn["notes"]] == [("80", lrs[3])]  # the off-scale loss, written at its rate

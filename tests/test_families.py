@@ -104,19 +104,23 @@ def test_a_sequence_model_is_causal(name: str) -> None:
 
 @pytest.mark.parametrize("name", SEQUENCE)
 def test_padding_never_changes_the_loss(name: str) -> None:
-    """A word's loss is the same alone and in a minibatch padded to a longer word."""
+    """The model's own loss, forward(idx, targets), on a minibatch padded to a longer word: a padded
+    row alone has the loss of its word unpadded, and the padded pair has the mean NLL over both
+    words' targets (4 and 12 of them) that the unpadded words give one at a time."""
     vocab = Vocab((".", *"abcdefghijklmnopqrstuvwxyz"))
     model = tiny_model(name, block_size=12).eval()
-    short = Sequences.of_words(["ava"], vocab, 1)
-    padded = Sequences.of_words(["ava", "maximiliana"], vocab, 1)
-    X, Y = padded[np.arange(2)]
+    words = ["ava", "maximiliana"]
+    padded = Sequences.of_words(words, vocab, 1)
+    X, Y = map(torch.from_numpy, padded[np.arange(2)])  # (2, 12), (2, 12)
     assert (Y[0] == IGNORE).sum() == len("maximiliana") - len("ava")
     X[0, 4:] = 5  # garbage where the padding is: it must not matter
     with torch.no_grad():
-        alone = model(*map(torch.from_numpy, short[np.arange(1)]))[1]
-        logits, _ = model(torch.from_numpy(X))
-    nll = torch.nn.functional.cross_entropy(logits[0, :4], torch.from_numpy(Y[0, :4]))
-    torch.testing.assert_close(nll, alone)
+        alone = [model(*map(torch.from_numpy, Sequences.of_words([w], vocab, 1)[np.arange(1)]))[1] for w in words]
+        _, padded_row = model(X[:1], Y[:1])  # row 0 alone, padded to 12 positions
+        _, both = model(X, Y)
+    torch.testing.assert_close(padded_row, alone[0])
+    n = torch.tensor([len(w) + 1.0 for w in words])  # targets of each word, its end token included
+    torch.testing.assert_close(both, (alone[0] * n[0] + alone[1] * n[1]) / n.sum())
 
 
 @pytest.mark.parametrize("backend", ["numpy", "mlx"])

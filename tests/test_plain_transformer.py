@@ -9,22 +9,46 @@ import math
 from pathlib import Path
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from benchmarks import plain_transformer as plain
 from makemore.config import ModelConfig
 from makemore.models import build_model
 
 
-def test_the_plain_loop_trains_a_few_steps_and_reports_its_dev_loss(tiny_words_file: Path) -> None:
+class StepClock:
+    """A clock for the plain loop that advances 0.5 s at every optimizer step and at no other time:
+    the training time it reports must then be 0.5 s per step taken, whatever the machine, and the
+    evaluations, which take no steps, take no time."""
+
+    SECONDS_PER_STEP = 0.5
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def perf_counter(self) -> float:
+        return self.steps * self.SECONDS_PER_STEP
+
+    def tick(self, *args) -> None:
+        self.steps += 1
+
+
+def test_the_plain_loop_trains_a_few_steps_and_reports_its_dev_loss(tiny_words_file: Path, monkeypatch) -> None:
     threads = torch.get_num_threads()
+    clock = StepClock()
+    monkeypatch.setattr(plain, "time", clock)  # the module's clock only
+    hook = register_optimizer_step_post_hook(clock.tick)
     try:
         out = plain.train(steps=4, threads=1, path=str(tiny_words_file), eval_every=2, batch=8, quiet=True)
     finally:
+        hook.remove()
         torch.set_num_threads(threads)
+    assert clock.steps == 4
     assert out["steps"] == 4 and out["batch_size"] == 8 and out["threads"] == 1
     assert [step for step, _, _ in out["curve"]] == [2, 4] and out["dev_loss"] == out["curve"][-1][2]
     assert math.isfinite(out["dev_loss"]) and 2.0 < out["dev_loss"] < 6.0  # near ln(vocab_size) after 4 steps
-    assert out["train_s"] > 0 and out["steps_per_s"] == 4 / out["train_s"]
+    assert [seconds for _, seconds, _ in out["curve"]] == [1.0, 2.0]  # training time at each evaluation: 0.5 s a step
+    assert out["train_s"] == 2.0 and out["eval_s"] == 0.0 and out["steps_per_s"] == 2.0
 
 
 def test_its_data_is_makemore_py_s_layout() -> None:

@@ -158,6 +158,25 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, setup, backe
     assert json.loads((stopped / runs.SUMMARY).read_text())["train_loss"] == json.loads((straight / runs.SUMMARY).read_text())["train_loss"]
 
 
+@pytest.mark.parametrize("family", ["transformer", "gru"])
+def test_a_sequence_model_resumed_across_minibatch_chunks_equals_an_uninterrupted_run(tmp_path, family):
+    """A sequence family (padded minibatches of whole words) with dropout and AdamW: minibatches are
+    drawn 4 steps at a time (small_chunks: 64 // 16), the stop lands at step 11, inside the third
+    chunk, and the resumed run crosses the chunk boundaries at steps 12 .. 28 to the end."""
+    extra = [f"model.type={family}", "train.backend=torch", "model.n_embd=8", "model.n_head=2", "model.n_layers=1",
+             "train.optimizer=adamw", "train.lr=0.01", "model.dropout=0.1", "train.schedule=cosine"]
+    assert train_module.steps_per_chunk(16) == 4 and 11 % 4 != 0
+    config = tiny_config(tmp_path, write_words(tmp_path), extra)
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    cli("train", "--config", config, "--run-dir", straight, "-q")
+    with pytest.raises(TrainingInterrupted) as info:
+        train_module.train(load_config(config), stopped, listener=interrupt_at(10))
+    assert info.value.step == 11
+    cli("train", "--resume", stopped, "-q")
+    assert_same_state(runs.load_checkpoint(straight), runs.load_checkpoint(stopped))
+    assert [r["train_loss"] for r in runs.read_metrics(stopped)][-2:] == [r["train_loss"] for r in runs.read_metrics(straight)][-2:]
+
+
 def test_resume_continues_to_more_steps_exactly(tmp_path):
     """A finished run of 12 steps resumed to 30 equals a run of 30 (constant schedule)."""
     words = write_words(tmp_path)

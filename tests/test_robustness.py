@@ -11,6 +11,7 @@ import io
 import json
 import pickle
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -438,20 +439,30 @@ def test_error_after_the_run_directory_exists_removes_it(tmp_path, monkeypatch):
 # 5. Divergence: a clear message, exit 2, the last good checkpoint kept and usable.
 
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
+    """The learning rate is multiplied by 1e9 at step 12 (a "step" schedule with lr_factor 1e9):
+    the run trains well for 12 steps, checkpointing at steps 5 and 10, then diverges. The kept
+    checkpoint is step 10's, exactly the one a run of 10 steps ends with, and it is usable."""
     words = tmp_path / "words.txt"
     words.write_text("\n".join(WORDS) + "\n", encoding="utf-8")
-    config = write_config(tmp_path, words, steps=200, eval_interval=3, log_interval=1)
+    config = write_config(tmp_path, words, steps=200, eval_interval=5, log_interval=1, schedule="step", lr=0.1,
+                          lr_milestones=[12], lr_factor=1e9)
     run = tmp_path / "run"
-    assert_user_error(cli("train", "--config", config, "--run-dir", run, "--set", "train.lr=1e6",
-                          "--set", "model.activation=relu", "-q"),
-                      "diverged", "lower train.lr", "lr-find", str(run))
+    error = assert_user_error(cli("train", "--config", config, "--run-dir", run, "--set", "model.activation=relu", "-q"),
+                              "diverged", "lower train.lr", "lr-find", str(run))
+    diverged_at = int(re.search(r"diverged at step (\d+)", error).group(1))
+    assert diverged_at > 12
     ckpt = runs.load_checkpoint(run)
-    assert 0 <= ckpt["step"] < 200
+    assert ckpt["step"] == 10  # the last evaluation before the divergence, not step 0's
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    short = tmp_path / "short"  # the same config stopped at step 10 ends with exactly these parameters
+    assert cli("train", "--config", config, "--run-dir", short, "--set", "model.activation=relu",
+               "--set", "train.steps=10", "-q").exit_code == 0
+    kept = runs.load_checkpoint(short)
+    assert all(torch.equal(kept["model"][k], ckpt["model"][k]) for k in kept["model"])
     sampled = cli("sample", run, "-n", "2", "--seed", "0", "--max-len", "10", "--json")
     assert sampled.exit_code == 0, sampled.output
     # and training carries on from it at a sensible learning rate
-    resumed = cli("train", "--resume", run, "--set", "train.lr=0.05", "--set", "train.steps=20", "-q")
+    resumed = cli("train", "--resume", run, "--set", "train.lr_factor=0.1", "--set", "train.steps=20", "-q")
     assert resumed.exit_code == 0, resumed.output
     assert runs.load_checkpoint(run)["step"] == 20
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -33,6 +34,11 @@ import torch.nn.functional as F
 from makemore.data import Vocab
 from makemore.errors import MakemoreError
 from makemore.models import longest_readable
+
+#: Set this environment variable (to anything non-empty) to sample a sequence model by re-reading
+#: every sample's whole prefix at each character, as before incremental steps: for
+#: benchmarks/sampling.py's comparison; the samples are the same (see NextLogits).
+REREAD_ENV = "MAKEMORE_SAMPLE_REREAD"
 
 #: Samples advanced together in one model call.
 SAMPLE_BATCH = 16384
@@ -229,19 +235,16 @@ def _sample_batch(model: torch.nn.Module, vocab: Vocab, b: int, generator: torch
                   top_k: int | None, max_len: int, pad: int, prefix: list[int] | None = None) -> list[tuple[str, bool]]:
     """One batch of b samples, all advancing together. `seq` holds `pad` boundary tokens and then each
     sample's characters, starting with the `prefix` ids; the model reads at most block_size tokens
-    ending where the next one goes."""
-    block_size = model.block_size
+    ending where the next one goes (see NextLogits)."""
     start = len(prefix) if prefix else 0  # the first position drawn
     seq = torch.zeros(b, pad + max_len, dtype=torch.long)  # (b, pad + max_len) boundary padding, then characters
     if start:
         seq[:, pad : pad + start] = torch.tensor(prefix)  # (b, start) every sample begins with the prefix
     length = torch.full((b,), max_len, dtype=torch.long)  # (b,) characters before the boundary
     rows = torch.arange(b)  # (a,) the samples still being written: only these are run through the model
+    next_logits = NextLogits(model, seq, pad)
     for t in range(start, max_len):
-        context = seq[rows, max(0, pad + t - block_size) : pad + t]  # (a, ≤ block_size)
-        logits, _ = model(context)  # (a, vocab_size), or (a, T, vocab_size) from a sequence model
-        if logits.dim() == 3:
-            logits = logits[:, -1]  # (a, vocab_size): the prediction after the last token
+        logits = next_logits(rows, t)  # (a, vocab_size)
         nxt = draw(logits, temperature, top_k, generator)  # (a,)
         seq[rows, pad + t] = nxt
         ended = nxt == 0  # (a,)
@@ -250,6 +253,57 @@ def _sample_batch(model: torch.nn.Module, vocab: Vocab, b: int, generator: torch
         if len(rows) == 0:
             break
     return decode_rows(seq[:, pad:], length, vocab, max_len)
+
+
+class NextLogits:
+    """The logits for the next character of each sample still being written: `next_logits(rows, t)`
+    → (a, vocab_size) for the rows `rows` (a,) of `seq` (b, pad + max_len), whose tokens before
+    pad + t are written, with t one more at each call and rows the same or fewer.
+
+    Two ways, the same logits up to float rounding (tests/test_cached_sampling.py):
+
+    - incremental, for a model with `step(idx_t, state) -> (logits, state)` (the sequence models:
+      a Transformer's key/value cache, a recurrent model's state, a bag of words' running sum):
+      each sample's tokens are read once, one step per token, and the state is kept, its rows
+      following the samples still being written; so a call computes one position per sample;
+    - re-reading, for every other model (a window model), when the environment variable
+      REREAD_ENV is set (the path before incremental steps, for benchmarks/sampling.py), or when
+      a sample could outgrow block_size (the context is then cut to the last block_size tokens,
+      which a step does not do): each call runs the model on the last block_size tokens.
+    """
+
+    def __init__(self, model: torch.nn.Module, seq: torch.Tensor, pad: int):
+        self.model, self.seq, self.pad = model, seq, pad
+        never_cut = seq.shape[1] - 1 <= model.block_size  # the longest context read: every token but the last
+        self.incremental = callable(getattr(model, "step", None)) and never_cut and not os.environ.get(REREAD_ENV)
+        self.state = None  # the model's step state for the rows self.rows, after self.read tokens
+        self.rows = torch.arange(seq.shape[0])  # (a,)
+        self.read = 0
+
+    def __call__(self, rows: torch.Tensor, t: int) -> torch.Tensor:
+        if not self.incremental:
+            context = self.seq[rows, max(0, self.pad + t - self.model.block_size) : self.pad + t]  # (a, ≤ block_size)
+            logits, _ = self.model(context)  # (a, vocab_size), or (a, T, vocab_size) from a sequence model
+            return logits[:, -1] if logits.dim() == 3 else logits  # (a, vocab_size): after the last token
+        if len(rows) < len(self.rows):  # samples finished since the last call: drop their rows of the state
+            self.state = _select_rows(self.state, torch.isin(self.rows, rows))
+            self.rows = rows
+        logits = None
+        for position in range(self.read, self.pad + t):  # one token after the first call; the padding and prefix before it
+            logits, self.state = self.model.step(self.seq[rows, position], self.state)  # (a, vocab_size)
+        self.read = self.pad + t
+        assert logits is not None, "NextLogits: t must grow by one at each call"
+        return logits
+
+
+def _select_rows(state: object, keep: torch.Tensor) -> object:
+    """The rows keep (bool (B,)) of every tensor of a model's step state, whose tensors are (B, ...)
+    in nested tuples; any other value (a count) as it is."""
+    if isinstance(state, torch.Tensor):
+        return state[keep]  # (kept, ...)
+    if isinstance(state, tuple):
+        return tuple(_select_rows(s, keep) for s in state)
+    return state
 
 
 def decode_rows(tokens: torch.Tensor, length: torch.Tensor, vocab: Vocab, max_len: int) -> list[tuple[str, bool]]:

@@ -3,10 +3,13 @@ model's softmax, slide the context, stop at the boundary token (lecture part 2, 
 
 All samples of a batch advance together, one character per model call, so sampling 10 000
 names costs about as many model calls as the longest name has characters; a finished sample
-leaves the batch, so later calls only run the samples still being written. Each character is
-drawn by inverse-CDF sampling (one uniform number per sample, `draw`), and the work runs on one
-CPU thread: the model is small, and on 2 shared cores a second thread made 10 000 names 25×
-slower (5.3 s against 0.21 s; benchmarks/run.py measures sampling, see BENCHMARKS.md).
+leaves the batch, so later calls only run the samples still being written. A sequence model
+reads each sample once, one character per call, carrying its state from one character to the
+next (a Transformer's key/value cache, a recurrent model's state, a bag of words' running sum:
+each family's `step`, used by NextLogits); a window model reads its last block_size characters at
+each call. Each character is drawn by inverse-CDF sampling (one uniform number per sample,
+`draw`), and the work runs on one CPU thread: the model is small, and on 2 shared cores a second
+thread made 10 000 names 25× slower (5.3 s against 0.21 s; benchmarks/run.py measures sampling, see BENCHMARKS.md).
 
 Two ways to sample:
 
@@ -276,33 +279,55 @@ class NextLogits:
         self.model, self.seq, self.pad = model, seq, pad
         never_cut = seq.shape[1] - 1 <= model.block_size  # the longest context read: every token but the last
         self.incremental = callable(getattr(model, "step", None)) and never_cut and not os.environ.get(REREAD_ENV)
-        self.state = None  # the model's step state for the rows self.rows, after self.read tokens
-        self.rows = torch.arange(seq.shape[0])  # (a,)
-        self.read = 0
+        self.state: object = None  # the model's step state for the rows self.rows, after the tokens before pad + t
+        self.rows = torch.arange(seq.shape[0])  # (a,) ascending, as `rows` always is
 
     def __call__(self, rows: torch.Tensor, t: int) -> torch.Tensor:
         if not self.incremental:
             context = self.seq[rows, max(0, self.pad + t - self.model.block_size) : self.pad + t]  # (a, ≤ block_size)
             logits, _ = self.model(context)  # (a, vocab_size), or (a, T, vocab_size) from a sequence model
             return logits[:, -1] if logits.dim() == 3 else logits  # (a, vocab_size): after the last token
+        if self.state is None:
+            return self._first(rows, t)
         if len(rows) < len(self.rows):  # samples finished since the last call: drop their rows of the state
-            self.state = _select_rows(self.state, torch.isin(self.rows, rows))
+            self.state = _select_rows(self.state, torch.searchsorted(self.rows, rows))  # rows' places in self.rows
             self.rows = rows
+        logits, self.state = self.model.step(self.seq[rows, self.pad + t - 1], self.state)  # (a, vocab_size)
+        return logits
+
+    def _first(self, rows: torch.Tensor, t: int) -> torch.Tensor:
+        """The first call reads the padding and the prefix, positions 0 .. pad + t − 1. Nothing is
+        drawn yet, so they are the same tokens in every row: they are read for one row, and its
+        state and logits are repeated (as views) for every row."""
+        self.rows = rows
+        known = self.seq[rows, : self.pad + t]  # (a, pad + t)
+        shared = bool((known == known[:1]).all())
+        reader = rows[:1] if shared else rows  # (1,) or (a,)
         logits = None
-        for position in range(self.read, self.pad + t):  # one token after the first call; the padding and prefix before it
-            logits, self.state = self.model.step(self.seq[rows, position], self.state)  # (a, vocab_size)
-        self.read = self.pad + t
-        assert logits is not None, "NextLogits: t must grow by one at each call"
+        for position in range(self.pad + t):
+            logits, self.state = self.model.step(self.seq[reader, position], self.state)  # (1 or a, vocab_size)
+        if shared:
+            self.state = _repeat_rows(self.state, len(rows))
+            logits = logits.expand(len(rows), -1)  # (a, vocab_size)
         return logits
 
 
-def _select_rows(state: object, keep: torch.Tensor) -> object:
-    """The rows keep (bool (B,)) of every tensor of a model's step state, whose tensors are (B, ...)
-    in nested tuples; any other value (a count) as it is."""
+def _select_rows(state: object, index: torch.Tensor) -> object:
+    """The rows `index` (int64 (k,)) of every tensor of a model's step state, whose tensors are
+    (B, ...) in nested tuples; any other value (a count) as it is."""
     if isinstance(state, torch.Tensor):
-        return state[keep]  # (kept, ...)
+        return state.index_select(0, index)  # (k, ...)
     if isinstance(state, tuple):
-        return tuple(_select_rows(s, keep) for s in state)
+        return tuple(_select_rows(s, index) for s in state)
+    return state
+
+
+def _repeat_rows(state: object, a: int) -> object:
+    """A model's step state of one row, its tensors (1, ...) in nested tuples, as `a` rows: (a, ...) views."""
+    if isinstance(state, torch.Tensor):
+        return state.expand(a, *state.shape[1:])  # (a, ...)
+    if isinstance(state, tuple):
+        return tuple(_repeat_rows(s, a) for s in state)
     return state
 
 

@@ -9,7 +9,8 @@ next (a Transformer's key/value cache, a recurrent model's state, a bag of words
 each family's `step`, used by NextLogits); a window model reads its last block_size characters at
 each call. Each character is drawn by inverse-CDF sampling (one uniform number per sample,
 `draw`), and the work runs on one CPU thread: the model is small, and on 2 shared cores a second
-thread made 10 000 names 25× slower (5.3 s against 0.21 s; benchmarks/run.py measures sampling, see BENCHMARKS.md).
+thread made 10 000 names 25× slower (5.3 s against 0.21 s; benchmarks/run.py measures sampling,
+see BENCHMARKS.md; benchmarks/sampling.py times a Transformer with its steps and without).
 
 Two ways to sample:
 

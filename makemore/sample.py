@@ -3,10 +3,14 @@ model's softmax, slide the context, stop at the boundary token (lecture part 2, 
 
 All samples of a batch advance together, one character per model call, so sampling 10 000
 names costs about as many model calls as the longest name has characters; a finished sample
-leaves the batch, so later calls only run the samples still being written. Each character is
-drawn by inverse-CDF sampling (one uniform number per sample, `draw`), and the work runs on one
-CPU thread: the model is small, and splitting its steps over threads costs more than it saves
-(benchmarks/run.py measures sampling, see BENCHMARKS.md).
+leaves the batch, so later calls only run the samples still being written. A sequence model
+reads each sample once, one character per call, carrying its state from one character to the
+next (a Transformer's key/value cache, a recurrent model's state, a bag of words' running sum:
+each family's `step`, used by NextLogits); a window model reads its last block_size characters at
+each call. Each character is drawn by inverse-CDF sampling (one uniform number per sample,
+`draw`), and the work runs on one CPU thread: the model is small, and splitting its steps over
+threads costs more than it saves (benchmarks/run.py measures sampling, see BENCHMARKS.md;
+benchmarks/sampling.py times a Transformer with its steps and without).
 
 Two ways to sample:
 
@@ -22,6 +26,7 @@ Two ways to sample:
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -32,6 +37,11 @@ from makemore.data import View, Vocab, Windows
 from makemore.errors import MakemoreError
 from makemore.runs import Run
 from makemore.threads import scoped
+
+#: Set this environment variable (to anything non-empty) to sample a sequence model by re-reading
+#: every sample's whole prefix at each character, as before incremental steps: for
+#: benchmarks/sampling.py's comparison; the samples are the same (see NextLogits).
+REREAD_ENV = "MAKEMORE_SAMPLE_REREAD"
 
 #: Samples advanced together in one model call.
 SAMPLE_BATCH = 16384
@@ -211,19 +221,16 @@ def _sample_batch(model: torch.nn.Module, vocab: Vocab, b: int, generator: torch
                   top_k: int | None, max_len: int, pad: int, prefix: list[int] | None = None) -> list[tuple[str, bool]]:
     """One batch of b samples, all advancing together. `seq` holds `pad` boundary tokens and then each
     sample's characters, starting with the `prefix` ids; the model reads at most block_size tokens
-    ending where the next one goes."""
-    block_size = model.block_size
+    ending where the next one goes (see NextLogits)."""
     start = len(prefix) if prefix else 0  # the first position drawn
     seq = torch.zeros(b, pad + max_len, dtype=torch.long)  # (b, pad + max_len) boundary padding, then characters
     if start:
         seq[:, pad : pad + start] = torch.tensor(prefix)  # (b, start) every sample begins with the prefix
     length = torch.full((b,), max_len, dtype=torch.long)  # (b,) characters before the boundary
     rows = torch.arange(b)  # (a,) the samples still being written: only these are run through the model
+    next_logits = NextLogits(model, seq, pad)
     for t in range(start, max_len):
-        context = seq[rows, max(0, pad + t - block_size) : pad + t]  # (a, ≤ block_size)
-        logits, _ = model(context)  # (a, vocab_size), or (a, T, vocab_size) from a sequence model
-        if logits.dim() == 3:
-            logits = logits[:, -1]  # (a, vocab_size): the prediction after the last token
+        logits = next_logits(rows, t)  # (a, vocab_size)
         nxt = draw(logits, temperature, top_k, generator)  # (a,)
         seq[rows, pad + t] = nxt
         ended = nxt == 0  # (a,)
@@ -232,6 +239,79 @@ def _sample_batch(model: torch.nn.Module, vocab: Vocab, b: int, generator: torch
         if len(rows) == 0:
             break
     return decode_rows(seq[:, pad:], length, vocab, max_len)
+
+
+class NextLogits:
+    """The logits for the next character of each sample still being written: `next_logits(rows, t)`
+    → (a, vocab_size) for the rows `rows` (a,) of `seq` (b, pad + max_len), whose tokens before
+    pad + t are written, with t one more at each call and rows the same or fewer.
+
+    Two ways, the same logits up to float rounding (tests/test_cached_sampling.py):
+
+    - incremental, for a model with `step(idx_t, state) -> (logits, state)` (the sequence models:
+      a Transformer's key/value cache, a recurrent model's state, a bag of words' running sum):
+      each sample's tokens are read once, one step per token, and the state is kept, its rows
+      following the samples still being written; so a call computes one position per sample;
+    - re-reading, for every other model (a window model), when the environment variable
+      REREAD_ENV is set (the path before incremental steps, for benchmarks/sampling.py), or when
+      a sample could outgrow block_size (the context is then cut to the last block_size tokens,
+      which a step does not do): each call runs the model on the last block_size tokens.
+    """
+
+    def __init__(self, model: torch.nn.Module, seq: torch.Tensor, pad: int):
+        self.model, self.seq, self.pad = model, seq, pad
+        never_cut = seq.shape[1] - 1 <= model.block_size  # the longest context read: every token but the last
+        self.incremental = callable(getattr(model, "step", None)) and never_cut and not os.environ.get(REREAD_ENV)
+        self.state: object = None  # the model's step state for the rows self.rows, after the tokens before pad + t
+        self.rows = torch.arange(seq.shape[0])  # (a,) ascending, as `rows` always is
+
+    def __call__(self, rows: torch.Tensor, t: int) -> torch.Tensor:
+        if not self.incremental:
+            context = self.seq[rows, max(0, self.pad + t - self.model.block_size) : self.pad + t]  # (a, ≤ block_size)
+            logits, _ = self.model(context)  # (a, vocab_size), or (a, T, vocab_size) from a sequence model
+            return logits[:, -1] if logits.dim() == 3 else logits  # (a, vocab_size): after the last token
+        if self.state is None:
+            return self._first(rows, t)
+        if len(rows) < len(self.rows):  # samples finished since the last call: drop their rows of the state
+            self.state = _select_rows(self.state, torch.searchsorted(self.rows, rows))  # rows' places in self.rows
+            self.rows = rows
+        logits, self.state = self.model.step(self.seq[rows, self.pad + t - 1], self.state)  # (a, vocab_size)
+        return logits
+
+    def _first(self, rows: torch.Tensor, t: int) -> torch.Tensor:
+        """The first call reads the padding and the prefix, positions 0 .. pad + t − 1. Nothing is
+        drawn yet, so they are the same tokens in every row: they are read for one row, and its
+        state and logits are repeated (as views) for every row."""
+        self.rows = rows
+        known = self.seq[rows, : self.pad + t]  # (a, pad + t)
+        shared = bool((known == known[:1]).all())
+        reader = rows[:1] if shared else rows  # (1,) or (a,)
+        logits = None
+        for position in range(self.pad + t):
+            logits, self.state = self.model.step(self.seq[reader, position], self.state)  # (1 or a, vocab_size)
+        if shared:
+            self.state = _repeat_rows(self.state, len(rows))
+            logits = logits.expand(len(rows), -1)  # (a, vocab_size)
+        return logits
+
+
+def _select_rows(state: object, index: torch.Tensor) -> object:
+    """The rows `index` (int64 (k,)) of every tensor of a model's step state, whose tensors are
+    (B, ...) in nested tuples; any other value (a count) as it is."""
+    if isinstance(state, torch.Tensor):
+        return state.index_select(0, index)  # (k, ...)
+    if isinstance(state, tuple):
+        return tuple(_select_rows(s, index) for s in state)
+    return state
+
+
+def _repeat_rows(state: object, a: int) -> object:
+    """A model's step state of one row, its tensors (1, ...) in nested tuples, as `a` rows: (a, ...) views."""
+    if isinstance(state, torch.Tensor):
+        return state.expand(a, *state.shape[1:])  # (a, ...)
+    if isinstance(state, tuple):
+        return tuple(_repeat_rows(s, a) for s in state)
+    return state
 
 
 def decode_rows(tokens: torch.Tensor, length: torch.Tensor, vocab: Vocab, max_len: int) -> list[tuple[str, bool]]:

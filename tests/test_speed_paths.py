@@ -139,7 +139,7 @@ def test_batched_sampling_has_the_one_at_a_time_distribution(name_model, monkeyp
     # first rows of the batch instead of the rows still being written) fails at positions 2-4
     import makemore.sample as sample_module
 
-    monkeypatch.setattr(sample_module, "_sample_batch", mutant(sample_module, "_sample_batch", "context = seq[rows, ", "context = seq[: len(rows), "))
+    monkeypatch.setattr(sample_module.NextLogits, "__call__", mutant(sample_module.NextLogits, "__call__", "context = self.seq[rows, ", "context = self.seq[: len(rows), "))
     misaligned = [w for w, _ in sample(model, vocab, 20_000, torch.Generator().manual_seed(1), max_len=40, batch=4096)]
     assert {"character 2", "character 3", "character 4"} & set(rejected(misaligned, single)), rejected(misaligned, single)
 

@@ -72,3 +72,32 @@ class BoW(nn.Module):
         logits = h @ self.W2 + self.b2  # (B, T, vocab_size)
         loss = lm_loss(logits, targets) if targets is not None else None
         return logits, loss
+
+    def step(self, idx_t: torch.Tensor, state: tuple[torch.Tensor, int] | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, int]]:
+        """Read one more input per row and return the logits for the character after it, carrying
+        the running sum of the embeddings read so far (the mean is the sum / the count), so that
+        each step computes one position: reading a row's inputs one at a time from state None
+        gives, at each position, `forward`'s logits there, up to float rounding
+        (tests/test_cached_sampling.py). For inference: dropout is applied as in `forward`, so only
+        in eval mode do the two agree.
+
+        Args:
+            idx_t: int64 (B,) each row's next input (the first is the boundary, 0).
+            state: what the previous step returned; None before the first.
+
+        Returns:
+            logits (B, vocab_size) for the character after the t + 1 inputs read; the new state
+            (total (B, n_embd), the sum of x over the inputs read, and t + 1, their count).
+
+        Raises:
+            ValueError: a step beyond the block_size positions the model has (P's rows).
+        """
+        t = 0 if state is None else state[1]  # inputs read before this one
+        if t >= self.block_size:
+            raise ValueError(f"step: position {t} is beyond the model's block_size {self.block_size}")
+        x = self.C[idx_t] + self.P[t]  # (B, n_embd)
+        total = x if state is None else state[0] + x  # (B, n_embd): sum of x over inputs 0..t
+        a = total / (t + 1)  # (B, n_embd): their mean
+        h = self.drop(self.act(a @ self.W1 + self.b1))  # (B, n_hidden)
+        logits = h @ self.W2 + self.b2  # (B, vocab_size)
+        return logits, (total, t + 1)

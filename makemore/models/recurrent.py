@@ -227,6 +227,31 @@ class Recurrent(nn.Module):
         loss = lm_loss(logits, targets) if targets is not None else None
         return logits, loss
 
+    def step(self, idx_t: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        """Read one more input per row and return the logits for the character after it, carrying
+        every layer's recurrent state from one input to the next, so that each step computes one
+        position: reading a row's inputs one at a time from state None gives, at each position,
+        `forward`'s logits there, up to float rounding (tests/test_cached_sampling.py). For
+        inference: dropout is applied as in `forward`, so only in eval mode do the two agree.
+
+        Args:
+            idx_t: int64 (B,) each row's next input (the first is the boundary, 0).
+            state: what the previous step returned; None before the first (zero states).
+
+        Returns:
+            logits (B, vocab_size) for the character after the inputs read; the new state: per
+            layer, the cell's state after this input (h (B, H), or (h, c) for the LSTM).
+        """
+        x = self.C[idx_t]  # (B, n_embd)
+        states = []
+        for layer, (cell, drop) in enumerate(zip(self.cells, self.drops)):
+            s = cell.initial(len(x), x) if state is None else state[layer]  # (B, H), or (h, c)
+            s = cell(cell.inputs(x), s)  # (B, H), or (h, c): the state after this input
+            states.append(s)
+            x = drop(cell.output(s))  # (B, H): this layer's output, the next one's input
+        logits = x @ self.W_out + self.b_out  # (B, vocab_size)
+        return logits, tuple(states)
+
 
 class RNN(Recurrent):
     """A vanilla (Elman) recurrent language model (Mikolov et al. 2010)."""

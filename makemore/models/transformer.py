@@ -57,6 +57,10 @@ from makemore.errors import MakemoreError
 from makemore.models.base import GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, Packing, lm_loss
 
 
+#: One block's key/value cache: (k, v), each (B, n_head, t, d) for the t positions read so far.
+KV = tuple[torch.Tensor, torch.Tensor]
+
+
 def head_size(cfg: ModelConfig) -> int:
     """Dimensions of one attention head: n_embd / n_head.
 
@@ -124,6 +128,27 @@ class CausalSelfAttention(nn.Module):
             y = packing.pack(y)  # (N, n_embd)
         return self.drop(y @ self.W_proj + self.b_proj, packing)  # (B, T, n_embd) or (N, n_embd)
 
+    def step(self, x: torch.Tensor, cache: KV | None) -> tuple[torch.Tensor, KV]:
+        """One new position per row: x (B, n_embd), the position's input, attends to the cached
+        keys and values of the t positions before it and to its own.
+
+        Args:
+            x: (B, n_embd) the new position of each row.
+            cache: (k, v), each (B, n_head, t, d), of the positions before; None before the first.
+
+        Returns:
+            (B, n_embd) the new position's output (row t of `forward`'s), and the cache with the
+            new position's key and value appended: (k, v), each (B, n_head, t + 1, d).
+        """
+        B, E = x.shape
+        qkv = x @ self.W_qkv + self.b_qkv  # (B, 3·n_embd)
+        q, k, v = (a.reshape(B, self.n_head, 1, E // self.n_head) for a in qkv.split(E, dim=-1))  # (B, n_head, 1, d)
+        if cache is not None:
+            k = torch.cat((cache[0], k), dim=2)  # (B, n_head, t + 1, d)
+            v = torch.cat((cache[1], v), dim=2)  # (B, n_head, t + 1, d)
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, n_head, 1, d): no mask, every cached position is earlier
+        return self.drop(y.reshape(B, E) @ self.W_proj + self.b_proj), (k, v)  # (B, n_embd)
+
 
 class FeedForward(nn.Module):
     """The position-wise MLP of a block: GELU(x·W_fc + b_fc)·W_proj + b_proj.
@@ -161,6 +186,13 @@ class Block(nn.Module):
         """x (B, T, n_embd) → (B, T, n_embd), or packed (N, n_embd) → (N, n_embd) (see `computed_positions`)."""
         x = x + self.attn(self.ln1(x), packing)  # (B, T, n_embd): communicate between positions
         return x + self.mlp(self.ln2(x), packing)  # (B, T, n_embd): compute at each position
+
+    def step(self, x: torch.Tensor, cache: KV | None) -> tuple[torch.Tensor, KV]:
+        """One new position per row: x (B, n_embd) → (B, n_embd), with the attention's key/value
+        cache before and after (see CausalSelfAttention.step)."""
+        a, cache = self.attn.step(self.ln1(x), cache)  # (B, n_embd)
+        x = x + a  # (B, n_embd)
+        return x + self.mlp(self.ln2(x)), cache  # (B, n_embd)
 
 
 class Transformer(nn.Module):
@@ -218,3 +250,32 @@ class Transformer(nn.Module):
         logits = self.ln_f(x) @ self.W_out + self.b_out  # (B, T, vocab_size) or (N, vocab_size)
         loss = None if targets is None else lm_loss(logits, packing.pack(targets))
         return logits, loss
+
+    def step(self, idx_t: torch.Tensor, state: tuple[KV, ...] | None = None) -> tuple[torch.Tensor, tuple[KV, ...]]:
+        """Read one more input per row and return the logits for the character after it, keeping
+        the keys and values of every position read so far (a key/value cache), so that each step
+        computes only the new position: reading a row's inputs one at a time from state None gives,
+        at each position, `forward`'s logits there, up to float rounding (tests/test_cached_sampling.py).
+        For inference: dropout is applied as in `forward`, so only in eval mode do the two agree.
+
+        Args:
+            idx_t: int64 (B,) each row's next input (the first is the boundary, 0).
+            state: what the previous step returned, for the t inputs read so far; None before the first.
+
+        Returns:
+            logits (B, vocab_size) for the character after inputs 0..t; the new state: per block,
+            (k, v) each (B, n_head, t + 1, d).
+
+        Raises:
+            ValueError: a step beyond the block_size positions the model has (P's rows).
+        """
+        t = 0 if state is None else state[0][0].shape[2]  # inputs read before this one
+        if t >= self.block_size:
+            raise ValueError(f"step: position {t} is beyond the model's block_size {self.block_size}")
+        x = self.drop(self.C[idx_t] + self.P[t])  # (B, n_embd)
+        caches = []
+        for i, block in enumerate(self.blocks):
+            x, cache = block.step(x, None if state is None else state[i])  # (B, n_embd)
+            caches.append(cache)
+        logits = self.ln_f(x) @ self.W_out + self.b_out  # (B, vocab_size)
+        return logits, tuple(caches)

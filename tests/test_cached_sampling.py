@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from makemore.cli import app
 from makemore.config import ModelConfig
-from makemore.data import Vocab
+from makemore.data import Sequences, Vocab
 from makemore.models import build_model
 from makemore.sample import REREAD_ENV, Wanted, sample, sample_wanted
 from tests.conftest import tiny_overrides, write_tiny_words
@@ -108,7 +108,7 @@ def test_cached_sampling_draws_the_words_of_the_full_reread(family: str, monkeyp
     for seed, temperature, top_k, batch in ((0, 1.0, None, 64), (1, 0.7, 5, 1000), (2, 1.5, None, 37), (3, 1.0, 3, 200)):
         def draw() -> list[tuple[str, bool]]:
             return sample(model, VOCAB, 300, torch.Generator().manual_seed(seed), temperature, top_k,
-                          max_len=BLOCK_SIZE - 1, batch=batch, view="sequences")
+                          max_len=BLOCK_SIZE - 1, batch=batch, view=Sequences)
 
         reread, incremental, steps = both_paths(monkeypatch, model, draw)
         assert incremental == reread, (family, seed)
@@ -122,11 +122,11 @@ def test_selective_sampling_keeps_the_same_words_either_way(family: str, monkeyp
     """sample_wanted with a prefix, length bounds, an exclude list and unique: the same kept words,
     draws and redraw reasons either way."""
     model = model_of(family)
-    exclude = frozenset(w for w, _ in sample(model, VOCAB, 50, torch.Generator().manual_seed(9), max_len=8, view="sequences"))
+    exclude = frozenset(w for w, _ in sample(model, VOCAB, 50, torch.Generator().manual_seed(9), max_len=8, view=Sequences))
     for seed, wanted in enumerate((Wanted("a", 2, BLOCK_SIZE - 1, exclude, True), Wanted("", 3, 5),
                                    Wanted("emm", 4, 8, unique=True), Wanted("b", 1, 4))):
         def select():
-            return sample_wanted(model, VOCAB, 120, torch.Generator().manual_seed(seed), wanted, 1.0, None, view="sequences")
+            return sample_wanted(model, VOCAB, 120, torch.Generator().manual_seed(seed), wanted, 1.0, None, view=Sequences)
 
         reread, incremental, steps = both_paths(monkeypatch, model, select)
         assert incremental == reread, (family, wanted)
@@ -140,7 +140,7 @@ def test_a_context_longer_than_block_size_keeps_the_reread(monkeypatch) -> None:
     model = model_of("gru")
 
     def draw() -> list[tuple[str, bool]]:
-        return sample(model, VOCAB, 100, torch.Generator().manual_seed(4), max_len=BLOCK_SIZE + 5, view="sequences")
+        return sample(model, VOCAB, 100, torch.Generator().manual_seed(4), max_len=BLOCK_SIZE + 5, view=Sequences)
 
     reread, incremental, steps = both_paths(monkeypatch, model, draw)
     assert incremental == reread and steps == 0

@@ -229,7 +229,7 @@ class Run:
         """Each word's mean NLL per character (nats), None for a word the model cannot score."""
         from makemore.evaluate import word_nll_or_none
 
-        return word_nll_or_none(self.model, self.vocab, self._run.family.view, list(words))
+        return word_nll_or_none(self._run.inference, self.vocab, self._run.family.view, list(words))
 
     def training_words(self) -> set[str]:
         """The words of the run's train split (re-read from its words file).

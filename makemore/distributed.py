@@ -24,12 +24,27 @@ import datetime
 import gc
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING, Any, Iterator
 
 from makemore.errors import MakemoreError, ReportedElsewhere, first_line
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _torch() -> Any:
+    """torch, imported when a collective first needs it (one process never does)."""
+    import torch
+
+    return torch
+
+
+def _dist() -> Any:
+    """torch.distributed, imported when first needed."""
+    import torch.distributed
+
+    return torch.distributed
+
 
 #: How long a collective waits for a rank that neither answers nor dies (a dead rank's closed
 #: connections end the wait at once; this bounds a hung one).
@@ -70,8 +85,8 @@ class World:
         """The sum of `value` over ranks (float64). Collective when size > 1."""
         if self.size == 1:
             return value
-        total = torch.tensor([value], dtype=torch.float64)
-        dist.all_reduce(total)
+        total = _torch().tensor([value], dtype=_torch().float64)
+        _dist().all_reduce(total)
         return float(total.item())
 
     def share(self, count: torch.Tensor) -> torch.Tensor:
@@ -80,9 +95,9 @@ class World:
         over ranks the mean over the whole global batch when the ranks hold different numbers of
         targets (words of different lengths). Collective when size > 1."""
         if self.size == 1:
-            return torch.ones_like(count)
+            return _torch().ones_like(count)
         total = count.clone()
-        dist.all_reduce(total)
+        _dist().all_reduce(total)
         return count * self.size / total
 
     def broadcast(self, obj: Any) -> Any:
@@ -90,7 +105,7 @@ class World:
         if self.size == 1:
             return obj
         box = [obj]
-        dist.broadcast_object_list(box, src=0)
+        _dist().broadcast_object_list(box, src=0)
         return box[0]
 
     def gather(self, obj: Any) -> list[Any]:
@@ -98,14 +113,14 @@ class World:
         if self.size == 1:
             return [obj]
         out: list[Any] = [None] * self.size
-        dist.all_gather_object(out, obj)
+        _dist().all_gather_object(out, obj)
         return out
 
     def sync_buffers(self, module: torch.nn.Module) -> None:
         """Give every rank rank 0's buffers (BatchNorm's running statistics). Collective when size > 1."""
         if self.size > 1:
             for buffer in module.buffers():
-                dist.broadcast(buffer, src=0)
+                _dist().broadcast(buffer, src=0)
 
     @contextlib.contextmanager
     def agreeing(self) -> Iterator[None]:
@@ -158,8 +173,8 @@ class StopVote:
         if self._pending is not None:
             self._pending.wait()
             agreed = int(self._flag.item())
-        self._flag = torch.tensor([signum], dtype=torch.int64)
-        self._pending = dist.all_reduce(self._flag, op=dist.ReduceOp.MAX, async_op=True)
+        self._flag = _torch().tensor([signum], dtype=_torch().int64)
+        self._pending = _dist().all_reduce(self._flag, op=_dist().ReduceOp.MAX, async_op=True)
         return agreed
 
 
@@ -172,9 +187,9 @@ def launched() -> World:
 def joined() -> World:
     """The World of the process group this process has joined (see `process_group`); the
     one-process World when it has joined none."""
-    if not dist.is_available() or not dist.is_initialized():
+    if not _dist().is_available() or not _dist().is_initialized():
         return World()
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return World(_dist().get_rank(), _dist().get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 
 def under_launcher() -> bool:
@@ -218,7 +233,7 @@ def check(world: World, backend: str, batch_size: int, counted: bool) -> None:
 def _peer_failed(e: BaseException) -> bool:
     """Whether `e` says another process of the job went away (a collective lost its peer)."""
     text = str(e)
-    return isinstance(e, dist.DistError) or "Connection closed by peer" in text or "Connection reset by peer" in text or "gloo" in text
+    return isinstance(e, _dist().DistError) or "Connection closed by peer" in text or "Connection reset by peer" in text or "gloo" in text
 
 
 @contextlib.contextmanager
@@ -234,19 +249,19 @@ def process_group(world: World, device: str) -> Iterator[World]:
         yield world
         return
     if device.startswith("cuda"):
-        torch.cuda.set_device(world.local_rank)
+        _torch().cuda.set_device(world.local_rank)
     backend = "cpu:gloo,cuda:nccl" if device.startswith("cuda") else "gloo"
-    dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=TIMEOUT)
+    _dist().init_process_group(backend, rank=world.rank, world_size=world.size, timeout=TIMEOUT)
     try:
         yield world
-        dist.barrier()  # every rank is done with the group (rank 0 has written the run) before any leaves it
+        _dist().barrier()  # every rank is done with the group (rank 0 has written the run) before any leaves it
     except ReportedElsewhere:
         raise
     except MakemoreError as e:
         if world.is_main:
             raise
         raise MakemoreError(f"rank {world.rank}: {e}") from None
-    except (RuntimeError, dist.DistError) as e:
+    except (RuntimeError, _dist().DistError) as e:
         if not _peer_failed(e):
             raise
         if not world.is_main:
@@ -254,4 +269,4 @@ def process_group(world: World, device: str) -> Iterator[World]:
         raise MakemoreError("another process of this job stopped (its message is above), so training stopped too; the last checkpoint is kept") from None
     finally:
         gc.collect()  # DistributedDataParallel holds the group inside reference cycles: free it while Python is whole
-        dist.destroy_process_group()
+        _dist().destroy_process_group()

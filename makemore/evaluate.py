@@ -14,12 +14,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import Any
+
 import numpy as np
-import torch
 
 from makemore.data import View, Vocab
 from makemore.errors import MakemoreError
-from makemore.models.base import mean_nll, nll_per_target
 from makemore.runs import Run, load_run
 
 __all__ = ["WordScore", "describe", "evaluate_run", "evaluate_splits", "mean_nll", "percentile_rank",
@@ -27,6 +27,27 @@ __all__ = ["WordScore", "describe", "evaluate_run", "evaluate_splits", "mean_nll
 
 #: The splits of a run, in the order they are reported.
 SPLITS = ("train", "dev", "test")
+
+
+def mean_nll(model: Any, view: View, **options: Any) -> float:
+    """Mean NLL (nats/char) of a run's model over every target of `view`: a torch model through
+    makemore.models.base.mean_nll (`options`: its device, chunk), a NumPy-trained MLP's twin
+    (makemore.backends.numpy_mlp.NumpyMLP) on NumPy alone."""
+    if getattr(model, "numpy_inference", False):
+        return float(model.nll_per_target(view).sum() / max(view.n_targets, 1))
+    from makemore.models.base import mean_nll as torch_mean_nll
+
+    return torch_mean_nll(model, view, **options)
+
+
+def nll_per_target(model: Any, view: View) -> np.ndarray:
+    """−ln p(target) of every target of `view` (nats), float64 (n_targets,), in the view's order:
+    makemore.models.base.nll_per_target for a torch model, the NumPy twin's own otherwise."""
+    if getattr(model, "numpy_inference", False):
+        return model.nll_per_target(view)
+    from makemore.models.base import nll_per_target as torch_nll_per_target
+
+    return torch_nll_per_target(model, view)
 
 
 def describe(nll: float) -> dict[str, float]:
@@ -46,7 +67,7 @@ def evaluate_splits(run: Run, splits: list[str]) -> dict[str, tuple[float, int]]
         if split not in SPLITS:
             raise MakemoreError(f"unknown split {split!r}: choose train, dev or test")
         view = run.view(split)
-        out[split] = (mean_nll(run.model, view), view.n_targets)
+        out[split] = (mean_nll(run.inference, view), view.n_targets)
     return out
 
 
@@ -127,7 +148,7 @@ def training_word_nll(run: Run) -> np.ndarray:
         MakemoreError: the words file is gone, unreadable, or no longer fits the run's vocabulary.
     """
     lengths = np.fromiter(map(len, run.dataset.split_words("train")), dtype=np.int64)  # (W_train,)
-    return per_word_mean(nll_per_target(run.model, run.view("train")), lengths)
+    return per_word_mean(nll_per_target(run.inference, run.view("train")), lengths)
 
 
 #: Scores closer than this (nats/char) are a tie in `percentile_rank`: the same word scored in two
@@ -170,7 +191,7 @@ def score_words(run: Run, words: list[str], reference: np.ndarray | None = None)
     Raises:
         MakemoreError: a word the model cannot score (check each with `unscorable` to score the others).
     """
-    nll = word_nll(run.model, run.vocab, run.family.view, words)  # (W,)
+    nll = word_nll(run.inference, run.vocab, run.family.view, words)  # (W,)
     ranks = percentile_rank(nll, reference) if reference is not None else [None] * len(words)
     return [WordScore(w, float(x), math.exp(x), None if r is None else float(r)) for w, x, r in zip(words, nll, ranks)]
 
@@ -193,7 +214,7 @@ def score_report(run: Run, words: list[str]) -> ScoreReport:
     words when they can be read, and say why the others cannot be scored (`unscorable`)."""
     good, errors, warnings = [], [], []
     for word in words:
-        why = unscorable(word, run.vocab, run.family.view, run.model.block_size)
+        why = unscorable(word, run.vocab, run.family.view, run.block_size)
         if why is None:
             good.append(word)
         else:

@@ -32,10 +32,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import sys
+
 import numpy as np
 import safetensors
 import safetensors.numpy
-import torch
 
 from makemore.config import Config, load_config
 from makemore.data import Dataset, View, Vocab, file_digest, load_dataset
@@ -335,7 +336,8 @@ class _Packer:
 
     def pack(self, value: Any, name: str) -> Any:
         """The layout of `value`, found at key path `name`; its arrays are added to `self.arrays`."""
-        if isinstance(value, torch.Tensor):
+        torch = sys.modules.get("torch")  # a torch tensor can only come from a process that imported torch
+        if torch is not None and isinstance(value, torch.Tensor):
             value = value.detach().cpu().numpy()
         if isinstance(value, np.ndarray):
             return {_TENSOR: self._add(name, value)}
@@ -403,9 +405,16 @@ def _digest(layout: str, arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _as_tensor(array: np.ndarray) -> torch.Tensor:
+def _as_tensor(array: np.ndarray) -> Any:
     """A read array as the torch tensor a checkpoint has always handed its readers."""
+    import torch
+
     return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+
+def _as_array(array: np.ndarray) -> np.ndarray:
+    """A read array as a writeable NumPy array (for a reader that needs no torch)."""
+    return array if array.flags.writeable else array.copy()
 
 
 def checkpoint_file(run_dir: str | Path) -> Path:
@@ -451,9 +460,10 @@ def save_checkpoint(run_dir: Path, checkpoint: dict[str, Any]) -> None:
     _fsync_dir(legacy.parent)
 
 
-def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
+def load_checkpoint(run_dir: str | Path, arrays: str = "torch") -> dict[str, Any]:
     """Read run_dir's checkpoint (`checkpoint_file`), on the CPU, as the dict `make_checkpoint`
-    made plus "format": arrays as torch tensors, everything else as plain values.
+    made plus "format": arrays as torch tensors (arrays="torch") or NumPy arrays ("numpy": torch
+    is then not imported for a checkpoint.safetensors), everything else as plain values.
 
     checkpoint.safetensors is read without pickle or torch.load; checkpoint.pt (older runs) with
     torch.load(weights_only=True), its zip CRC-32 checksums verified first.
@@ -466,7 +476,7 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
     path = checkpoint_file(run_dir)
     if not path.is_file():
         raise MakemoreError(f"{path}: no checkpoint")
-    ckpt = _load_legacy(path) if path.name == LEGACY_CHECKPOINT else _load_safetensors(path)
+    ckpt = _load_legacy(path) if path.name == LEGACY_CHECKPOINT else _load_safetensors(path, _as_tensor if arrays == "torch" else _as_array)
     missing = [k for k in ("model", "config", "vocab", "step") if k not in ckpt]
     if missing:
         raise MakemoreError(f"{path}: incomplete makemore checkpoint: no {', '.join(missing)}")
@@ -498,7 +508,7 @@ def _safetensors_metadata(path: Path, data: bytes) -> dict[str, Any]:
     return metadata
 
 
-def _load_safetensors(path: Path) -> dict[str, Any]:
+def _load_safetensors(path: Path, convert: Any = _as_tensor) -> dict[str, Any]:
     """Read a checkpoint.safetensors (see `save_checkpoint`): metadata, tensors, checksum, layout."""
     try:
         data = path.read_bytes()
@@ -513,7 +523,7 @@ def _load_safetensors(path: Path) -> dict[str, Any]:
     if not isinstance(layout, str) or _digest(layout, arrays) != digest:
         raise MakemoreError(f"{_unreadable(path)}: its contents do not match their SHA-256 checksum")
     try:
-        ckpt = _unpack(json.loads(layout), arrays, _as_tensor)
+        ckpt = _unpack(json.loads(layout), arrays, convert)
     except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError; TypeError: an unhashable key
         raise MakemoreError(f"{_unreadable(path)}: {first_line(e)}") from None
     if not isinstance(ckpt, dict):
@@ -534,6 +544,8 @@ def _load_legacy(path: Path) -> dict[str, Any]:
             raise MakemoreError(f"{unreadable}: {first_line(e)}") from None
         if bad is not None:
             raise MakemoreError(f"{unreadable}: {bad} fails its CRC-32 check")
+    import torch
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error below says it all
@@ -587,12 +599,14 @@ def _jsonl_lines(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 class Run:
-    """A trained run loaded for evaluation, sampling or plotting: config, vocabulary and the torch
-    model (in evaluation mode, on the CPU), whatever backend trained it. The data is read only
-    when `dataset` is first used.
+    """A trained run loaded for evaluation, sampling or plotting: config, vocabulary, and its model
+    for answers (`inference`): the hand-derived NumPy MLP for a run the NumPy backend trained
+    (torch is then never imported), else the torch model (`model`, evaluation mode, CPU), whatever
+    backend trained it. The data is read only when `dataset` is first used.
 
     Raises (from `load_run`):
-        MakemoreError: missing directory or checkpoint, unreadable checkpoint.
+        MakemoreError: missing directory or checkpoint, unreadable checkpoint, parameters that do
+            not fit the model of the run's config.
     """
 
     def __init__(self, path: Path, checkpoint: dict[str, Any]):
@@ -601,14 +615,31 @@ class Run:
         self.config = checkpoint_config(path, checkpoint)
         self.vocab = Vocab(tuple(checkpoint["vocab"]))
         self.family = family(self.config.model)
-        block_size = self.family.view.context_length(self.config.data, int(checkpoint.get("max_word_len", 0)), self.family.name)
-        self.model = build_model(self.config.model, self.vocab.vocab_size, block_size)
-        try:
-            self.model.load_state_dict(checkpoint["model"])
-        except (RuntimeError, KeyError) as e:
-            raise MakemoreError(f"{checkpoint_file(path)}: parameters do not match the model in its config: {first_line(e)}") from None
-        self.model.eval()
+        self.block_size = self.family.view.context_length(self.config.data, int(checkpoint.get("max_word_len", 0)), self.family.name)
+        """The model's context (its `block_size`)."""
+        self._model: Any = None
         self._dataset: Dataset | None = None
+        self.inference = numpy_inference(self) or self.model
+        """The model that evaluates, samples and scores: `model`, or its NumPy twin for a NumPy-trained MLP."""
+
+    @property
+    def model(self) -> Any:
+        """The run's torch nn.Module, in evaluation mode on the CPU (torch is imported when first asked for).
+
+        Raises:
+            MakemoreError: parameters that do not fit the model of the run's config.
+        """
+        if self._model is None:
+            import torch
+
+            params = {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v)) for k, v in self.checkpoint["model"].items()}
+            model = build_model(self.config.model, self.vocab.vocab_size, self.block_size)
+            try:
+                model.load_state_dict(params)
+            except (RuntimeError, KeyError) as e:
+                raise MakemoreError(f"{checkpoint_file(self.path)}: parameters do not match the model in its config: {first_line(e)}") from None
+            self._model = model.eval()
+        return self._model
 
     @property
     def step(self) -> int:
@@ -644,6 +675,25 @@ def data_changed(checkpoint: dict[str, Any], data_path: str | Path) -> bool:
 
 
 def load_run(run_dir: str | Path | None, root: str | Path = DEFAULT_ROOT) -> Run:
-    """Load `run_dir` (or the latest run under `root` when None) for evaluate, sample and plots."""
+    """Load `run_dir` (or the latest run under `root` when None) for evaluate, sample and plots.
+    A checkpoint.safetensors is read into NumPy arrays, with no torch (see `Run`)."""
     path = resolve_run(run_dir, root)
-    return Run(path, load_checkpoint(path))
+    return Run(path, load_checkpoint(path, arrays="numpy"))
+
+
+#: Set this environment variable (to anything non-empty) to answer with the torch model even for a
+#: NumPy-trained run: for benchmarks/run.py's side-by-side timing, and tests of the two paths.
+TORCH_ANSWERS_ENV = "MAKEMORE_TORCH_ANSWERS"
+
+
+def numpy_inference(run: Run) -> Any:
+    """The NumPy twin of a NumPy-trained MLP run's model (makemore.backends.numpy_mlp.NumpyMLP),
+    or None: another backend, another family, or TORCH_ANSWERS_ENV set."""
+    if run.checkpoint.get("backend") != "numpy" or run.family.name != "mlp" or os.environ.get(TORCH_ANSWERS_ENV):
+        return None
+    from makemore.backends.numpy_mlp import NumpyMLP
+
+    try:
+        return NumpyMLP(run.config.model, run.checkpoint["model"], run.block_size)
+    except (KeyError, ValueError) as e:
+        raise MakemoreError(f"{checkpoint_file(run.path)}: parameters do not match the model in its config: {first_line(e)}") from None

@@ -29,9 +29,9 @@ import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 
 from makemore.data import View, Vocab, Windows
 from makemore.errors import MakemoreError
@@ -73,12 +73,49 @@ def check_sampling_options(n: int, temperature: float, top_k: int | None, vocab_
         raise MakemoreError(f"--prefix {prefix!r} has {len(prefix)} characters, more than the longest length allowed, {max_len} (--max-len)")
 
 
-@torch.inference_mode()
+class Uniforms:
+    """Uniform numbers in [0, 1), float32, exactly as torch.rand(k, generator=g) draws them for
+    g = torch.Generator().manual_seed(seed), from NumPy alone: both use the Mersenne Twister
+    (Matsumoto & Nishimura 1998) seeded by the same init_genrand, and torch makes a float32 from
+    the low 24 bits of each 32-bit draw. So a seed gives the same samples with or without torch
+    (tests/test_numpy_answers.py checks the two streams agree).
+
+    Args:
+        seed: any int (torch keeps its low 32 bits for the CPU generator, as this does).
+    """
+
+    def __init__(self, seed: int):
+        key, pos = np.random.RandomState(seed & 0xFFFFFFFF).get_state()[1:3]
+        self.bits = np.random.MT19937()
+        self.bits.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": pos}}
+
+    def __call__(self, k: int) -> np.ndarray:
+        """float32 (k,) uniforms in [0, 1)."""
+        raw = self.bits.random_raw(k)  # (k,) 32-bit draws
+        return (raw & 0xFFFFFF).astype(np.float32) * np.float32(2.0**-24)  # (k,)
+
+
+def uniforms(generator: Any) -> Any:
+    """A callable k → float32 (k,) uniforms from `generator`: an int seed (`Uniforms`), a
+    `Uniforms`, or a seeded torch.Generator (its own torch.rand draws)."""
+    if isinstance(generator, int):
+        return Uniforms(generator)
+    if not hasattr(generator, "manual_seed"):  # a Uniforms, or any k → uniforms callable
+        return generator
+
+    def torch_rand(k: int) -> np.ndarray:
+        import torch
+
+        return torch.rand(k, generator=generator, dtype=torch.float32).numpy()  # (k,)
+
+    return torch_rand
+
+
 def sample(
-    model: torch.nn.Module,
+    model: Any,
     vocab: Vocab,
     n: int,
-    generator: torch.Generator,
+    generator: Any,
     temperature: float = 1.0,
     top_k: int | None = None,
     max_len: int = 64,
@@ -92,7 +129,8 @@ def sample(
             context it reads, for a sequence model the longest input it takes.
         vocab: the run's vocabulary (id 0 = boundary).
         n: how many words.
-        generator: seeded torch.Generator: the same seed gives the same words.
+        generator: an int seed, or a seeded torch.Generator (see `uniforms`): the same seed gives
+            the same words, with either.
         temperature: logits are divided by it before the softmax (< 1 sharper, > 1 flatter).
         top_k: if set, only the k most likely characters may be drawn at each position.
         max_len: length cap, so sampling always ends.
@@ -108,11 +146,12 @@ def sample(
         MakemoreError: an option out of range (see check_sampling_options).
     """
     check_sampling_options(n, temperature, top_k, vocab.vocab_size, max_len)
+    draws = uniforms(generator)
     with scoped(1):  # one CPU thread (the module docstring), the counts restored after
         pad = view.start_padding(model.block_size)
         out: list[tuple[str, bool]] = []
         for first in range(0, n, batch):
-            out.extend(_sample_batch(model, vocab, min(batch, n - first), generator, temperature, top_k, max_len, pad))
+            out.extend(_sample_batch(model, vocab, min(batch, n - first), draws, temperature, top_k, max_len, pad))
         return out
 
 
@@ -148,12 +187,11 @@ class Selection:
     """Reason (TOO_LONG, TOO_SHORT, EXCLUDED, REPEATED) → draws thrown away for it."""
 
 
-@torch.inference_mode()
 def sample_wanted(
-    model: torch.nn.Module,
+    model: Any,
     vocab: Vocab,
     n: int,
-    generator: torch.Generator,
+    generator: Any,
     wanted: Wanted,
     temperature: float = 1.0,
     top_k: int | None = None,
@@ -197,13 +235,14 @@ def sample_wanted(
     out = Selection(words=[], drawn=0)
     kept: set[str] = set()
     max_draws = draws_per_sample * n
+    draws = uniforms(generator)
     with scoped(1):  # one CPU thread (the module docstring), the counts restored after
         pad = view.start_padding(model.block_size)
         while len(out.words) < n and out.drawn < max_draws:
             need = n - len(out.words)
             guess = need if not out.redrawn else math.ceil(1.25 * need * (out.drawn + 1) / (len(out.words) + 1))
             size = min(max(guess, MIN_ROUND), batch, max_draws - out.drawn)
-            for word, finished in _sample_batch(model, vocab, size, generator, temperature, top_k, wanted.max_len + 1, pad, prefix):
+            for word, finished in _sample_batch(model, vocab, size, draws, temperature, top_k, wanted.max_len + 1, pad, prefix):
                 reason = (TOO_LONG if not finished else TOO_SHORT if len(word) < wanted.min_len
                           else EXCLUDED if word in wanted.exclude else REPEATED if wanted.unique and word in kept else None)
                 out.drawn += 1
@@ -217,21 +256,21 @@ def sample_wanted(
     return out
 
 
-def _sample_batch(model: torch.nn.Module, vocab: Vocab, b: int, generator: torch.Generator, temperature: float,
+def _sample_batch(model: Any, vocab: Vocab, b: int, draws: Any, temperature: float,
                   top_k: int | None, max_len: int, pad: int, prefix: list[int] | None = None) -> list[tuple[str, bool]]:
     """One batch of b samples, all advancing together. `seq` holds `pad` boundary tokens and then each
     sample's characters, starting with the `prefix` ids; the model reads at most block_size tokens
-    ending where the next one goes (see NextLogits)."""
+    ending where the next one goes (see NextLogits). `draws`: k → float32 (k,) uniforms."""
     start = len(prefix) if prefix else 0  # the first position drawn
-    seq = torch.zeros(b, pad + max_len, dtype=torch.long)  # (b, pad + max_len) boundary padding, then characters
+    seq = np.zeros((b, pad + max_len), dtype=np.int64)  # (b, pad + max_len) boundary padding, then characters
     if start:
-        seq[:, pad : pad + start] = torch.tensor(prefix)  # (b, start) every sample begins with the prefix
-    length = torch.full((b,), max_len, dtype=torch.long)  # (b,) characters before the boundary
-    rows = torch.arange(b)  # (a,) the samples still being written: only these are run through the model
+        seq[:, pad : pad + start] = prefix  # (b, start) every sample begins with the prefix
+    length = np.full(b, max_len, dtype=np.int64)  # (b,) characters before the boundary
+    rows = np.arange(b)  # (a,) the samples still being written: only these are run through the model
     next_logits = NextLogits(model, seq, pad)
     for t in range(start, max_len):
         logits = next_logits(rows, t)  # (a, vocab_size)
-        nxt = draw(logits, temperature, top_k, generator)  # (a,)
+        nxt = draw(logits, temperature, top_k, draws)  # (a,)
         seq[rows, pad + t] = nxt
         ended = nxt == 0  # (a,)
         length[rows[ended]] = t
@@ -258,27 +297,38 @@ class NextLogits:
       which a step does not do): each call runs the model on the last block_size tokens.
     """
 
-    def __init__(self, model: torch.nn.Module, seq: torch.Tensor, pad: int):
+    def __init__(self, model: Any, seq: np.ndarray, pad: int):
         self.model, self.seq, self.pad = model, seq, pad
+        self.numpy = getattr(model, "numpy_inference", False)  # a NumPy-trained MLP's twin: no torch
         never_cut = seq.shape[1] - 1 <= model.block_size  # the longest context read: every token but the last
         self.incremental = callable(getattr(model, "step", None)) and never_cut and not os.environ.get(REREAD_ENV)
         self.state: object = None  # the model's step state for the rows self.rows, after the tokens before pad + t
-        self.rows = torch.arange(seq.shape[0])  # (a,) ascending, as `rows` always is
+        self.rows = np.arange(seq.shape[0])  # (a,) ascending, as `rows` always is
 
-    def __call__(self, rows: torch.Tensor, t: int) -> torch.Tensor:
-        if not self.incremental:
+    def __call__(self, rows: np.ndarray, t: int) -> np.ndarray:
+        if self.numpy:
             context = self.seq[rows, max(0, self.pad + t - self.model.block_size) : self.pad + t]  # (a, ≤ block_size)
+            return self.model(context)[0]  # (a, vocab_size)
+        import torch
+
+        with torch.inference_mode():
+            return self._torch_logits(torch, rows, t).float().numpy()  # (a, vocab_size)
+
+    def _torch_logits(self, torch: Any, rows: np.ndarray, t: int) -> Any:
+        """The logits of a torch model, as a tensor (a, vocab_size)."""
+        if not self.incremental:
+            context = torch.from_numpy(self.seq[rows, max(0, self.pad + t - self.model.block_size) : self.pad + t])  # (a, ≤ block_size)
             logits, _ = self.model(context)  # (a, vocab_size), or (a, T, vocab_size) from a sequence model
             return logits[:, -1] if logits.dim() == 3 else logits  # (a, vocab_size): after the last token
         if self.state is None:
-            return self._first(rows, t)
+            return self._first(torch, rows, t)
         if len(rows) < len(self.rows):  # samples finished since the last call: drop their rows of the state
-            self.state = _select_rows(self.state, torch.searchsorted(self.rows, rows))  # rows' places in self.rows
+            self.state = _select_rows(self.state, torch.from_numpy(np.searchsorted(self.rows, rows)))  # rows' places in self.rows
             self.rows = rows
-        logits, self.state = self.model.step(self.seq[rows, self.pad + t - 1], self.state)  # (a, vocab_size)
+        logits, self.state = self.model.step(torch.from_numpy(self.seq[rows, self.pad + t - 1]), self.state)  # (a, vocab_size)
         return logits
 
-    def _first(self, rows: torch.Tensor, t: int) -> torch.Tensor:
+    def _first(self, torch: Any, rows: np.ndarray, t: int) -> Any:
         """The first call reads the padding and the prefix, positions 0 .. pad + t − 1. Nothing is
         drawn yet, so they are the same tokens in every row: they are read for one row, and its
         state and logits are repeated (as views) for every row."""
@@ -288,58 +338,59 @@ class NextLogits:
         reader = rows[:1] if shared else rows  # (1,) or (a,)
         logits = None
         for position in range(self.pad + t):
-            logits, self.state = self.model.step(self.seq[reader, position], self.state)  # (1 or a, vocab_size)
+            logits, self.state = self.model.step(torch.from_numpy(self.seq[reader, position]), self.state)  # (1 or a, vocab_size)
         if shared:
             self.state = _repeat_rows(self.state, len(rows))
             logits = logits.expand(len(rows), -1)  # (a, vocab_size)
         return logits
 
 
-def _select_rows(state: object, index: torch.Tensor) -> object:
-    """The rows `index` (int64 (k,)) of every tensor of a model's step state, whose tensors are
-    (B, ...) in nested tuples; any other value (a count) as it is."""
-    if isinstance(state, torch.Tensor):
-        return state.index_select(0, index)  # (k, ...)
+def _select_rows(state: object, index: Any) -> object:
+    """The rows `index` (int64 (k,) tensor) of every tensor of a model's step state, whose tensors
+    are (B, ...) in nested tuples; any other value (a count) as it is."""
     if isinstance(state, tuple):
         return tuple(_select_rows(s, index) for s in state)
+    if hasattr(state, "index_select"):
+        return state.index_select(0, index)  # (k, ...)
     return state
 
 
 def _repeat_rows(state: object, a: int) -> object:
     """A model's step state of one row, its tensors (1, ...) in nested tuples, as `a` rows: (a, ...) views."""
-    if isinstance(state, torch.Tensor):
-        return state.expand(a, *state.shape[1:])  # (a, ...)
     if isinstance(state, tuple):
         return tuple(_repeat_rows(s, a) for s in state)
+    if hasattr(state, "expand"):
+        return state.expand(a, *state.shape[1:])  # (a, ...)
     return state
 
 
-def decode_rows(tokens: torch.Tensor, length: torch.Tensor, vocab: Vocab, max_len: int) -> list[tuple[str, bool]]:
+def decode_rows(tokens: np.ndarray, length: np.ndarray, vocab: Vocab, max_len: int) -> list[tuple[str, bool]]:
     """Rows of ids (b, max_len) → (word of its first length[i] characters, length[i] < max_len).
 
     All rows are decoded as one UTF-32 string (every id mapped to its character's code point),
     then cut into words: one Python slice per word instead of one lookup per character.
     """
-    code_points = torch.tensor([ord(c) for c in vocab.itos], dtype=torch.int32)  # (vocab_size,)
-    text = code_points[tokens].numpy().tobytes().decode("utf-32-le")  # b·max_len characters
-    return [(text[i * max_len : i * max_len + L], L < max_len) for i, L in enumerate(length.tolist())]
+    code_points = np.array([ord(c) for c in vocab.itos], dtype="<u4")  # (vocab_size,)
+    text = code_points[np.asarray(tokens)].tobytes().decode("utf-32-le")  # b·max_len characters
+    return [(text[i * max_len : i * max_len + L], L < max_len) for i, L in enumerate(np.asarray(length).tolist())]
 
 
-def draw(logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator) -> torch.Tensor:
-    """One next character per row of logits (a, vocab_size), from softmax(logits / temperature),
-    restricted to the top_k most likely if set. Returns int64 (a,).
+def draw(logits: np.ndarray, temperature: float, top_k: int | None, draws: Any) -> np.ndarray:
+    """One next character per row of logits float32 (a, vocab_size), from softmax(logits /
+    temperature), restricted to the top_k most likely if set. Returns int64 (a,).
 
-    Inverse-CDF sampling: one uniform u per row, and the first character whose cumulative
-    probability exceeds u. Exactly torch.multinomial's distribution, with one random number per row
-    instead of one per character (multinomial draws vocab_size exponentials per row).
+    Inverse-CDF sampling: one uniform u per row (from `draws`: see `uniforms`), and the first
+    character whose cumulative probability exceeds u. Exactly torch.multinomial's distribution,
+    with one random number per row instead of one per character.
     """
-    logits = logits / temperature  # (a, vocab_size)
+    logits = np.asarray(logits, dtype=np.float32) / np.float32(temperature)  # (a, vocab_size)
     if top_k is not None:
-        kth = torch.topk(logits, top_k, dim=1).values[:, -1:]  # (a, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))  # (a, vocab_size)
-    cdf = F.softmax(logits, dim=1).cumsum_(dim=1)  # (a, vocab_size), last column ~1
-    u = torch.rand(len(cdf), 1, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]  # (a, 1) uniform below the total
-    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)  # (a,)
+        kth = np.partition(logits, -top_k, axis=1)[:, -top_k:-top_k + 1 or None]  # (a, 1) the k-th largest
+        logits = np.where(logits < kth, np.float32(-np.inf), logits)  # (a, vocab_size)
+    e = np.exp(logits - logits.max(1, keepdims=True))  # (a, vocab_size)
+    cdf = np.cumsum(e / e.sum(1, keepdims=True), axis=1, dtype=np.float32)  # (a, vocab_size), last column ~1
+    u = uniforms(draws)(len(cdf))[:, None] * cdf[:, -1:]  # (a, 1) uniform below the total
+    return np.minimum((cdf <= u).sum(1), cdf.shape[1] - 1).astype(np.int64)  # (a,) searchsorted(cdf, u, right=True)
 
 
 @dataclass
@@ -367,12 +418,12 @@ def sample_words(run: Run, n: int, seed: int, *, temperature: float = 1.0, top_k
     """
     check_sampling_options(n, temperature, top_k, 10**9, 10**9 if max_len is None else max_len,
                            min_len or 0, prefix if max_len is not None else "")
-    generator = torch.Generator().manual_seed(seed)
+    generator = Uniforms(seed)
     kind = run.family.view
-    limit = kind.longest_readable(run.model.block_size)  # a sequence model reads at most its longest training word
+    limit = kind.longest_readable(run.block_size)  # a sequence model reads at most its longest training word
     cap = 2 * int(run.checkpoint.get("max_word_len", 32)) if limit is None else limit  # plain sampling's safety cap
     if not (prefix or new_only or unique or min_len is not None or max_len is not None):
-        return Samples(sample(run.model, run.vocab, n, generator, temperature, top_k, cap, view=kind), seed, cap)
+        return Samples(sample(run.inference, run.vocab, n, generator, temperature, top_k, cap, view=kind), seed, cap)
     try:
         exclude = frozenset(run.dataset.words) if new_only else frozenset()
     except MakemoreError as e:
@@ -380,7 +431,7 @@ def sample_words(run: Run, n: int, seed: int, *, temperature: float = 1.0, top_k
     if max_len is None:  # the default bound: the safety cap after the prefix, within what the model reads whole
         max_len = len(prefix) + cap if limit is None else limit
     wanted = Wanted(prefix, 1 if min_len is None else min_len, max_len, exclude, unique)
-    selection = sample_wanted(run.model, run.vocab, n, generator, wanted, temperature, top_k, view=kind)
+    selection = sample_wanted(run.inference, run.vocab, n, generator, wanted, temperature, top_k, view=kind)
     shortfall = None
     if len(selection.words) < n:
         why = ", ".join(f"{count:,} {reason}" for reason, count in selection.redrawn.most_common())

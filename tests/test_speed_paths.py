@@ -139,7 +139,7 @@ def test_batched_sampling_has_the_one_at_a_time_distribution(name_model, monkeyp
     # first rows of the batch instead of the rows still being written) fails at positions 2-4
     import makemore.sample as sample_module
 
-    monkeypatch.setattr(sample_module.NextLogits, "__call__", mutant(sample_module.NextLogits, "__call__", "context = self.seq[rows, ", "context = self.seq[: len(rows), "))
+    monkeypatch.setattr(sample_module.NextLogits, "_torch_logits", mutant(sample_module.NextLogits, "_torch_logits", "context = torch.from_numpy(self.seq[rows, ", "context = torch.from_numpy(self.seq[: len(rows), "))
     misaligned = [w for w, _ in sample(model, vocab, 20_000, torch.Generator().manual_seed(1), max_len=40, batch=4096)]
     assert {"character 2", "character 3", "character 4"} & set(rejected(misaligned, single)), rejected(misaligned, single)
 
@@ -156,7 +156,7 @@ def test_draw_follows_the_softmax(temperature: float, top_k: int | None) -> None
         probs = probs / probs.sum()
     n = 60_000
     drawn = draw(logits.expand(n, 8), temperature, top_k, torch.Generator().manual_seed(0))  # (n,)
-    counts = torch.bincount(drawn, minlength=8).double()
+    counts = torch.bincount(torch.from_numpy(drawn), minlength=8).double()
     assert counts[probs == 0].sum() == 0
     expected = probs[probs > 0].double() * n
     stat = float(((counts[probs > 0] - expected) ** 2 / expected).sum())

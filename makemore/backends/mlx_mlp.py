@@ -27,8 +27,7 @@ from makemore.config import ADAM_BETAS, ADAM_EPS, Config
 from makemore.data import View, mean_over
 from makemore.errors import MakemoreError
 from makemore.models import initial_state
-from makemore.models.base import BN_MOMENTUM, NORM_EPS
-from makemore.models.mlp import GELU_C, GELU_K
+from makemore.models.constants import BN_MOMENTUM, GELU_C, GELU_K, NORM_EPS
 from makemore.threads import scoped
 
 try:

@@ -56,8 +56,7 @@ from makemore.config import ADAM_BETAS, ADAM_EPS, Config, ModelConfig
 from makemore.data import View, mean_over
 from makemore.errors import MakemoreError
 from makemore.models import initial_state
-from makemore.models.base import BN_MOMENTUM, NORM_EPS
-from makemore.models.mlp import GELU_C, GELU_K, activation_name
+from makemore.models.constants import BN_MOMENTUM, GELU_C, GELU_K, NORM_EPS, activation_name
 from makemore.stats import step_stats
 from makemore.threads import scoped
 
@@ -452,3 +451,51 @@ class NumpyBackend:
                 raise MakemoreError("the checkpoint's optimizer state was written by another backend; resume it with the backend that trained it")
             self.optimizer.load(state["optimizer"], self.dtype)
             self.rng.bit_generator.state = json.loads(state["dropout_rng"])
+
+
+class NumpyMLP:
+    """A NumPy-trained MLP run's model for answers (evaluate, sample, score) on NumPy alone: the
+    same `forward` the backend trains with, in evaluation mode (running statistics, no dropout).
+    It offers what the evaluators and samplers ask of a torch model: `block_size`, `model(idx)` →
+    (logits, None), `state_dict()`, `eval()`, and `nll_per_target(view)`.
+
+    Args:
+        cfg: the run's [model] section. params: state_dict names → arrays (the checkpoint's, NumPy
+            or CPU torch tensors). block_size: the model's context.
+
+    Raises:
+        KeyError, ValueError: parameters missing or of the wrong shape for cfg (see check_shapes).
+    """
+
+    numpy_inference = True
+    training = False
+
+    def __init__(self, cfg: ModelConfig, params: dict[str, Any], block_size: int):
+        self.spec, self.block_size = Spec.from_config(cfg), block_size
+        self.params = {k: np.asarray(v) for k, v in params.items()}
+        missing = [k for k in ("C", *(f"{w}{i}" for i in range(1, cfg.n_layers + 2) for w in "Wb")) if k not in self.params]
+        if missing:
+            raise KeyError(f"missing {', '.join(missing)}")
+        if self.params["W1"].shape[0] != block_size * cfg.n_embd:
+            raise ValueError(f"W1 has shape {self.params['W1'].shape}, this model reads {block_size}·{cfg.n_embd} inputs")
+
+    def __call__(self, idx: np.ndarray) -> tuple[np.ndarray, None]:
+        """Logits (B, vocab_size) for contexts idx int (B, block_size)."""
+        logits, _, _ = forward(self.params, np.asarray(idx), None, self.spec, train=False)  # (B, V)
+        return logits, None
+
+    def eval(self) -> NumpyMLP:
+        return self
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return self.params
+
+    def nll_per_target(self, view: View, chunk: int = 65_536) -> np.ndarray:
+        """−ln p(target) of every target of `view` (nats), float64 (n_targets,), in the view's order."""
+        out = []
+        for X, Y in view.chunks(chunk):
+            logits, _ = self(X)  # (b, V)
+            shifted = logits - logits.max(1, keepdims=True)  # (b, V)
+            log_z = np.log(np.exp(shifted).sum(1))  # (b,)
+            out.append((log_z - shifted[np.arange(len(Y)), Y]).astype(np.float64))  # (b,)
+        return np.concatenate(out) if out else np.zeros(0)

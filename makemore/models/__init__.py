@@ -13,21 +13,19 @@ has new ones, a config and tests. Nothing in train.py, runs.py or the command li
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import torch
-from torch import nn
 
 from makemore.config import Config, ModelConfig
 from makemore.data import Sequences, View, Windows
 from makemore.errors import MakemoreError
-from makemore.models import transformer, wavenet
-from makemore.models.bigram import Bigram
-from makemore.models.bow import BoW
-from makemore.models.mlp import MLP
-from makemore.models.recurrent import GRU, LSTM, RNN
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -36,8 +34,9 @@ class Family:
 
     name: str
     """The model.type that selects it."""
-    cls: type[nn.Module]
-    """Built as cls(cfg.model, vocab_size, block_size, generator)."""
+    where: str | type
+    """"module:Class" of its nn.Module, imported on first use (so the registry needs no torch),
+    or the class itself; built as cls(cfg.model, vocab_size, block_size, generator)."""
     options: tuple[str, ...]
     """The [model] keys it reads (besides type); it ignores the others."""
     view: type[View]
@@ -54,18 +53,34 @@ class Family:
     """Checks the keys of a whole config together, before any data is read (e.g. a
     transformer's n_head dividing n_embd), raising MakemoreError; None: the per-key checks suffice."""
 
+    @property
+    def cls(self) -> type[nn.Module]:
+        """The family's nn.Module class (its module, and torch, imported now)."""
+        if not isinstance(self.where, str):
+            return self.where
+        module, _, name = self.where.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+def _check_transformer(cfg: Config) -> None:
+    """A Transformer's n_head must divide n_embd (raises MakemoreError; see makemore.models.transformer.check)."""
+    from makemore.models.transformer import check
+
+    check(cfg)
+
 
 #: Every model family, by model.type.
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("bigram", Bigram, ("smoothing",), Windows, embedding=None, counted=True),
-    Family("mlp", MLP, ("n_embd", "n_hidden", "n_layers", "activation", "norm", "dropout", "init"), Windows, embedding="C"),
-    Family("wavenet", wavenet.WaveNet, ("n_embd", "n_hidden", "dropout"), Windows, embedding="C"),
-    Family("rnn", RNN, ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
-    Family("gru", GRU, ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
-    Family("lstm", LSTM, ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
-    Family("bow", BoW, ("n_embd", "n_hidden", "dropout"), Sequences, embedding="C"),
-    Family("transformer", transformer.Transformer, ("n_embd", "n_hidden", "n_layers", "n_head", "dropout"), Sequences,
-           embedding="C", check=transformer.check),
+    Family("bigram", "makemore.models.bigram:Bigram", ("smoothing",), Windows, embedding=None, counted=True),
+    Family("mlp", "makemore.models.mlp:MLP", ("n_embd", "n_hidden", "n_layers", "activation", "norm", "dropout", "init"), Windows,
+           embedding="C"),
+    Family("wavenet", "makemore.models.wavenet:WaveNet", ("n_embd", "n_hidden", "dropout"), Windows, embedding="C"),
+    Family("rnn", "makemore.models.recurrent:RNN", ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
+    Family("gru", "makemore.models.recurrent:GRU", ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
+    Family("lstm", "makemore.models.recurrent:LSTM", ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
+    Family("bow", "makemore.models.bow:BoW", ("n_embd", "n_hidden", "dropout"), Sequences, embedding="C"),
+    Family("transformer", "makemore.models.transformer:Transformer", ("n_embd", "n_hidden", "n_layers", "n_head", "dropout"), Sequences,
+           embedding="C", check=_check_transformer),
 )}
 
 
@@ -132,6 +147,8 @@ def initial_model(cfg: Config, vocab_size: int, block_size: int | None = None) -
     """The model `cfg` describes as initialised with torch.Generator().manual_seed(train.seed): the
     weights every backend starts a run from (and `makemore inspect` shows for step 1).
     block_size defaults to data.block_size (a window model's context)."""
+    import torch
+
     block_size = cfg.data.block_size if block_size is None else block_size
     return build_model(cfg.model, vocab_size, block_size, torch.Generator().manual_seed(cfg.train.seed))
 

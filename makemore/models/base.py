@@ -34,10 +34,7 @@ from makemore.data import EVAL_CHUNK, IGNORE, View, mean_over
 #: with unit variance (He et al. 2015; lecture part 3).
 GAINS = {"tanh": 5.0 / 3.0, "relu": math.sqrt(2.0), "gelu": math.sqrt(2.0)}
 
-#: BatchNorm and LayerNorm's ε and BatchNorm's running-statistics momentum (torch's defaults,
-#: passed explicitly), shared by every family and by the NumPy and MLX backends.
-NORM_EPS = 1e-5
-BN_MOMENTUM = 0.1
+from makemore.models.constants import BN_MOMENTUM, NORM_EPS  # noqa: E402,F401 - re-exported: ε and momentum of every norm
 
 #: Scale of the output layer's weights at initialisation, so the initial logits are nearly equal
 #: and the initial loss is close to ln(vocab_size) (lecture part 3).

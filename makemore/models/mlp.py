@@ -23,10 +23,7 @@ from torch import nn
 from makemore.config import ModelConfig
 from makemore.models.base import BN_MOMENTUM, GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, lm_loss
 
-#: √(2/π) and the cubic coefficient of GELU's tanh approximation (Hendrycks & Gimpel 2016),
-#: gelu(a) = ½·a·(1 + tanh(GELU_K·(a + GELU_C·a³))): what nn.GELU(approximate="tanh") computes.
-GELU_K = math.sqrt(2.0 / math.pi)
-GELU_C = 0.044715
+from makemore.models.constants import GELU_C, GELU_K, activation_name  # noqa: E402,F401 - re-exported (GELU's tanh approximation)
 
 
 def activation_module(activation: str) -> nn.Module:
@@ -38,11 +35,6 @@ def activation_module(activation: str) -> nn.Module:
     if activation == "relu":
         return nn.ReLU()
     return nn.GELU(approximate="tanh")
-
-
-def activation_name(i: int) -> str:
-    """The module name of hidden layer i's non-linearity (1-based, as W{i}): "act1", "act2", ..."""
-    return f"act{i}"
 
 
 class MLP(nn.Module):

@@ -181,7 +181,7 @@ def generate(shelf: RunShelf, controls: Sequence[Control], run_path: str, n: Any
     names = run.sample(count, **kwargs)
     nll = word_nll_or_none(run.model, run.vocab, run.loaded.family.view, names)
     seen = (lambda w: "?") if train_words is None else (lambda w: "yes" if w in train_words else "no")
-    rows = [[w, "-" if x is None else round(x, 3), seen(w)] for w, x in zip(names, nll)]
+    rows = [[w, "-" if x is None else f"{x:.3f}", seen(w)] for w, x in zip(names, nll)]
     in_training = sum(row[2] == "yes" for row in rows)
     status = (f"{len(names)} names from {run.path.name} in {time.perf_counter() - started:.2f} s; "
               + ("training words unreadable" if train_words is None else f"{in_training} in the training words")
@@ -203,7 +203,7 @@ def score_rows(run: api.Run, words: Sequence[str]) -> list[list[Any]]:
     """
     rows = []
     for s in run.score(list(words)):
-        rows.append([s.word, round(s.nll, 3), round(s.perplexity, 2), "-" if s.percentile is None else round(s.percentile, 1)])
+        rows.append([s.word, f"{s.nll:.3f}", f"{s.perplexity:.2f}", "-" if s.percentile is None else f"{s.percentile:.1f}"])
     return rows
 
 
@@ -439,7 +439,7 @@ def _score_tab(gr: Any, shelf: RunShelf, run: Any) -> None:
 def _training_tab(gr: Any, shelf: RunShelf, run: Any, tab: Any) -> Any:
     compare = gr.Dropdown(choices=["", *shelf.choices()], value="", label="compare the loss with (optional)", elem_id="compare")
     message = gr.HTML(elem_id="train-message")
-    image = {"interactive": False, "type": "pil", "format": "png", "buttons": ["download"]}
+    image = {"interactive": False, "type": "pil", "format": "png", "buttons": ["download"], "show_label": False}  # each figure has its title
     with gr.Row():
         summary = gr.Markdown(elem_id="train-summary")
         loss = gr.Image(label="loss: train and dev", elem_id="train-loss", scale=2, **image)

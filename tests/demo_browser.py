@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -59,7 +60,7 @@ def serving(run_dirs: list[Path], cwd: Path, env: dict[str, str] | None = None) 
     """`makemore demo RUN... --port P` in its own process; yields its URL once it answers, and
     stops it at the end. Fails with the server's output if it exits or never answers."""
     port = free_port()
-    log = (cwd / f"demo-{port}.log").open("w+")
+    log = tempfile.TemporaryFile("w+")  # the server's output, shown if it fails to start
     proc = subprocess.Popen([sys.executable, "-m", "makemore", "demo", *map(str, run_dirs), "--port", str(port)],
                             cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}/"

@@ -13,7 +13,7 @@ import typer
 
 
 def demo(
-    run_dirs: Optional[list[Path]] = typer.Argument(None, metavar="[RUN]...", show_default=False,
+    run_dirs: Optional[list[Path]] = typer.Argument(None, metavar="RUN_DIR", show_default=False,
                                                     help="Runs to offer; default: every run under runs/."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; the default serves this machine only."),
     port: Optional[int] = typer.Option(None, "--port", help="Port to listen on; default: the first free one from 7860."),

@@ -170,6 +170,9 @@ def test_training_tab_shows_the_loss_plot(served: dict[str, Any]) -> None:
     summary = page.element(driver, "#train-summary").text
     assert "parameters" in summary and "dev loss" in summary
     assert re.search(r"steps \(checkpoint\)\s+60", summary), summary
+    # offline: everything the page loaded (scripts, styles, fonts, figures) came from the demo's own server
+    loaded_from = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded_from and [u for u in loaded_from if not u.startswith(served["url"])] == []
 
 
 @needs_browser

@@ -212,7 +212,7 @@ def padded_stream(ids: np.ndarray, lengths: np.ndarray, block_size: int, vocab_s
     stream = np.zeros(int(lengths.sum()) + block_size * len(lengths) + 1, dtype=id_dtype(vocab_size))  # (S,) all boundary
     edges = np.zeros(len(stream) + 1, dtype=np.int8)  # (S+1,) +1 where a word begins, −1 just after it ends
     edges[starts] = 1
-    edges[starts + lengths] = -1
+    edges[starts + lengths] -= 1  # subtracted, not set: an empty word (a sample that ended at once) begins and ends at one place
     in_word = np.cumsum(edges[:-1], dtype=np.int8).view(bool)  # (S,) 1 on characters, 0 on the padding
     stream[in_word] = ids
     return stream, starts

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import typer
 
 from makemore import __version__
-from makemore.cli import data, explore, run, sweep
+from makemore.cli import data, demo, explore, run, sweep
 from makemore.cli.common import user_errors
 
 app = typer.Typer(
@@ -47,7 +47,7 @@ def _register(target: typer.Typer, name: str, command: Callable[..., Any]) -> No
 for _name, _command in [
     ("train", run.train), ("evaluate", run.evaluate), ("sample", run.sample), ("score", run.score),
     ("lr-find", explore.lr_find), ("plot-emb", explore.plot_emb), ("plot-loss", explore.plot_loss), ("inspect", explore.inspect),
-    ("sweep", sweep.sweep),
+    ("sweep", sweep.sweep), ("demo", demo.demo),
 ]:
     _register(app, _name, _command)
 _register(data_app, "ssa", data.data_ssa)

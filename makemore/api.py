@@ -91,9 +91,10 @@ def training_job(config: str | Path | None = None, overrides: Mapping[str, Any] 
     return TrainingJob(check(cfg, world, processes), target, resume is not None, checkpoint, notes)
 
 
-def run_job(job: TrainingJob, listener: Listener | None = None) -> Summary:
-    """Train a `training_job` (see makemore.training.train for what it writes and raises)."""
-    return train_checked(job.checked, job.run_dir, resume=job.resume, listener=listener, checkpoint=job.checkpoint)
+def run_job(job: TrainingJob, listener: Listener | None = None, plot: bool | None = None) -> Summary:
+    """Train a `training_job` (see makemore.training.train for what it writes and raises); plot:
+    draw loss.png at the end (default: train.plot)."""
+    return train_checked(job.checked, job.run_dir, resume=job.resume, listener=listener, checkpoint=job.checkpoint, plot=plot)
 
 
 def train(config: str | Path | Config | None = None, overrides: Mapping[str, Any] | Sequence[str] | None = None, *,

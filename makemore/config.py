@@ -128,6 +128,10 @@ class TrainConfig:
     tensorboard: bool = False
     """Also write the metrics records as TensorBoard scalars into the run directory (needs the
     [tensorboard] extra); `tensorboard --logdir runs/` then compares runs and sweeps."""
+    plot: bool = True
+    """Draw loss.png (train and dev loss against step) when the run ends; `makemore train` draws it
+    after printing the run's result. false: no plot (and no matplotlib import): `makemore plot-loss
+    RUN` draws it on demand from metrics.jsonl."""
 
 
 #: torch.optim.AdamW's default betas and eps: every backend's AdamW uses these (Kingma & Ba 2015).

@@ -225,9 +225,12 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, listener: L
 
 
 def train_checked(checked: Checked, run_dir: str | Path, *, resume: bool = False, listener: Listener | None = None,
-                  checkpoint: dict[str, Any] | None = None) -> Summary:
+                  checkpoint: dict[str, Any] | None = None, plot: bool | None = None) -> Summary:
     """`train` for a config already checked (makemore.prepare.check): what sweeps, searches and
-    the command line call once they have checked their configs. Arguments and errors as `train`."""
+    the command line call once they have checked their configs. Arguments and errors as `train`;
+    plot: draw loss.png at the end (default train.plot; the command line passes False and draws
+    it with `draw_loss` after printing the result)."""
+    plot = checked.cfg.train.plot if plot is None else plot
     world = checked.world
     listener = (listener or Listener()) if world.is_main else Listener()
     if checked.cfg.train.tensorboard and world.is_main:
@@ -242,9 +245,11 @@ def train_checked(checked: Checked, run_dir: str | Path, *, resume: bool = False
                 backend = _backend(prepared, run_dir, checkpoint)
             if world.is_main:
                 _start_files(prepared, run_dir, checkpoint)
-            if not backend.takes_steps:
-                return _fit_in_one_pass(prepared, backend, run_dir, listener)
-            return _Loop(prepared, backend, run_dir, checkpoint, listener).run()
+            summary = (_fit_in_one_pass(prepared, backend, run_dir, listener) if not backend.takes_steps
+                       else _Loop(prepared, backend, run_dir, checkpoint, listener).run())
+        if plot and world.is_main:
+            draw_loss(run_dir)
+        return summary
     except BaseException:
         if fresh and world.is_main:  # a new run that failed before its first checkpoint leaves nothing behind
             runs.discard_unstarted(run_dir)
@@ -415,7 +420,11 @@ class _Loop:
 
 
 def finish(run_dir: Path, summary: Summary) -> Summary:
-    """Write summary.json and the loss-curve PNG of a finished run; return `summary`."""
+    """Write summary.json of a finished run; return `summary`."""
     runs.write_summary(run_dir, summary.to_dict())
-    plot_loss([(run_dir.name, runs.read_metrics(run_dir))], runs.loss_png(run_dir))
     return summary
+
+
+def draw_loss(run_dir: str | Path) -> Path:
+    """Draw run_dir/loss.png from its metrics (makemore.plots.plot_loss); returns its path."""
+    return plot_loss([(Path(run_dir).name, runs.read_metrics(run_dir))], runs.loss_png(run_dir))

@@ -32,7 +32,7 @@ def train(
 ) -> None:
     """Train a model; write config, vocabulary, metrics, checkpoint and loss curve into a run directory."""
     from makemore import api, distributed
-    from makemore.training import TrainingInterrupted
+    from makemore.training import TrainingInterrupted, draw_loss
 
     world = distributed.launched()
     with distributed.said_once(world):
@@ -46,7 +46,7 @@ def train(
     # a diverging run is reported in one line below; NumPy's overflow warnings on the way there are noise
     warnings.filterwarnings("ignore", message=r"(overflow|invalid value|divide by zero) encountered", category=RuntimeWarning)
     try:
-        summary = api.run_job(job, listener=ProgressBar(enabled=not quiet and not as_json, announce=world.is_main))
+        summary = api.run_job(job, listener=ProgressBar(enabled=not quiet and not as_json, announce=world.is_main), plot=False)
     except TrainingInterrupted as e:
         if world.is_main:
             how = "" if e.exit_code == 130 else " by SIGTERM"
@@ -58,6 +58,9 @@ def train(
         raise typer.Exit(130)
     if world.is_main:
         _print_summary(summary, as_json)
+        if job.checked.cfg.train.plot:  # after the result is out: the plot holds nobody up
+            sys.stdout.flush()
+            draw_loss(summary.run_dir)
 
 
 def _interrupted_outside_loop(run_dir: Path) -> None:

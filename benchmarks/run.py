@@ -38,6 +38,10 @@ The figures (FIGURES; `--only` takes their keys):
    the plain loop's dev loss after 5,000 steps, and steps/s at batch 32, both on one torch thread.
 10. configs/best.toml: its dev loss, and its training time against the plain lecture loop's
     200,000 steps (figure 1's plain run when it ran them all, else a run of its own).
+11. answers without torch: `makemore sample RUN -n 20` on a NumPy-trained run, NumPy alone
+    against the torch path (MAKEMORE_TORCH_ANSWERS=1), whole processes.
+12. 10,000 Transformer names with the key/value cache against re-reading every prefix
+    (benchmarks/sampling.py), whole processes and the function.
 
 A new figure is one function registered with @figure(key, title) that returns rows (see `row`);
 a standalone benchmark module (python -m benchmarks.NAME, printing one JSON object as its last
@@ -299,6 +303,41 @@ def sampling(ctx: Context, rounds: int = 2) -> list[dict]:
         row("3b", "sampling 10k names: process", min(ours_s), min(plain_s), "s", min(plain_s) / min(ours_s),
             note=f"`makemore sample RUN -n {SAMPLE_NAMES} --json` vs `python -m benchmarks.plain names --run RUN --n {SAMPLE_NAMES} "
                  f"--threads 1` (one at a time), whole processes, fastest of {rounds} each"),
+    ]
+
+
+@figure("11", "answers without torch")
+def answers(ctx: Context, rounds: int = 3) -> list[dict]:
+    """`makemore sample RUN -n 20` on a NumPy-trained run of configs/names.toml, whole processes:
+    NumPy alone (the default) against the torch path (MAKEMORE_TORCH_ANSWERS=1), alternately."""
+    trained = ctx.shared.get("names_numpy") or [ctx.makemore_train("configs/names.toml", "names-numpy-0", [f"train.steps={THROUGHPUT_STEPS}"])]
+    run_dir = trained[0]["run_dir"]
+    cmd = py("-m", "makemore", "sample", run_dir, "-n", "20", "--seed", "1", "--json")
+    numpy_s, torch_s = [], []
+    for _ in range(rounds):
+        numpy_proc, wall = run(cmd)
+        numpy_s.append(wall)
+        torch_proc, wall = run(cmd, env={"MAKEMORE_TORCH_ANSWERS": "1"})
+        torch_s.append(wall)
+    same = json.loads(numpy_proc.stdout) == json.loads(torch_proc.stdout)
+    ctx.details["11"] = {"numpy_s": numpy_s, "torch_s": torch_s, "same_samples": same, "run": run_dir}
+    return [row("11", "`makemore sample -n 20`, NumPy run: process", min(numpy_s), min(torch_s), "s", min(torch_s) / min(numpy_s),
+                goal="≤ 0.5 s", met=min(numpy_s) <= 0.5,
+                note=f"configs/names.toml run ({trained[0]['steps']:,} steps), whole processes, fastest of {rounds} each, alternately; "
+                     f"reference: the same command on the torch path (MAKEMORE_TORCH_ANSWERS=1); same samples: {same}")]
+
+
+@figure("12", "Transformer sampling: key/value cache")
+def cached_sampling(ctx: Context) -> list[dict]:
+    r = ctx.module("sampling", "--rounds", "3")
+    ctx.details["12"] = r
+    process, function = r["process_s"], r["sample_function_s"]
+    return [
+        row("12a", "10k Transformer names: process", process["cached"], process["reread"], "s", r["process_speedup"], min_ratio=5,
+            note=f"`{r['command']}` with the cache vs re-reading every prefix (MAKEMORE_SAMPLE_REREAD=1), whole processes, fastest of "
+                 f"{r['rounds']} each, alternately; start-up (-n 1) {r['startup_s']:.2f} s; a transformer.toml-size run of 200 steps"),
+        row("12b", "10k Transformer names: function", function["cached"], function["reread"], "s", r["sample_function_speedup"],
+            note="makemore.sample.sample in one process, the same words both ways"),
     ]
 
 

@@ -72,12 +72,12 @@ def in_process(run_dir: Path, rounds: int) -> dict:
     """makemore.sample.sample of N words, seed SEED, each way: the fastest of `rounds`, alternately."""
     import torch
 
-    from makemore.models import longest_readable
+    from makemore.data import Sequences
     from makemore.runs import load_run
     from makemore.sample import REREAD_ENV, sample
 
     loaded = load_run(run_dir)
-    cap = longest_readable("sequences", loaded.model.block_size)
+    cap = Sequences.longest_readable(loaded.block_size)
     best = {"cached": float("inf"), "reread": float("inf")}
     words = {}
     for _ in range(rounds):
@@ -85,7 +85,7 @@ def in_process(run_dir: Path, rounds: int) -> dict:
             if way == "reread":
                 os.environ[REREAD_ENV] = "1"
             t0 = time.perf_counter()
-            words[way] = sample(loaded.model, loaded.vocab, N, torch.Generator().manual_seed(SEED), max_len=cap, view="sequences")
+            words[way] = sample(loaded.model, loaded.vocab, N, torch.Generator().manual_seed(SEED), max_len=cap, view=Sequences)
             best[way] = min(best[way], time.perf_counter() - t0)
             os.environ.pop(REREAD_ENV, None)
     if words["cached"] != words["reread"]:

@@ -120,13 +120,21 @@ def train(config: str | Path | Config | None = None, overrides: Mapping[str, Any
     return load(summary.run_dir)
 
 
-def load(run_dir: str | Path | None = None, root: str | Path = runs.DEFAULT_ROOT) -> Run:
-    """A trained run, ready to sample, score and evaluate: `run_dir`, or the latest under `root`.
+def load(run_dir: str | Path | None = None, root: str | Path = runs.DEFAULT_ROOT, checkpoint: str | None = None) -> Run:
+    """A trained run, ready to sample, score and evaluate: `run_dir`, or the latest under `root`;
+    an ensemble directory (`makemore.ensemble`) loads the same way.
+
+    Args:
+        checkpoint: "best" (the best-dev checkpoint), "last", or None: the best one when the run has one.
 
     Raises:
-        MakemoreError: no such run, no checkpoint, an unreadable checkpoint.
+        MakemoreError: no such run, no checkpoint, an unreadable checkpoint; "best" for a run that has none.
     """
-    return Run(runs.load_run(run_dir, root))
+    if run_dir is not None and runs.is_ensemble(run_dir):
+        from makemore.ensemble import load_ensemble
+
+        return Run(load_ensemble(run_dir))
+    return Run(runs.load_run(run_dir, root, checkpoint))
 
 
 class Run:
@@ -157,6 +165,11 @@ class Run:
     def step(self) -> int:
         """Optimizer steps the checkpoint was taken at."""
         return self._run.step
+
+    @property
+    def checkpoint(self) -> str:
+        """Which of the run's checkpoints is loaded: "best" (the best-dev one) or "last"."""
+        return self._run.which
 
     @property
     def loaded(self) -> runs.Run:
@@ -226,6 +239,17 @@ class Run:
         return sample_words(self._run, n, secrets.randbits(31) if seed is None else seed, temperature=temperature, top_k=top_k,
                             prefix=prefix, new_only=new_only, unique=unique, min_len=min_len, max_len=max_len)
 
+    def sample_quality(self, n: int = 1000, seed: int = 0) -> Any:
+        """How good n plain samples are, beyond the loss: makemore.quality.SampleQuality (share of
+        new words, of duplicates, length and character distance to dev, the samples' mean NLL).
+
+        Raises:
+            MakemoreError: n < 1; the words file is gone or no longer fits the vocabulary.
+        """
+        from makemore.quality import sample_quality
+
+        return sample_quality(self._run, n, seed)
+
     def word_nll(self, words: Sequence[str]) -> list[float | None]:
         """Each word's mean NLL per character (nats), None for a word the model cannot score."""
         from makemore.evaluate import word_nll_or_none
@@ -275,3 +299,15 @@ def plot_loss(run_dirs: Sequence[str | Path], out: str | Path, labels: Sequence[
     if not any(records for _, records in series):
         raise MakemoreError(f"no metrics records in {', '.join(str(p) for p in paths)}: nothing to plot (is {runs.METRICS} there?)")
     return draw(series, Path(out))
+
+
+def ensemble(members: Sequence[str | Path], out: str | Path, weights: str = "fitted") -> Run:
+    """Make the ensemble directory `out` of the runs `members` (makemore.ensemble: a mixture of
+    their next-character distributions, weights fitted on dev or equal) and return it as a Run.
+
+    Raises:
+        MakemoreError: `out` exists; a member that does not exist or has another vocabulary; an unknown weighting.
+    """
+    from makemore.ensemble import make_ensemble
+
+    return Run(make_ensemble(list(members), out, weights))

@@ -107,8 +107,12 @@ class TrainConfig:
     """Steps of linear warm-up from lr/warmup_steps to lr, for any schedule."""
     min_lr: float = field(default=0.0, metadata=_range(0.0))
     """Learning rate the "cosine" schedule ends at."""
-    optimizer: str = field(default="sgd", metadata=_choices("sgd", "momentum", "adamw"))
-    """"sgd": plain SGD (the lecture); "momentum": SGD with momentum; "adamw": AdamW."""
+    optimizer: str = field(default="sgd", metadata=_choices("sgd", "momentum", "adamw", "muon"))
+    """"sgd": plain SGD (the lecture); "momentum": SGD with momentum; "adamw": AdamW; "muon": Muon on
+    the hidden weight matrices at train.lr, AdamW on the other parameters at train.adam_lr (torch backend)."""
+    adam_lr: float = field(default=0.0, metadata=_range(0.0))
+    """With train.optimizer = "muon": AdamW's peak learning rate for the embedding tables, the output
+    head, biases and gains (following the same schedule, scaled by adam_lr / lr); 0: train.lr."""
     momentum: float = field(default=0.9, metadata=_range(0.0, 1.0, hi_open=True))
     """Momentum of the "momentum" optimizer."""
     weight_decay: float = field(default=0.0, metadata=_range(0.0))
@@ -125,6 +129,9 @@ class TrainConfig:
     stats_interval: int = field(default=0, metadata=_range(0))
     """Steps between records of activation, gradient and update statistics in stats.jsonl (read by
     `makemore inspect`; lecture part 3); the first and last steps are recorded too. 0: off."""
+    patience: int = field(default=0, metadata=_range(0))
+    """Early stopping: stop after this many whole-dev evaluations in a row without a new best dev
+    loss (the best-dev checkpoint is kept beside the last one either way); 0: never stop early."""
     tensorboard: bool = False
     """Also write the metrics records as TensorBoard scalars into the run directory (needs the
     [tensorboard] extra); `tensorboard --logdir runs/` then compares runs and sweeps."""
@@ -137,6 +144,9 @@ class TrainConfig:
 #: torch.optim.AdamW's default betas and eps: every backend's AdamW uses these (Kingma & Ba 2015).
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
+
+#: torch.optim.Muon's momentum (Nesterov) for train.optimizer = "muon" (Jordan et al. 2024, torch's default).
+MUON_MOMENTUM = 0.95
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 

@@ -9,6 +9,9 @@
         checkpoint.safetensors   model state_dict, optimizer and generator state as tensors; config,
                          vocab, step and the other plain values as JSON in its metadata
                          (checkpoint.pt, a weights-only torch file, in runs made before issue 23)
+        best.safetensors the checkpoint of the evaluation with the lowest dev loss so far (gradient
+                         runs made since issue 25), in the same format; evaluate, sample and score
+                         read it by default, resume continues from checkpoint.safetensors
         summary.json     final whole-split train/dev loss and timings, written when training ends
         loss.png         the loss curves
 
@@ -46,6 +49,9 @@ from makemore.models import build_model, family
 # The file names of a run directory. This module is the only one that knows them: every other
 # module goes through the functions below.
 CHECKPOINT = "checkpoint.safetensors"
+BEST_CHECKPOINT = "best.safetensors"  # the best-dev checkpoint (issue 25)
+#: Which checkpoint of a run to read: the last one written, or the best-dev one.
+CHECKPOINT_CHOICES = ("last", "best")
 LEGACY_CHECKPOINT = "checkpoint.pt"  # runs made before issue 23: read, and replaced by CHECKPOINT on resuming
 CONFIG = "config.toml"
 VOCAB = "vocab.json"
@@ -56,6 +62,7 @@ LOSS_PNG = "loss.png"
 EMBEDDING_PNG = "embedding.png"
 INSPECT_PNGS = {"activations": "activations.png", "gradients": "gradients.png", "update_ratio": "update_ratio.png",
                 "saturation": "saturation.png"}
+ENSEMBLE = "ensemble.json"  # an ensemble directory's one file (makemore.ensemble)
 FORMAT = "makemore-checkpoint-2"  # "format" in a checkpoint.safetensors' metadata
 LEGACY_FORMAT = "makemore-checkpoint-1"  # "format" inside a checkpoint.pt
 DEFAULT_ROOT = Path("runs")
@@ -80,7 +87,8 @@ def create_run(run_dir: str | Path, config_toml: str, itos: list[str]) -> Path:
 
 
 def make_checkpoint(*, params: dict[str, Any], config: dict[str, Any], itos: list[str], step: int, backend: str,
-                    backend_state: dict[str, Any], elapsed_s: float, provenance: dict[str, Any]) -> dict[str, Any]:
+                    backend_state: dict[str, Any], elapsed_s: float, provenance: dict[str, Any],
+                    best: dict[str, Any] | None = None) -> dict[str, Any]:
     """The one constructor of a checkpoint's contents (what `save_checkpoint` writes).
 
     Args:
@@ -88,9 +96,11 @@ def make_checkpoint(*, params: dict[str, Any], config: dict[str, Any], itos: lis
         step: optimizer steps taken. backend: the backend's name (its state's format).
         backend_state: optimizer and generator state. elapsed_s: training seconds so far.
         provenance: what the data was (data_sha256, max_word_len).
+        best: the training loop's record of the best dev loss so far (makemore.training.BestDev),
+            so that a resumed run keeps its early-stopping count; None: not stored.
     """
     return {"model": params, "config": config, "vocab": list(itos), "step": int(step), "backend": backend,
-            "backend_state": backend_state, "elapsed_s": float(elapsed_s), **provenance}
+            "backend_state": backend_state, "elapsed_s": float(elapsed_s), **provenance, **({"best": best} if best is not None else {})}
 
 
 def checkpoint_config(run_dir: str | Path, checkpoint: dict[str, Any]) -> Config:
@@ -100,6 +110,32 @@ def checkpoint_config(run_dir: str | Path, checkpoint: dict[str, Any]) -> Config
         MakemoreError: the stored config is not valid for this version of makemore.
     """
     return Config.from_dict(checkpoint["config"], source=str(checkpoint_file(run_dir)))
+
+
+def is_ensemble(run_dir: str | Path) -> bool:
+    """Whether run_dir is an ensemble directory (holds ensemble.json; makemore.ensemble)."""
+    return (Path(run_dir) / ENSEMBLE).is_file()
+
+
+def ensemble_file(run_dir: str | Path) -> Path:
+    """Where an ensemble directory keeps its members, weights and vocabulary."""
+    return Path(run_dir) / ENSEMBLE
+
+
+def read_ensemble(run_dir: str | Path) -> dict[str, Any]:
+    """An ensemble directory's ensemble.json as a dict.
+
+    Raises:
+        MakemoreError: missing or not JSON.
+    """
+    path = ensemble_file(run_dir)
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MakemoreError(f"{path}: cannot read the ensemble: {first_line(e)}") from None
+    if not isinstance(spec, dict):
+        raise MakemoreError(f"{path}: not a makemore ensemble")
+    return spec
 
 
 def has_checkpoint(run_dir: str | Path) -> bool:
@@ -218,7 +254,7 @@ def discard_unstarted(run_dir: str | Path) -> None:
     path = Path(run_dir)
     if not path.is_dir() or checkpoint_file(path).exists():
         return
-    for name in (CONFIG, VOCAB, METRICS, STATS, SUMMARY, LOSS_PNG):
+    for name in (CONFIG, VOCAB, METRICS, STATS, SUMMARY, LOSS_PNG, BEST_CHECKPOINT):
         (path / name).unlink(missing_ok=True)
     remove_temporaries(path)
     try:
@@ -427,7 +463,7 @@ def checkpoint_file(run_dir: str | Path) -> Path:
     return path / CHECKPOINT
 
 
-def save_checkpoint(run_dir: Path, checkpoint: dict[str, Any]) -> None:
+def save_checkpoint(run_dir: Path, checkpoint: dict[str, Any], name: str = CHECKPOINT) -> None:
     """Atomically write run_dir/checkpoint.safetensors (what `make_checkpoint` made).
 
     Arrays and tensors are the file's tensors; everything else (config, vocab, step, plain
@@ -436,7 +472,8 @@ def save_checkpoint(run_dir: Path, checkpoint: dict[str, Any]) -> None:
     string and of every tensor's name, dtype, shape and bytes (`_digest`), checked on reading.
     A "format" key of `checkpoint` (one that `load_checkpoint` returned) is not stored. Once the
     file is in place, the checkpoint.pt of a run made before this format is removed: it holds
-    an earlier step of the same run, as a replaced checkpoint would.
+    an earlier step of the same run, as a replaced checkpoint would. `name`: the file
+    (`save_best_checkpoint` writes BEST_CHECKPOINT the same way).
 
     Raises:
         MakemoreError: the file cannot be written (a full disk, no permission); the previous
@@ -447,7 +484,7 @@ def save_checkpoint(run_dir: Path, checkpoint: dict[str, Any]) -> None:
                         ensure_ascii=False, separators=(",", ":"))
     metadata = {"format": FORMAT, "checkpoint": layout, "sha256": _digest(layout, packer.arrays)}
     data = safetensors.numpy.save(packer.arrays, metadata=metadata)
-    path = Path(run_dir) / CHECKPOINT
+    path = Path(run_dir) / name
     try:
         atomic_write_bytes(path, lambda f: f.write(data))
     except OSError as e:
@@ -460,10 +497,39 @@ def save_checkpoint(run_dir: Path, checkpoint: dict[str, Any]) -> None:
     _fsync_dir(legacy.parent)
 
 
-def load_checkpoint(run_dir: str | Path, arrays: str = "torch") -> dict[str, Any]:
-    """Read run_dir's checkpoint (`checkpoint_file`), on the CPU, as the dict `make_checkpoint`
-    made plus "format": arrays as torch tensors (arrays="torch") or NumPy arrays ("numpy": torch
-    is then not imported for a checkpoint.safetensors), everything else as plain values.
+def save_best_checkpoint(run_dir: Path, checkpoint: dict[str, Any]) -> None:
+    """Atomically write run_dir/best.safetensors: the checkpoint of the best dev loss so far, in
+    `save_checkpoint`'s format. Raises as `save_checkpoint`."""
+    save_checkpoint(run_dir, checkpoint, BEST_CHECKPOINT)
+
+
+def has_best_checkpoint(run_dir: str | Path) -> bool:
+    """Whether run_dir holds a best-dev checkpoint (best.safetensors)."""
+    return (Path(run_dir) / BEST_CHECKPOINT).is_file()
+
+
+def chosen_checkpoint(run_dir: str | Path, which: str | None = None) -> str:
+    """"best" or "last": the checkpoint of run_dir to read for `which` ("last", "best", or None:
+    the best-dev one when the run has one, else the last).
+
+    Raises:
+        MakemoreError: an unknown choice; "best" for a run that has no best-dev checkpoint.
+    """
+    if which is not None and which not in CHECKPOINT_CHOICES:
+        raise MakemoreError(f"--checkpoint {which!r}: choose last or best")
+    if which == "best" and not has_best_checkpoint(run_dir):
+        raise MakemoreError(f"{run_dir}: no best-dev checkpoint ({BEST_CHECKPOINT}) in this run "
+                            "(a run fitted in one pass, or one made before issue 25); use --checkpoint last")
+    if which is None:
+        return "best" if has_best_checkpoint(run_dir) else "last"
+    return which
+
+
+def load_checkpoint(run_dir: str | Path, which: str = "last", arrays: str = "torch") -> dict[str, Any]:
+    """Read run_dir's checkpoint (`checkpoint_file`; with which = "best", best.safetensors), on
+    the CPU, as the dict `make_checkpoint` made plus "format": arrays as torch tensors
+    (arrays="torch") or NumPy arrays ("numpy": torch is then not imported for a
+    checkpoint.safetensors), everything else as plain values.
 
     checkpoint.safetensors is read without pickle or torch.load; checkpoint.pt (older runs) with
     torch.load(weights_only=True), its zip CRC-32 checksums verified first.
@@ -473,7 +539,7 @@ def load_checkpoint(run_dir: str | Path, arrays: str = "torch") -> dict[str, Any
             not match); an old pickle that asks to build objects or call functions (refused
             without running anything); not a makemore checkpoint.
     """
-    path = checkpoint_file(run_dir)
+    path = checkpoint_file(run_dir) if which == "last" else Path(run_dir) / BEST_CHECKPOINT
     if not path.is_file():
         raise MakemoreError(f"{path}: no checkpoint")
     ckpt = _load_legacy(path) if path.name == LEGACY_CHECKPOINT else _load_safetensors(path, _as_tensor if arrays == "torch" else _as_array)
@@ -609,9 +675,11 @@ class Run:
             not fit the model of the run's config.
     """
 
-    def __init__(self, path: Path, checkpoint: dict[str, Any]):
+    def __init__(self, path: Path, checkpoint: dict[str, Any], which: str = "last"):
         self.path = path
         self.checkpoint = checkpoint
+        self.which = which
+        """"last" or "best": which of the run's checkpoints this is."""
         self.config = checkpoint_config(path, checkpoint)
         self.vocab = Vocab(tuple(checkpoint["vocab"]))
         self.family = family(self.config.model)
@@ -674,11 +742,17 @@ def data_changed(checkpoint: dict[str, Any], data_path: str | Path) -> bool:
     return bool(recorded) and Path(data_path).is_file() and file_digest(data_path) != recorded
 
 
-def load_run(run_dir: str | Path | None, root: str | Path = DEFAULT_ROOT) -> Run:
-    """Load `run_dir` (or the latest run under `root` when None) for evaluate, sample and plots.
-    A checkpoint.safetensors is read into NumPy arrays, with no torch (see `Run`)."""
+def load_run(run_dir: str | Path | None, root: str | Path = DEFAULT_ROOT, checkpoint: str | None = None) -> Run:
+    """Load `run_dir` (or the latest run under `root` when None) for evaluate, sample and plots,
+    from its `checkpoint` ("last", "best", or None: the best-dev one when it has one, else the last).
+    A checkpoint.safetensors is read into NumPy arrays, with no torch (see `Run`).
+
+    Raises:
+        MakemoreError: as `resolve_run`, `chosen_checkpoint` and `load_checkpoint`.
+    """
     path = resolve_run(run_dir, root)
-    return Run(path, load_checkpoint(path, arrays="numpy"))
+    which = chosen_checkpoint(path, checkpoint)
+    return Run(path, load_checkpoint(path, which, arrays="numpy"), which)
 
 
 #: Set this environment variable (to anything non-empty) to answer with the torch model even for a

@@ -41,8 +41,8 @@ from typing import Any
 from makemore.config import Config, parse_override
 from makemore.errors import MakemoreError, first_line
 from makemore.prepare import check
-from makemore.sweep import (Announce, Result, SweepOutcome, longest_words, parse_grid, plan, result_of, run_name, run_sweep,
-                            run_trial, split_values, write_results)
+from makemore.sweep import (Announce, Result, SweepOutcome, check_rank_by, longest_words, parse_grid, plan, rank_results, result_of, run_name,
+                            run_sweep, run_trial, split_values, write_results)
 from makemore.training import Listener, TrainingInterrupted
 
 SEARCHES = ("grid", "random", "tpe")
@@ -432,12 +432,15 @@ def run_search(s: Search, *, jobs: int = 1, announce: Announce | None = None,
 
 def sweep(base: Config, out: Path, grid: list[str], *, search: str = "grid", trials: int | None = None, space: list[str] = (),
           prune: bool = False, storage: str | None = None, study: str | None = None, jobs: int = 1, seed: int | None = None,
-          announce: Announce | None = None, listener: Listener | None = None) -> SweepOutcome:
+          announce: Announce | None = None, listener: Listener | None = None, rank_by: str = "dev",
+          samples: int = 1000) -> SweepOutcome:
     """`makemore sweep`: a plain grid in this process (makemore.sweep.run_sweep), or on an Optuna
     study when the search, --prune, --storage, --study or --jobs ask for one (`run_search`).
 
     Args:
         grid, space: the --grid and --space items as typed. trials: of a random/TPE search (default 20).
+        rank_by, samples: the table's order, "dev" or a sample-quality metric measured on `samples`
+            samples of each run (makemore.sweep.rank_results); the study itself still minimises dev loss.
         The others as `Search` and `run_search` take them.
 
     Raises:
@@ -447,9 +450,14 @@ def sweep(base: Config, out: Path, grid: list[str], *, search: str = "grid", tri
         raise MakemoreError(f"--search {search!r}: choose grid, random or tpe")
     if search == "grid" and (trials is not None or space):
         raise MakemoreError("a grid search trains every --grid combination: --trials and --space are for --search random or tpe")
+    check_rank_by(rank_by)
     parsed = parse_grid(grid)
     if search == "grid" and not (prune or storage or study or jobs > 1):
-        return run_sweep(base, parsed, out, announce=announce, listener=listener)
-    s = Search(base, out, search, parsed, parse_space(space), trials or 20, prune,
-               storage or default_storage(out), study or out.resolve().name, seed)
-    return run_search(s, jobs=jobs, announce=announce, listener=listener)
+        outcome = run_sweep(base, parsed, out, announce=announce, listener=listener)
+    else:
+        s = Search(base, out, search, parsed, parse_space(space), trials or 20, prune,
+                   storage or default_storage(out), study or out.resolve().name, seed)
+        outcome = run_search(s, jobs=jobs, announce=announce, listener=listener)
+    if rank_by != "dev":
+        write_results(rank_results(outcome, rank_by, samples))
+    return outcome

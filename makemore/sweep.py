@@ -38,6 +38,7 @@ from makemore.config import Config, parse_override
 from makemore.errors import MakemoreError
 from makemore.models import context_length, count_params
 from makemore.prepare import Checked, check, read_data
+from makemore.quality import METRICS, sample_quality
 from makemore.training import Listener, TrainingDiverged, TrainingInterrupted, train_checked
 
 RESULTS_CSV = "results.csv"
@@ -165,6 +166,8 @@ class Result:
     dev_loss: float = math.nan
     time_s: float = math.nan
     """Seconds of training (summary.json's train_time_s, across resumes)."""
+    quality: float = math.nan
+    """The sample-quality metric the table is ranked by (`rank_results`); NaN when not asked for."""
 
     @property
     def gap(self) -> float:
@@ -184,6 +187,8 @@ class SweepOutcome:
     interrupted: bool = False
     exit_code: int = 130
     """What the command exits with when interrupted: 130 after Ctrl-C, 143 after SIGTERM."""
+    rank_by: str = "dev"
+    """What the rows are sorted by: "dev" (the dev loss) or a makemore.quality metric (`rank_results`)."""
 
 
 def result_of(p: Planned, status: str) -> Result:
@@ -315,6 +320,37 @@ def run_sweep(
     return outcome
 
 
+#: What a sweep's table can be ranked by: the dev loss, or one of the sample-quality metrics.
+RANKINGS = ("dev", *METRICS)
+
+
+def check_rank_by(rank_by: str) -> None:
+    """Raises MakemoreError for a --rank-by that is not one of RANKINGS."""
+    if rank_by not in RANKINGS:
+        raise MakemoreError(f"--rank-by {rank_by!r}: choose {', '.join(RANKINGS)}")
+
+
+def rank_results(outcome: SweepOutcome, rank_by: str, samples: int = 1000, seed: int = 0) -> SweepOutcome:
+    """Sort `outcome`'s rows by `rank_by`: "dev" (lower first, as the sweep already is), or a
+    sample-quality metric (makemore.quality.METRICS: share_new higher first, the others lower
+    first), computed here from `samples` samples (seed `seed`) of every row's run that has a
+    checkpoint (its best-dev one when it has one); rows without a value go last.
+
+    Raises:
+        MakemoreError: an unknown rank_by; a run's words file that cannot be read.
+    """
+    check_rank_by(rank_by)
+    outcome.rank_by = rank_by
+    if rank_by == "dev":
+        return outcome
+    for r in outcome.results:
+        if runs.has_checkpoint(r.run_dir):
+            r.quality = float(getattr(sample_quality(runs.load_run(r.run_dir), samples, seed), rank_by))
+    sign = -1.0 if METRICS[rank_by] else 1.0
+    outcome.results.sort(key=lambda r: (math.isnan(r.quality), sign * r.quality if not math.isnan(r.quality) else 0.0))
+    return outcome
+
+
 # ---------------------------------------------------------------------------------- tables
 
 COLUMNS = ("params", "steps", "train", "dev", "dev−train", "time (s)", "status")
@@ -332,19 +368,20 @@ def table_rows(outcome: SweepOutcome) -> list[list[str]]:
             [str(rank)] + [format_value(r.combo[k]) for k in outcome.keys]
             + [num(r.params, ","), num(r.steps, ","), num(r.train_loss, ".4f"), num(r.dev_loss, ".4f"),
                num(r.gap, "+.4f"), num(r.time_s, ".1f"), r.status]
+            + ([num(r.quality, ".4f")] if outcome.rank_by != "dev" else [])
         )
     return rows
 
 
 def header(outcome: SweepOutcome) -> list[str]:
     """Column names of the table: "#", the grid keys, then COLUMNS."""
-    return ["#", *outcome.keys, *COLUMNS]
+    return ["#", *outcome.keys, *COLUMNS, *([outcome.rank_by] if outcome.rank_by != "dev" else [])]
 
 
 def to_markdown(outcome: SweepOutcome) -> str:
     """The results as a GitHub Markdown table (losses: mean NLL over whole splits, nats/char)."""
     head = header(outcome)
-    numeric = [False] * (1 + len(outcome.keys)) + [True] * 6 + [False]
+    numeric = [False] * (1 + len(outcome.keys)) + [True] * 6 + [False] + [True] * (outcome.rank_by != "dev")
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(outcome)]
     return "\n".join(lines) + "\n"
@@ -354,11 +391,12 @@ def to_csv(outcome: SweepOutcome) -> str:
     """The results as CSV with machine-readable full-precision numbers and the run directory."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["rank", "run", *outcome.keys, "params", "steps", "train_loss", "dev_loss", "gap", "time_s", "status", "run_dir"])
+    ranked = [outcome.rank_by] if outcome.rank_by != "dev" else []
+    w.writerow(["rank", "run", *outcome.keys, "params", "steps", "train_loss", "dev_loss", "gap", "time_s", "status", "run_dir", *ranked])
     for rank, r in enumerate(outcome.results, 1):
         w.writerow([rank, r.name, *(format_value(r.combo[k]) for k in outcome.keys), r.params or "", r.steps or "",
                     *("" if math.isnan(x) else repr(x) for x in (r.train_loss, r.dev_loss, r.gap, r.time_s)),
-                    r.status, str(r.run_dir)])
+                    r.status, str(r.run_dir), *(("" if math.isnan(r.quality) else repr(r.quality)) for _ in ranked)])
     return buf.getvalue()
 
 

@@ -134,6 +134,38 @@ class Summary:
                 "train_time_s": self.train_time_s, "steps_per_s": self.steps_per_s, **self.extra}
 
 
+@dataclass
+class BestDev:
+    """The early-stopping record of a run (train.patience): the best whole-dev NLL so far, the step
+    it was reached at, and how many evaluations in a row since have not improved it. Stored in
+    every checkpoint ("best"), so a resumed run stops exactly where an uninterrupted one would."""
+
+    dev_loss: float = math.inf
+    step: int = -1
+    evals_since: int = 0
+
+    @classmethod
+    def of(cls, checkpoint: dict[str, Any] | None) -> BestDev:
+        """The record a checkpoint holds; a fresh one for a new run or one made before issue 25."""
+        stored = (checkpoint or {}).get("best")
+        return cls(float(stored["dev_loss"]), int(stored["step"]), int(stored["evals_since"])) if stored else cls()
+
+    def update(self, step: int, dev_loss: float) -> bool:
+        """Count the evaluation of `step`; True when it is a new best (strictly lower dev NLL)."""
+        if dev_loss < self.dev_loss:
+            self.dev_loss, self.step, self.evals_since = dev_loss, step, 0
+            return True
+        self.evals_since += 1
+        return False
+
+    def exhausted(self, patience: int) -> bool:
+        """Whether early stopping with `patience` evaluations (0: off) stops the run now."""
+        return patience > 0 and self.evals_since >= patience
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dev_loss": self.dev_loss, "step": self.step, "evals_since": self.evals_since}
+
+
 class _InterruptFlag:
     """While active, the first Ctrl-C (SIGINT) or SIGTERM only records its signal number, which
     the loop checks between steps; a second one (or any outside the main thread) behaves as
@@ -273,6 +305,10 @@ def _open_run(checked: Checked, run_dir: Path, resume: bool, checkpoint: dict[st
     if checkpoint["step"] >= checked.cfg.train.steps:
         raise MakemoreError(f"{run_dir}: this run already finished at step {checkpoint['step']}; "
                             f"to train longer: makemore train --resume {run_dir} --set train.steps=N")
+    patience = checked.cfg.train.patience
+    if BestDev.of(checkpoint).exhausted(patience):
+        raise MakemoreError(f"{run_dir}: this run stopped early at step {checkpoint['step']} (train.patience = {patience} evaluations "
+                            f"without a better dev loss); to train on: makemore train --resume {run_dir} --set train.patience=N (N > {patience}, or 0)")
     return checkpoint
 
 
@@ -305,12 +341,18 @@ def _start_files(prepared: Prepared, run_dir: Path, checkpoint: dict[str, Any] |
         runs.remove_temporaries(run_dir)
 
 
-def _save(prepared: Prepared, backend: Backend, run_dir: Path, step: int, elapsed: float) -> None:
-    """Write the checkpoint of `step` (exporting the state is collective under torchrun: every rank calls this)."""
+def _save(prepared: Prepared, backend: Backend, run_dir: Path, step: int, elapsed: float, best: BestDev | None = None,
+          is_best: bool = False) -> None:
+    """Write the checkpoint of `step` (exporting the state is collective under torchrun: every rank
+    calls this), with the early-stopping record `best`; when `is_best`, also as the best-dev
+    checkpoint, written first, so the last checkpoint never names a best one that is not there."""
     checkpoint = runs.make_checkpoint(
         params=backend.export_params(), config=prepared.cfg.to_dict(), itos=list(prepared.vocab.itos), step=step,
-        backend=backend.name, backend_state=backend.export_state(), elapsed_s=elapsed, provenance=prepared.provenance)
+        backend=backend.name, backend_state=backend.export_state(), elapsed_s=elapsed, provenance=prepared.provenance,
+        best=None if best is None else best.to_dict())
     if prepared.world.is_main:
+        if is_best:
+            runs.save_best_checkpoint(run_dir, checkpoint)
         runs.save_checkpoint(run_dir, checkpoint)
 
 
@@ -344,6 +386,7 @@ class _Loop:
         self.train_view, self.dev_view = prepared.view("train"), prepared.view("dev")
         self.running, self.count, self.last_dev = 0.0, 0, math.nan
         self.t_start = 0.0
+        self.best = BestDev.of(checkpoint)
 
     def run(self) -> Summary:
         """Train from the start step to train.steps; the Summary of the whole splits.
@@ -367,15 +410,16 @@ class _Loop:
                 if log is not None:
                     log.close()
             self.listener.ended()
+        early = {"best_step": self.best.step, "best_dev_loss": self.best.dev_loss, "stopped_early": self.best.exhausted(t.patience)}
         summary = Summary(self.run_dir, step, train_loss, self.last_dev, self.elapsed0 + loop_s,
-                          (step - self.start) / max(loop_s, 1e-9), {"backend": self.backend.name, **self.backend.summary_extra})
+                          (step - self.start) / max(loop_s, 1e-9), {"backend": self.backend.name, **self.backend.summary_extra, **early})
         return finish(self.run_dir, summary) if world.is_main else summary
 
     def _steps(self, interrupted: _InterruptFlag) -> int:
         """The loop itself (the lecture's): returns the last step taken."""
         t, world = self.p.cfg.train, self.p.world
         if self.start == 0:
-            _save(self.p, self.backend, self.run_dir, 0, 0.0)
+            _save(self.p, self.backend, self.run_dir, 0, 0.0, self.best)
         vote = distributed.StopVote(world)
         step = self.start
         for Xb, Yb in minibatches(self.backend, t, self.train_view, self.start, t.steps, world.rows(t.batch_size)):  # (B/W, block_size), (B/W,)
@@ -390,6 +434,8 @@ class _Loop:
             step += 1
             stop = vote(interrupted.signum)  # read once (every rank the same), so it is raised only after its checkpoint
             self._record(step, lr, stop)
+            if self.best.exhausted(t.patience):  # early stopping: this evaluation was the patience-th without a new best
+                break
         return step
 
     def _record(self, step: int, lr: float, stop: int) -> None:
@@ -412,7 +458,8 @@ class _Loop:
             self.log.write(record.to_dict())
         self.running, self.count = 0.0, 0
         if at_eval or stop:
-            _save(self.p, self.backend, self.run_dir, step, elapsed)
+            is_best = dev is not None and self.best.update(step, dev)
+            _save(self.p, self.backend, self.run_dir, step, elapsed, self.best, is_best)
             self.last_dev = dev if dev is not None else self.last_dev
         self.listener.record(record, (step - self.start) / max(time.perf_counter() - self.t_start, 1e-9))
         if stop:

@@ -22,8 +22,9 @@ import torch
 
 from makemore import distributed
 from makemore.backends.base import Support, small_step
-from makemore.config import ADAM_BETAS, ADAM_EPS, Config
+from makemore.config import ADAM_BETAS, ADAM_EPS, MUON_MOMENTUM, Config
 from makemore.data import EVAL_CHUNK, View
+from makemore.errors import MakemoreError
 from makemore.models import build_model, family
 from makemore.models.base import IGNORE, HiddenCapture, mean_nll, set_dropout_generator
 from makemore.stats import step_stats
@@ -46,11 +47,92 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: Config) -> torch.optim
     """
     t = cfg.train
     if t.optimizer == "adamw":
-        fused = bool(params) and all(p.device.type in FUSED_ADAMW_DEVICES for p in params)
-        return torch.optim.AdamW(params, lr=t.lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=t.weight_decay,
-                                 **({"fused": True} if fused else {"foreach": True}))
+        return _adamw(params, t.lr, t.weight_decay)
     momentum = t.momentum if t.optimizer == "momentum" else 0.0
     return torch.optim.SGD(params, lr=t.lr, momentum=momentum, weight_decay=t.weight_decay, foreach=True)
+
+
+def _adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """torch.optim.AdamW, fused on a CPU or a CUDA device (see `make_optimizer`)."""
+    fused = bool(params) and all(p.device.type in FUSED_ADAMW_DEVICES for p in params)
+    return torch.optim.AdamW(params, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=weight_decay,
+                             **({"fused": True} if fused else {"foreach": True}))
+
+
+def muon_split(model: torch.nn.Module) -> tuple[list[str], list[str]]:
+    """The parameter names of `model` that Muon updates (its hidden weight matrices) and those
+    AdamW updates (the rest), each in the model's parameter order.
+
+    A hidden matrix is a 2-D parameter that is not named by the model's `outer_matrices()`: the
+    character (and position) embedding tables and the output head, which map tokens in and logits
+    out and are not the linear maps between hidden features Muon orthogonalises (Jordan et al.
+    2024, "Muon: an optimizer for hidden layers"). Biases and norm gains (1-D) go to AdamW.
+
+    Raises:
+        ValueError: `outer_matrices()` names a parameter the model does not have (a renamed one).
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    outer = set(model.outer_matrices())
+    missing = outer - {n for n, _ in named}
+    if missing:
+        raise ValueError(f"outer_matrices() names {', '.join(sorted(missing))}, which {type(model).__name__} does not have")
+    hidden = [n for n, p in named if p.dim() == 2 and n not in outer]
+    return hidden, [n for n, _ in named if n not in hidden]
+
+
+class MuonAdamW:
+    """train.optimizer = "muon": torch.optim.Muon on the hidden matrices (`muon_split`) at train.lr,
+    torch.optim.AdamW on the other parameters at train.adam_lr (0: train.lr), stepped together.
+
+    Muon keeps a Nesterov momentum (MUON_MOMENTUM) of each matrix's gradient and replaces it by
+    the nearest semi-orthogonal matrix (5 Newton–Schulz iterations) before the update; its step
+    is scaled by 0.2·√max(rows, cols) (adjust_lr_fn "match_rms_adamw", Liu et al. 2025, "Muon is
+    Scalable for LLM Training"), which gives the update AdamW's RMS, so both can share one learning
+    rate, and treats a (fan_in, fan_out) matrix as its transpose. Both use train.weight_decay, decoupled.
+
+    It looks like one torch.optim optimizer to the backend: `param_groups` are Muon's (the driver
+    sets their "lr" each step); `step` sets AdamW's to that lr times adam_lr / lr first, so AdamW
+    follows the same schedule. `state_dict` holds both optimizers' state, so a resume is exact.
+
+    Raises:
+        MakemoreError: the model has no hidden matrix.
+    """
+
+    def __init__(self, model: torch.nn.Module, cfg: Config):
+        t = cfg.train
+        hidden, rest = muon_split(model)
+        if not hidden:
+            raise MakemoreError(f"train.optimizer = 'muon': model.type = {cfg.model.type!r} has no hidden weight matrix for Muon")
+        params = dict(model.named_parameters())
+        self.muon = torch.optim.Muon([params[n] for n in hidden], lr=t.lr, weight_decay=t.weight_decay, momentum=MUON_MOMENTUM,
+                                     nesterov=True, adjust_lr_fn="match_rms_adamw")
+        self.adamw = _adamw([params[n] for n in rest], t.adam_lr or t.lr, t.weight_decay)
+        self.adam_ratio = (t.adam_lr or t.lr) / t.lr
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.muon.param_groups
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.muon.zero_grad(set_to_none=set_to_none)
+        self.adamw.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for group in self.adamw.param_groups:
+            group["lr"] = self.muon.param_groups[0]["lr"] * self.adam_ratio
+        self.muon.step()
+        self.adamw.step()
+
+    def register_step_pre_hook(self, hook: Any) -> Any:
+        """A hook run before each step, before either optimizer has changed a parameter."""
+        return self.muon.register_step_pre_hook(hook)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.muon.load_state_dict(state["muon"])
+        self.adamw.load_state_dict(state["adamw"])
 
 
 def choose_threads(model: torch.nn.Module, cfg: Config) -> int:
@@ -81,7 +163,7 @@ class TorchBackend:
 
     name = "torch"
     takes_steps = True
-    SUPPORTS = Support(models=None, optimizers=("sgd", "momentum", "adamw"), devices=None, records_stats=True)
+    SUPPORTS = Support(models=None, optimizers=("sgd", "momentum", "adamw", "muon"), devices=None, records_stats=True)
 
     def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None):
         self.cfg = cfg
@@ -96,7 +178,7 @@ class TorchBackend:
         set_dropout_generator(self.model, self.drop_generator)
         self.named_params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self.params = [p for _, p in self.named_params]
-        self.optimizer = make_optimizer(self.params, cfg)
+        self.optimizer = MuonAdamW(self.model, cfg) if cfg.train.optimizer == "muon" else make_optimizer(self.params, cfg)
         self._stepper: torch.nn.Module | None = None
 
     @property

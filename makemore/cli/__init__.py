@@ -47,7 +47,7 @@ def _register(target: typer.Typer, name: str, command: Callable[..., Any]) -> No
 for _name, _command in [
     ("train", run.train), ("evaluate", run.evaluate), ("sample", run.sample), ("score", run.score),
     ("lr-find", explore.lr_find), ("plot-emb", explore.plot_emb), ("plot-loss", explore.plot_loss), ("inspect", explore.inspect),
-    ("sweep", sweep.sweep), ("demo", demo.demo),
+    ("sweep", sweep.sweep), ("ensemble", run.ensemble), ("demo", demo.demo),
 ]:
     _register(app, _name, _command)
 _register(data_app, "ssa", data.data_ssa)

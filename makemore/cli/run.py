@@ -84,6 +84,10 @@ def _print_summary(summary: Any, as_json: bool) -> None:
     typer.echo(
         f"final loss (mean NLL, nats/char, whole splits): train {summary.train_loss:.4f}  dev {summary.dev_loss:.4f}   [{how}]"
     )
+    extra = summary.extra
+    if extra.get("best_step", -1) >= 0:
+        stopped = f"stopped early at step {summary.steps} (train.patience); " if extra.get("stopped_early") else ""
+        typer.echo(f"{stopped}best dev {extra['best_dev_loss']:.4f} at step {extra['best_step']} (best.safetensors: what evaluate, sample and score read)")
 
 
 def launch(nproc: int, source: list[str], overrides: list[str], target: Path, resume: Optional[Path], quiet: bool, as_json: bool) -> None:
@@ -124,14 +128,23 @@ def launch(nproc: int, source: list[str], overrides: list[str], target: Path, re
         raise typer.Exit(code)
 
 
+#: --checkpoint of evaluate, sample and score.
+CheckpointOption = typer.Option(None, "--checkpoint", help="best: the best-dev checkpoint (the default when the run has one); last: the last one written.")
+
+
 def evaluate(
     run_dir: Optional[Path] = RunDirArgument,
     split: str = typer.Option("train,dev", "--split", help="train, dev, test, or all; comma-separated for several."),
     as_json: bool = typer.Option(False, "--json", help='Print {"train": NLL, "dev": NLL} as one JSON object.'),
+    checkpoint: Optional[str] = CheckpointOption,
+    samples: int = typer.Option(0, "--samples", min=0, help="Also draw this many samples and report their quality (docs/commands.md: share new, duplicates, length TV, character KL, NLL)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --samples draw."),
 ) -> None:
     """Mean NLL (nats per character) of a run on whole splits, with perplexity and bits per character.
 
-    The test split is reported only when asked for (--split test or all): touch it rarely.
+    The test split is reported only when asked for (--split test or all): touch it rarely. With
+    --samples N, also the quality of N plain samples (makemore.quality.SampleQuality); with --json
+    under the key "samples".
     """
     from makemore import api
     from makemore.evaluate import describe
@@ -140,12 +153,14 @@ def evaluate(
     for name in names:
         if name not in ("train", "dev", "test"):
             fail(f"--split {name!r}: choose train, dev, test or all")
-    run = api.load(run_dir)
+    run = api.load(run_dir, checkpoint=checkpoint)
     if run.loaded.data_changed:
         note(f"warning: {run.config.data.path} changed since this run was trained; splits may differ")
     results = run.evaluate_counted(names)  # split → (NLL, targets)
+    quality = run.sample_quality(samples, seed) if samples else None
     if as_json:
-        typer.echo(json.dumps({name: nll for name, (nll, _) in results.items()}))
+        extra = {"samples": dataclasses.asdict(quality)} if quality else {}
+        typer.echo(json.dumps({**{name: nll for name, (nll, _) in results.items()}, **extra}))
         return
     from rich.table import Table
 
@@ -155,6 +170,21 @@ def evaluate(
     for name, (nll, count) in results.items():
         d = describe(nll)
         table.add_row(name, f"{d['nll']:.4f}", f"{d['perplexity']:.3f}", f"{d['bits_per_char']:.4f}", f"{count:,}")
+    console().print(table)
+    if quality:
+        _print_quality(quality)
+
+
+def _print_quality(q: Any) -> None:
+    """The --samples table of `evaluate`."""
+    from rich.table import Table
+
+    table = Table(title=f"{q.n:,} samples (seed {q.seed}) against the dev words")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for label, value in (("share new (not training words)", q.share_new), ("share duplicates", q.share_duplicates),
+                         ("length TV distance", q.length_tv), ("character KL (nats)", q.char_kl), ("mean NLL (nats/char)", q.nll)):
+        table.add_row(label, f"{value:.4f}")
     console().print(table)
 
 
@@ -172,6 +202,7 @@ def sample(
     scores: bool = typer.Option(False, "--scores", help="Show each sample's mean NLL per character under the model (nats; lower is more name-like)."),
     sort: Optional[str] = typer.Option(None, "--sort", help="nll: the most name-like (lowest NLL per character) first."),
     as_json: bool = typer.Option(False, "--json", help='Print a JSON list of the samples only; with --scores, a list of {"word", "nll"} objects.'),
+    checkpoint: Optional[str] = CheckpointOption,
 ) -> None:
     """Generate new words from a trained run, marking those that already occur in the training words.
 
@@ -187,7 +218,7 @@ def sample(
 
     if sort not in (None, "nll"):
         fail(f"--sort {sort!r}: the one order is nll (the most name-like first)")
-    run = api.load(run_dir)
+    run = api.load(run_dir, checkpoint=checkpoint)
     found = run.samples(n, seed=seed, temperature=temperature, top_k=top_k, prefix=prefix, new_only=new_only, unique=unique,
                         min_len=min_len, max_len=max_len)
     results = found.words
@@ -245,6 +276,7 @@ def score(
     args: Optional[list[str]] = typer.Argument(None, metavar="[RUN] WORD", show_default=False,
                                                help="A run directory (default: the most recent run under runs/), then the words to score."),
     as_json: bool = typer.Option(False, "--json", help='Print a JSON list of {"word", "nll", "perplexity", "percentile"} objects.'),
+    checkpoint: Optional[str] = CheckpointOption,
 ) -> None:
     """How likely each word is under a run's model: "how name-like is my name?".
 
@@ -266,7 +298,7 @@ def score(
         words = [w for w in (line.strip() for line in sys.stdin) if w]
         if not words:
             fail("no words to score on standard input")
-    run = api.load(run_arg)
+    run = api.load(run_arg, checkpoint=checkpoint)
     report = run.score_report(words)
     for line in report.warnings:
         note(line)
@@ -297,3 +329,21 @@ def _print_scores(run: Any, report: Any) -> None:
     if report.reference_words:
         out.print(f"percentile: the share of the {report.reference_words:,} training words that score worse (higher NLL per character)",
                   markup=False, soft_wrap=True)
+
+
+def ensemble(
+    members: list[Path] = typer.Argument(..., metavar="RUN...", help="The member runs (any families, one vocabulary)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The ensemble directory to create."),
+    weights: str = typer.Option("fitted", "--weights", help="fitted (on the dev split, the default) or equal."),
+) -> None:
+    """Make an ensemble of runs: a directory that evaluate, sample and score read like a run, whose
+    model mixes the members' next-character distributions with weights fitted on dev, or equal."""
+    from makemore import api
+    from makemore.evaluate import describe
+
+    run = api.ensemble(members, out, weights)
+    spec = run.loaded
+    for member, w in zip(spec.members, spec.model.weights.tolist()):
+        typer.echo(f"{w:.4f}  {member.path}  ({member.config.model.type}, {member.which} checkpoint)")
+    dev = run.evaluate(("dev",))["dev"]
+    typer.echo(f"ensemble {out}: dev {describe(dev)['nll']:.4f} nats/char")

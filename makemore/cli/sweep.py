@@ -20,7 +20,8 @@ def rich_table(outcome: Any, title: str | None = None) -> Any:
 
     from makemore.sweep import header, table_rows
 
-    table = Table(title=title or f"sweep {outcome.out}  (mean NLL, nats/char; best dev first)")
+    order = "best dev first" if outcome.rank_by == "dev" else f"ranked by {outcome.rank_by}"
+    table = Table(title=title or f"sweep {outcome.out}  (mean NLL, nats/char; {order})")
     short = [k.rpartition(".")[2] for k in outcome.keys]
     names = header(outcome)
     if len(set(short)) == len(short):  # "n_hidden" rather than "model.n_hidden" where unambiguous
@@ -51,6 +52,8 @@ def sweep(
     study: Optional[str] = typer.Option(None, "--study", help="Optuna study name, shared by every worker of the sweep; default OUT's name."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes on this machine (Optuna)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random/TPE sampler: with one worker the same seed draws the same trials (worker i of --jobs: seed + i)."),
+    rank_by: str = typer.Option("dev", "--rank-by", help="Sort the table by dev (the dev loss) or a sample-quality metric: share_new, share_duplicates, length_tv, char_kl, nll."),
+    samples: int = typer.Option(1000, "--samples", min=1, help="Samples per run for --rank-by a sample-quality metric."),
 ) -> None:
     """Train every combination of the --grid values, each a normal run directory in OUT, then print
     and write (OUT/results.csv, OUT/results.md) a table sorted by dev loss.
@@ -69,7 +72,8 @@ def sweep(
     target = out or Path("runs") / f"sweep-{config.stem}"
     err = console(stderr=True)
     outcome = run(load_config(config, set_ or []), target, grid or [], search=search, trials=trials, space=space or [], prune=prune,
-                  storage=storage, study=study, jobs=jobs, seed=seed, announce=_announcer(err, target), listener=ProgressBar(enabled=not quiet))
+                  storage=storage, study=study, jobs=jobs, seed=seed, announce=_announcer(err, target), listener=ProgressBar(enabled=not quiet),
+                  rank_by=rank_by, samples=samples)
     out_console = console()
     if not out_console.is_terminal:  # piped to a file: do not squeeze the table into 80 columns
         out_console.width = 160

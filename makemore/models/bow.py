@@ -53,6 +53,12 @@ class BoW(nn.Module):
         self.act = nn.Tanh()
         self.drop = Dropout(cfg.dropout)
 
+    def outer_matrices(self) -> tuple[str, ...]:
+        """The 2-D parameters that are not hidden weight matrices: the embedding tables C and P and the output layer's W2.
+        Every other 2-D parameter is a hidden matrix, which train.optimizer = "muon" updates with
+        Muon (makemore.backends.torch_backend.muon_split)."""
+        return ("C", "P", "W2")
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for the character after every prefix of each row, and the mean NLL if targets are given.
 

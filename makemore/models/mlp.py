@@ -82,6 +82,12 @@ class MLP(nn.Module):
         self.register_parameter(f"b{out}", nn.Parameter(b))
         self.drop = Dropout(cfg.dropout)  # one mask per hidden layer, drawn in layer order
 
+    def outer_matrices(self) -> tuple[str, ...]:
+        """The 2-D parameters that are not hidden weight matrices: the embedding table C and the output layer's W.
+        Every other 2-D parameter is a hidden matrix, which train.optimizer = "muon" updates with
+        Muon (makemore.backends.torch_backend.muon_split)."""
+        return ("C", f"W{self.n_layers + 1}")
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for the next character of each context, and the mean cross-entropy if targets are given.
 

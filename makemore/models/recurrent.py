@@ -202,6 +202,12 @@ class Recurrent(nn.Module):
         self.W_out = nn.Parameter(torch.randn(H, vocab_size, generator=g) * OUTPUT_SCALE)  # (n_hidden, vocab_size)
         self.b_out = nn.Parameter(torch.zeros(vocab_size))  # (vocab_size,)
 
+    def outer_matrices(self) -> tuple[str, ...]:
+        """The 2-D parameters that are not hidden weight matrices: the embedding table C and the output head W_out.
+        Every other 2-D parameter is a hidden matrix, which train.optimizer = "muon" updates with
+        Muon (makemore.backends.torch_backend.muon_split)."""
+        return ("C", "W_out")
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for the character after every prefix of each row, and the mean NLL if targets are given.
 

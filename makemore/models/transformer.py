@@ -226,6 +226,12 @@ class Transformer(nn.Module):
         self.W_out = nn.Parameter(torch.randn(cfg.n_embd, vocab_size, generator=g) * OUTPUT_SCALE)  # (n_embd, vocab_size)
         self.b_out = nn.Parameter(torch.zeros(vocab_size))  # (vocab_size,)
 
+    def outer_matrices(self) -> tuple[str, ...]:
+        """The 2-D parameters that are not hidden weight matrices: the embedding tables C and P and the output head W_out.
+        Every other 2-D parameter is a hidden matrix, which train.optimizer = "muon" updates with
+        Muon (makemore.backends.torch_backend.muon_split)."""
+        return ("C", "P", "W_out")
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for the character after every prefix of each row, and the mean NLL if targets are given.
 

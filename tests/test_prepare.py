@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -137,6 +139,10 @@ def test_the_lecture_config_trains_a_transformer_and_on_two_processes_without_na
     result = CliRunner().invoke(app, [*base, "--run-dir", str(tmp_path / "t"), "--set", "model.type=transformer"])
     assert result.exit_code == 0, result.output
     assert runs.read_summary(tmp_path / "t")["backend"] == "torch"
+    done = subprocess.run([sys.executable, "-m", "makemore", *base, "--run-dir", str(tmp_path / "two"), "--nproc", "2",
+                           "--set", "train.batch_size=4"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert runs.read_summary(tmp_path / "two")["backend"] == "torch"
 
 
 # ------------------------------------------------------------------------------------ once only

@@ -207,3 +207,19 @@ def score_report(run: Run, words: list[str]) -> ScoreReport:
         if reference is not None and run.data_changed:
             warnings.append(f"warning: {run.config.data.path} changed since this run was trained; percentiles compare with today's file")
     return ScoreReport(score_words(run, good, reference), errors, 0 if reference is None else len(reference), warnings)
+
+
+def char_nll(run: Run, word: str) -> list[tuple[str, float]]:
+    """−ln p of each of `word`'s targets under a loaded run's model, in nats: one (character, NLL)
+    pair per character of the word, then (the boundary token, NLL of the end token). Their mean is
+    the word's NLL per character (`word_nll`); the largest marks the character the model least expected.
+
+    Raises:
+        MakemoreError: a word the model cannot score (see `unscorable`), named.
+    """
+    why = unscorable(word, run.vocab, run.family.view, run.model.block_size)
+    if why is not None:
+        raise MakemoreError(f"{word!r}: {why}")
+    view = run.family.view.of_words([word], run.vocab, run.model.block_size)
+    nll = nll_per_target(run.model, view)  # (len(word) + 1,) each character, then the end token
+    return list(zip([*word, run.vocab.itos[0]], nll.tolist()))

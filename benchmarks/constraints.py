@@ -2,6 +2,7 @@
 
     python -m benchmarks.constraints                  # trains configs/names.toml first (~1 min here)
     python -m benchmarks.constraints --run RUN_DIR    # an existing run instead
+    python -m benchmarks.constraints --run RUN_DIR --max-len 8   # both sides bounded to 8 characters
 
 Masking is makemore.sample.sample_words with suffix="ella": every draw masked to end in "ella"
 within the default --max-len, so 100 draws give 100 words. Rejection draws unconstrained words
@@ -40,17 +41,17 @@ def train() -> Path:
     return run_dir
 
 
-def masking(loaded, seed: int) -> tuple[list[str], int, float]:
-    """(words, draws, seconds) of sample_words(..., suffix=SUFFIX)."""
+def masking(loaded, seed: int, max_len: int | None) -> tuple[list[str], int, float]:
+    """(words, draws, seconds) of sample_words(..., suffix=SUFFIX, max_len=max_len)."""
     from makemore.sample import sample_words
 
     t0 = time.perf_counter()
-    found = sample_words(loaded, N, seed, suffix=SUFFIX)
+    found = sample_words(loaded, N, seed, suffix=SUFFIX, max_len=max_len)
     return [w for w, _ in found.words], found.selection.drawn, time.perf_counter() - t0
 
 
-def rejection(loaded, seed: int) -> tuple[list[str], int, float]:
-    """(words, draws, seconds): unconstrained batches until N words end in SUFFIX."""
+def rejection(loaded, seed: int, max_len: int | None) -> tuple[list[str], int, float]:
+    """(words, draws, seconds): unconstrained batches until N words end in SUFFIX (and have at most max_len characters)."""
     import torch
 
     from makemore.sample import SAMPLE_BATCH, plain_cap, sample
@@ -63,7 +64,7 @@ def rejection(loaded, seed: int) -> tuple[list[str], int, float]:
     while len(kept) < N:
         for word, finished in sample(loaded.model, loaded.vocab, SAMPLE_BATCH, generator, max_len=cap, view=loaded.family.view):
             drawn += 1
-            if finished and word.endswith(SUFFIX):
+            if finished and word.endswith(SUFFIX) and (max_len is None or len(word) <= max_len):
                 kept.append(word)
                 if len(kept) == N:
                     break
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, help="an existing run (default: train configs/names.toml)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-len", type=int, help="--max-len for both sides (default: sampling's default bound)")
     args = parser.parse_args(argv)
     started = machine()
     run_dir = args.run if args.run is not None else train()
@@ -94,12 +96,13 @@ def main(argv: list[str] | None = None) -> None:
     draws: dict[str, list[int]] = {"masking": [], "rejection": []}
     for seed in range(args.rounds):
         for way, method in (("masking", masking), ("rejection", rejection)):
-            words, drawn, seconds = method(loaded, seed)
+            words, drawn, seconds = method(loaded, seed, args.max_len)
             draws[way].append(drawn)
             if seconds < best[way][2]:
                 best[way] = (words, drawn, seconds)
     result = {
-        "command": f"makemore sample {run_dir} -n {N} --suffix {SUFFIX}", "run": str(run_dir), "rounds": args.rounds,
+        "command": f"makemore sample {run_dir} -n {N} --suffix {SUFFIX}" + (f" --max-len {args.max_len}" if args.max_len else ""),
+        "run": str(run_dir), "rounds": args.rounds, "max_len": args.max_len,
         **{way: {"draws": drawn, "draws_each_round": draws[way], "seconds": round(seconds, 4), **describe(loaded, words)}
            for way, (words, drawn, seconds) in best.items()},
         "machine": {**started, "loadavg_end": os.getloadavg()}, "git": git_state(),

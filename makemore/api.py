@@ -219,7 +219,8 @@ class Run:
     def sample(self, n: int = 20, *, seed: int | None = None, **options: Any) -> list[str]:
         """n new words (options as `samples`). With any of prefix, new_only, unique, min_len,
         max_len every word fits them (draws that don't are redrawn, up to
-        makemore.sample.DRAWS_PER_SAMPLE per word).
+        makemore.sample.DRAWS_PER_SAMPLE per word); with suffix, contains or match (a regular
+        expression over the whole word) each draw is masked to fit all of them (makemore.constraints).
 
         Raises:
             MakemoreError: an option out of range; fewer than n words found within the draw bound.
@@ -231,13 +232,42 @@ class Run:
 
     def samples(self, n: int = 20, *, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
                 prefix: str = "", new_only: bool = False, unique: bool = False, min_len: int | None = None,
-                max_len: int | None = None) -> Any:
+                max_len: int | None = None, suffix: str | None = None, contains: str | None = None,
+                match: str | None = None, top_p: float | None = None) -> Any:
         """`sample` with how the words were found (makemore.sample.Samples: words with a finished
-        flag, seed, length cap, draw counts, and why fewer than n were found, if so)."""
+        flag, seed, length cap, draw counts, and why fewer than n were found, if so). top_p:
+        nucleus sampling (makemore.sample.draw)."""
         from makemore.sample import sample_words
 
         return sample_words(self._run, n, secrets.randbits(31) if seed is None else seed, temperature=temperature, top_k=top_k,
-                            prefix=prefix, new_only=new_only, unique=unique, min_len=min_len, max_len=max_len)
+                            prefix=prefix, new_only=new_only, unique=unique, min_len=min_len, max_len=max_len,
+                            suffix=suffix, contains=contains, match=match, top_p=top_p)
+
+    def best(self, n: int = 20, *, prefix: str = "", suffix: str | None = None, contains: str | None = None,
+             match: str | None = None, min_len: int | None = None, max_len: int | None = None, new_only: bool = False,
+             beam: int | None = None) -> Any:
+        """The n most probable words meeting every constraint (options as `samples`), most probable
+        first, by beam search (makemore.best.Best: words, total ln p of each, beam, whether the
+        result is provably exact, and why fewer than n were found, if so). Deterministic.
+
+        Raises:
+            MakemoreError: an option out of range; constraints that cannot be compiled or met.
+        """
+        from makemore.best import BEAM, best_of_run
+
+        return best_of_run(self._run, n, prefix=prefix, suffix=suffix, contains=contains, match=match, min_len=min_len,
+                           max_len=max_len, new_only=new_only, beam=BEAM if beam is None else beam)
+
+    def char_scores(self, word: str) -> list[tuple[str, float]]:
+        """Each character's NLL (nats) under the model, then the end token's (the boundary
+        character): makemore.evaluate.char_nll. Their mean is the word's `score`.
+
+        Raises:
+            MakemoreError: a word the model cannot score, named.
+        """
+        from makemore.evaluate import char_nll
+
+        return char_nll(self._run, word)
 
     def sample_quality(self, n: int = 1000, seed: int = 0) -> Any:
         """How good n plain samples are, beyond the loss: makemore.quality.SampleQuality (share of

@@ -179,7 +179,7 @@ def generate(shelf: RunShelf, controls: Sequence[Control], run_path: str, n: Any
         kwargs.setdefault("seed", secrets.randbits(31))  # drawn here so the page can show it
     started = time.perf_counter()
     names = run.sample(count, **kwargs)
-    nll = word_nll_or_none(run.model, run.vocab, run.loaded.family.view, names)
+    nll = run.word_nll(names)
     seen = (lambda w: "?") if train_words is None else (lambda w: "yes" if w in train_words else "no")
     rows = [[w, "-" if x is None else f"{x:.3f}", seen(w)] for w, x in zip(names, nll)]
     in_training = sum(row[2] == "yes" for row in rows)

@@ -238,9 +238,9 @@ def char_nll(run: Run, word: str) -> list[tuple[str, float]]:
     Raises:
         MakemoreError: a word the model cannot score (see `unscorable`), named.
     """
-    why = unscorable(word, run.vocab, run.family.view, run.model.block_size)
+    why = unscorable(word, run.vocab, run.family.view, run.block_size)
     if why is not None:
         raise MakemoreError(f"{word!r}: {why}")
-    view = run.family.view.of_words([word], run.vocab, run.model.block_size)
-    nll = nll_per_target(run.model, view)  # (len(word) + 1,) each character, then the end token
+    view = run.family.view.of_words([word], run.vocab, run.block_size)
+    nll = nll_per_target(run.inference, view)  # (len(word) + 1,) each character, then the end token
     return list(zip([*word, run.vocab.itos[0]], nll.tolist()))

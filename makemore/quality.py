@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from makemore.errors import MakemoreError
-from makemore.models.base import nll_per_target
+from makemore.evaluate import nll_per_target
 from makemore.runs import Run
 from makemore.sample import sample_words
 
@@ -85,8 +85,8 @@ def sample_quality(run: Run, n: int, seed: int = 0) -> SampleQuality:
     train, dev = set(run.dataset.split_words("train")), run.dataset.split_words("dev")
     nll = math.nan
     if finished:
-        view = run.family.view.of_words(finished, run.vocab, run.model.block_size)
-        nll = float(nll_per_target(run.model, view).mean())  # nats per target, pooled over the words
+        view = run.family.view.of_words(finished, run.vocab, run.block_size)
+        nll = float(nll_per_target(run.inference, view).mean())  # nats per target, pooled over the words
     return SampleQuality(n=n, seed=seed, share_new=sum(w not in train for w in words) / n,
                          share_duplicates=1.0 - len(set(words)) / n, length_tv=length_tv(words, dev),
                          char_kl=char_kl(words, dev, "".join(run.vocab.itos[1:])), nll=nll, unfinished=sum(not done for _, done in drawn))

@@ -28,11 +28,12 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from makemore.constraints import Automaton, Constraints, Guide, compile_constraints
 from makemore.data import View, Vocab, Windows
 from makemore.errors import MakemoreError
 from makemore.runs import Run
@@ -54,15 +55,17 @@ MIN_ROUND = 256
 
 
 def check_sampling_options(n: int, temperature: float, top_k: int | None, vocab_size: int, max_len: int,
-                           min_len: int = 0, prefix: str = "") -> None:
+                           min_len: int = 0, prefix: str = "", top_p: float | None = None) -> None:
     """Raises MakemoreError for n < 1, temperature ≤ 0 or non-finite, top_k outside 1..vocab_size,
-    max_len < 1, min_len < 0, min_len > max_len, or a prefix longer than max_len."""
+    top_p outside (0, 1], max_len < 1, min_len < 0, min_len > max_len, or a prefix longer than max_len."""
     if n < 1:
         raise MakemoreError(f"-n must be at least 1, got {n}")
     if not (math.isfinite(temperature) and temperature > 0):
         raise MakemoreError(f"--temperature must be a finite number > 0, got {temperature}")
     if top_k is not None and not 1 <= top_k <= vocab_size:
         raise MakemoreError(f"--top-k must be between 1 and the vocabulary size {vocab_size}, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise MakemoreError(f"--top-p must be above 0 and at most 1, got {top_p}")
     if max_len < 1:
         raise MakemoreError(f"--max-len must be at least 1, got {max_len}")
     if min_len < 0:
@@ -121,6 +124,7 @@ def sample(
     max_len: int = 64,
     batch: int = SAMPLE_BATCH,
     view: type[View] = Windows,
+    top_p: float | None = None,
 ) -> list[tuple[str, bool]]:
     """Draw `n` words from `model`.
 
@@ -138,6 +142,8 @@ def sample(
         view: the family's data view type (makemore.models.Family.view): Windows feeds the model
             the last block_size characters (boundary-padded), Sequences the boundary and every
             character so far.
+        top_p: if set, nucleus sampling: only the smallest set of most likely characters whose
+            probabilities sum to at least top_p may be drawn (see `draw`).
 
     Returns:
         n pairs (word, finished): finished is False for a word cut at max_len.
@@ -145,13 +151,13 @@ def sample(
     Raises:
         MakemoreError: an option out of range (see check_sampling_options).
     """
-    check_sampling_options(n, temperature, top_k, vocab.vocab_size, max_len)
+    check_sampling_options(n, temperature, top_k, vocab.vocab_size, max_len, top_p=top_p)
     draws = uniforms(generator)
     with scoped(1):  # one CPU thread (the module docstring), the counts restored after
         pad = view.start_padding(model.block_size)
         out: list[tuple[str, bool]] = []
         for first in range(0, n, batch):
-            out.extend(_sample_batch(model, vocab, min(batch, n - first), draws, temperature, top_k, max_len, pad))
+            out.extend(_sample_batch(model, vocab, min(batch, n - first), draws, temperature, top_k, max_len, pad, top_p=top_p))
         return out
 
 
@@ -169,6 +175,9 @@ class Wanted:
     """Words never kept (e.g. every word of the run's words file, for --new-only)."""
     unique: bool = False
     """Keep no word twice."""
+    automaton: Automaton | None = None
+    """--suffix, --contains, --match with the prefix and length bounds, compiled
+    (makemore.constraints): when set, every draw is masked to fit them instead of redrawn."""
 
 
 #: Why a draw was thrown away, in the order `sample_wanted` checks.
@@ -198,6 +207,7 @@ def sample_wanted(
     batch: int = SAMPLE_BATCH,
     view: type[View] = Windows,
     draws_per_sample: int = DRAWS_PER_SAMPLE,
+    top_p: float | None = None,
 ) -> Selection:
     """Draw until `n` words fit `wanted` (rejection sampling), or until draws_per_sample · n draws.
 
@@ -207,10 +217,13 @@ def sample_wanted(
     characters, so one that would be longer is recognised, stopped and redrawn; nothing is cut.
     Thrown away, in this order: unfinished beyond max_len (TOO_LONG), shorter than min_len
     (TOO_SHORT), in `wanted.exclude` (EXCLUDED), already kept with `wanted.unique` (REPEATED).
+    With `wanted.automaton`, each draw is masked instead (makemore.constraints.Guide): every
+    character that cannot end in a word meeting the constraints is given probability 0, so no
+    draw is too long, too short or off the pattern; only EXCLUDED and REPEATED are redrawn.
     The same generator state and arguments give the same words.
 
     Args:
-        model, vocab, generator, temperature, top_k, batch, view: as for `sample`.
+        model, vocab, generator, temperature, top_k, top_p, batch, view: as for `sample`.
         n: how many words to find.
         wanted: the prefix and the conditions a kept word meets.
         draws_per_sample: the draw bound, per word asked for.
@@ -223,7 +236,7 @@ def sample_wanted(
             sequence model reads whole (the view's `longest_readable`), or a prefix character
             that is not in the vocabulary (naming it).
     """
-    check_sampling_options(n, temperature, top_k, vocab.vocab_size, wanted.max_len, wanted.min_len, wanted.prefix)
+    check_sampling_options(n, temperature, top_k, vocab.vocab_size, wanted.max_len, wanted.min_len, wanted.prefix, top_p)
     limit = view.longest_readable(model.block_size)
     if limit is not None and wanted.max_len > limit:
         raise MakemoreError(f"--max-len {wanted.max_len}: this model reads words of at most {limit} characters "
@@ -242,7 +255,8 @@ def sample_wanted(
             need = n - len(out.words)
             guess = need if not out.redrawn else math.ceil(1.25 * need * (out.drawn + 1) / (len(out.words) + 1))
             size = min(max(guess, MIN_ROUND), batch, max_draws - out.drawn)
-            for word, finished in _sample_batch(model, vocab, size, draws, temperature, top_k, wanted.max_len + 1, pad, prefix):
+            for word, finished in _sample_batch(model, vocab, size, draws, temperature, top_k, wanted.max_len + 1, pad, prefix,
+                                                top_p=top_p, automaton=wanted.automaton):
                 reason = (TOO_LONG if not finished else TOO_SHORT if len(word) < wanted.min_len
                           else EXCLUDED if word in wanted.exclude else REPEATED if wanted.unique and word in kept else None)
                 out.drawn += 1
@@ -257,10 +271,13 @@ def sample_wanted(
 
 
 def _sample_batch(model: Any, vocab: Vocab, b: int, draws: Any, temperature: float,
-                  top_k: int | None, max_len: int, pad: int, prefix: list[int] | None = None) -> list[tuple[str, bool]]:
+                  top_k: int | None, max_len: int, pad: int, prefix: list[int] | None = None, *,
+                  top_p: float | None = None, automaton: Automaton | None = None) -> list[tuple[str, bool]]:
     """One batch of b samples, all advancing together. `seq` holds `pad` boundary tokens and then each
     sample's characters, starting with the `prefix` ids; the model reads at most block_size tokens
-    ending where the next one goes (see NextLogits). `draws`: k → float32 (k,) uniforms."""
+    ending where the next one goes (see NextLogits); `draws`: k → float32 (k,) uniforms. With an
+    `automaton`, the logits are masked before each draw (makemore.constraints.Guide); without one,
+    nothing else runs."""
     start = len(prefix) if prefix else 0  # the first position drawn
     seq = np.zeros((b, pad + max_len), dtype=np.int64)  # (b, pad + max_len) boundary padding, then characters
     if start:
@@ -268,9 +285,14 @@ def _sample_batch(model: Any, vocab: Vocab, b: int, draws: Any, temperature: flo
     length = np.full(b, max_len, dtype=np.int64)  # (b,) characters before the boundary
     rows = np.arange(b)  # (a,) the samples still being written: only these are run through the model
     next_logits = NextLogits(model, seq, pad)
+    guide = Guide(automaton, b, prefix or []) if automaton is not None else None
     for t in range(start, max_len):
         logits = next_logits(rows, t)  # (a, vocab_size)
-        nxt = draw(logits, temperature, top_k, draws)  # (a,)
+        if guide is not None:
+            logits = guide.mask(logits, rows, t)  # (a, vocab_size), −inf where no accepted word follows
+        nxt = draw(logits, temperature, top_k, draws, top_p)  # (a,)
+        if guide is not None:
+            nxt = guide.advance(rows, nxt)
         seq[rows, pad + t] = nxt
         ended = nxt == 0  # (a,)
         length[rows[ended]] = t
@@ -328,6 +350,17 @@ class NextLogits:
         logits, self.state = self.model.step(torch.from_numpy(self.seq[rows, self.pad + t - 1]), self.state)  # (a, vocab_size)
         return logits
 
+    def regroup(self, seq: np.ndarray, parents: np.ndarray) -> None:
+        """For a search that branches (makemore.best): from now on the rows of `seq` (b', pad + max_len)
+        are asked for, all of them, and row i continues row parents[i] (int64 (b',), repeats allowed)
+        of the rows last asked for; the model's step state follows them."""
+        self.seq = seq
+        if self.state is not None:
+            import torch
+
+            self.state = _select_rows(self.state, torch.from_numpy(np.searchsorted(self.rows, parents)))  # parents' places in self.rows
+        self.rows = np.arange(len(parents))
+
     def _first(self, torch: Any, rows: np.ndarray, t: int) -> Any:
         """The first call reads the padding and the prefix, positions 0 .. pad + t − 1. Nothing is
         drawn yet, so they are the same tokens in every row: they are read for one row, and its
@@ -375,9 +408,12 @@ def decode_rows(tokens: np.ndarray, length: np.ndarray, vocab: Vocab, max_len: i
     return [(text[i * max_len : i * max_len + L], L < max_len) for i, L in enumerate(np.asarray(length).tolist())]
 
 
-def draw(logits: np.ndarray, temperature: float, top_k: int | None, draws: Any) -> np.ndarray:
+def draw(logits: np.ndarray, temperature: float, top_k: int | None, draws: Any, top_p: float | None = None) -> np.ndarray:
     """One next character per row of logits float32 (a, vocab_size), from softmax(logits /
-    temperature), restricted to the top_k most likely if set. Returns int64 (a,).
+    temperature), restricted to the top_k most likely if set, then to the nucleus of top_p if set
+    (below 1): the smallest set of the most likely characters (ties: the lower id first) whose
+    probabilities sum to at least top_p, renormalised (Holtzman et al. 2020, "The Curious Case of
+    Neural Text Degeneration"). top_p = 1 changes nothing. Returns int64 (a,).
 
     Inverse-CDF sampling: one uniform u per row (from `draws`: see `uniforms`), and the first
     character whose cumulative probability exceeds u. Exactly torch.multinomial's distribution,
@@ -387,10 +423,27 @@ def draw(logits: np.ndarray, temperature: float, top_k: int | None, draws: Any) 
     if top_k is not None:
         kth = np.partition(logits, -top_k, axis=1)[:, -top_k:-top_k + 1 or None]  # (a, 1) the k-th largest
         logits = np.where(logits < kth, np.float32(-np.inf), logits)  # (a, vocab_size)
+    if top_p is not None and top_p < 1:
+        logits = nucleus(logits, top_p)  # (a, vocab_size)
     e = np.exp(logits - logits.max(1, keepdims=True))  # (a, vocab_size)
     cdf = np.cumsum(e / e.sum(1, keepdims=True), axis=1, dtype=np.float32)  # (a, vocab_size), last column ~1
     u = uniforms(draws)(len(cdf))[:, None] * cdf[:, -1:]  # (a, 1) uniform below the total
     return np.minimum((cdf <= u).sum(1), cdf.shape[1] - 1).astype(np.int64)  # (a,) searchsorted(cdf, u, right=True)
+
+
+def nucleus(logits: np.ndarray, top_p: float) -> np.ndarray:
+    """logits float32 (a, vocab_size) with −inf outside each row's nucleus: sorted by probability,
+    most likely first (a stable sort: ties keep the lower id first), a character is kept when the
+    probabilities before it sum to less than top_p, so the kept set is the smallest leading one
+    whose sum reaches top_p (at least the most likely character)."""
+    e = np.exp(logits - logits.max(1, keepdims=True))  # (a, vocab_size)
+    probs = e / e.sum(1, keepdims=True)  # (a, vocab_size)
+    order = np.argsort(-probs, axis=1, kind="stable")  # (a, vocab_size) most likely first
+    sorted_probs = np.take_along_axis(probs, order, axis=1)  # (a, vocab_size)
+    before = np.cumsum(sorted_probs, axis=1) - sorted_probs  # (a, vocab_size) the sum of the more likely ones
+    drop = np.zeros_like(probs, dtype=bool)  # (a, vocab_size) in id order
+    np.put_along_axis(drop, order, before >= top_p, axis=1)
+    return np.where(drop, np.float32(-np.inf), logits)
 
 
 @dataclass
@@ -409,32 +462,61 @@ class Samples:
 
 
 def sample_words(run: Run, n: int, seed: int, *, temperature: float = 1.0, top_k: int | None = None, prefix: str = "",
-                 new_only: bool = False, unique: bool = False, min_len: int | None = None, max_len: int | None = None) -> Samples:
+                 new_only: bool = False, unique: bool = False, min_len: int | None = None, max_len: int | None = None,
+                 suffix: str | None = None, contains: str | None = None, match: str | None = None,
+                 top_p: float | None = None) -> Samples:
     """`makemore sample` on a loaded run: plain sampling, or selective sampling when any of prefix,
-    new_only, unique, min_len, max_len is given (see `sample` and `sample_wanted`).
+    new_only, unique, min_len, max_len, suffix, contains, match is given (see `sample` and
+    `sample_wanted`); with suffix, contains or match, every draw is masked to fit all of them
+    (makemore.constraints), and only --new-only and --unique still redraw.
 
     Raises:
-        MakemoreError: an option out of range; --new-only without the run's words file.
+        MakemoreError: an option out of range; --new-only without the run's words file; a
+            constraint that cannot be met or compiled (see makemore.constraints.compile_constraints).
     """
     check_sampling_options(n, temperature, top_k, 10**9, 10**9 if max_len is None else max_len,
-                           min_len or 0, prefix if max_len is not None else "")
+                           min_len or 0, prefix if max_len is not None else "", top_p)
     generator = Uniforms(seed)
     kind = run.family.view
-    limit = kind.longest_readable(run.block_size)  # a sequence model reads at most its longest training word
-    cap = 2 * int(run.checkpoint.get("max_word_len", 32)) if limit is None else limit  # plain sampling's safety cap
-    if not (prefix or new_only or unique or min_len is not None or max_len is not None):
-        return Samples(sample(run.inference, run.vocab, n, generator, temperature, top_k, cap, view=kind), seed, cap)
-    try:
-        exclude = frozenset(run.dataset.words) if new_only else frozenset()
-    except MakemoreError as e:
-        raise MakemoreError(f"--new-only needs the run's words file: {e}") from None
-    if max_len is None:  # the default bound: the safety cap after the prefix, within what the model reads whole
-        max_len = len(prefix) + cap if limit is None else limit
-    wanted = Wanted(prefix, 1 if min_len is None else min_len, max_len, exclude, unique)
-    selection = sample_wanted(run.inference, run.vocab, n, generator, wanted, temperature, top_k, view=kind)
+    cap = plain_cap(run)
+    constraints = Constraints(prefix, suffix, contains, match, 1 if min_len is None else min_len, max_len or 1)
+    if not (prefix or new_only or unique or min_len is not None or max_len is not None or constraints.masking):
+        return Samples(sample(run.inference, run.vocab, n, generator, temperature, top_k, cap, view=kind, top_p=top_p), seed, cap)
+    wanted = wanted_of(run, constraints, max_len, new_only, unique, constraints.masking)
+    selection = sample_wanted(run.inference, run.vocab, n, generator, wanted, temperature, top_k, view=kind, top_p=top_p)
     shortfall = None
     if len(selection.words) < n:
         why = ", ".join(f"{count:,} {reason}" for reason, count in selection.redrawn.most_common())
         shortfall = (f"found only {len(selection.words)} of {n} samples within the draw bound ({DRAWS_PER_SAMPLE} draws per sample, "
                      f"{selection.drawn:,} drawn): {why}; seed {seed}")
     return Samples([(word, True) for word in selection.words], seed, cap, selection, shortfall)
+
+
+def plain_cap(run: Run) -> int:
+    """Plain sampling's length cap: twice the longest training word, or what a sequence model reads whole."""
+    limit = run.family.view.longest_readable(run.block_size)  # a sequence model reads at most its longest training word
+    return 2 * int(run.checkpoint.get("max_word_len", 32)) if limit is None else limit
+
+
+def wanted_of(run: Run, constraints: Constraints, max_len: int | None, new_only: bool, unique: bool, compiled: bool) -> Wanted:
+    """The Wanted of selective sampling (or of makemore.best) on a loaded run: `constraints` with
+    max_len = `max_len`, or by default the prefix's length + plain_cap (a sequence model: what it
+    reads whole); the run's words excluded with new_only; the constraints compiled when `compiled`.
+
+    Raises:
+        MakemoreError: --new-only without the run's words file; a --max-len beyond what a sequence
+            model reads; constraints that cannot be compiled or met (compile_constraints).
+    """
+    limit = run.family.view.longest_readable(run.block_size)
+    if max_len is None:  # the default bound: the safety cap after the prefix, within what the model reads whole
+        max_len = len(constraints.prefix) + plain_cap(run) if limit is None else limit
+    if limit is not None and max_len > limit:
+        raise MakemoreError(f"--max-len {max_len}: this model reads words of at most {limit} characters "
+                            "(a sequence model's context is its longest training word + 1)")
+    try:
+        exclude = frozenset(run.dataset.words) if new_only else frozenset()
+    except MakemoreError as e:
+        raise MakemoreError(f"--new-only needs the run's words file: {e}") from None
+    bounded = replace(constraints, max_len=max_len)
+    automaton = compile_constraints(bounded, "".join(run.vocab.itos[1:])) if compiled else None
+    return Wanted(constraints.prefix, constraints.min_len, max_len, exclude, unique, automaton)

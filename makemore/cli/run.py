@@ -188,17 +188,28 @@ def _print_quality(q: Any) -> None:
     console().print(table)
 
 
+#: --top-p's help: its exact definition.
+TOP_P_HELP = ("Nucleus sampling, 0 < P ≤ 1: after --temperature and --top-k, draw only from the smallest set of the most "
+              "likely characters (ties: the lower id first) whose probabilities sum to at least P, renormalised; 1 changes nothing.")
+
+
 def sample(
     run_dir: Optional[Path] = RunDirArgument,
     n: int = typer.Option(20, "-n", "--num", help="How many samples."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for repeatable samples; default: a fresh random seed."),
     temperature: float = typer.Option(1.0, "--temperature", "-t", help="Divide the logits by this (>0): <1 safer, >1 wilder."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Draw only from the k most likely characters."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help=TOP_P_HELP),
     prefix: str = typer.Option("", "--prefix", help="Every sample starts with this text; the model continues it."),
+    suffix: Optional[str] = typer.Option(None, "--suffix", help="Every sample ends with this text (masked: see above)."),
+    contains: Optional[str] = typer.Option(None, "--contains", help="Every sample contains this text (masked)."),
+    match: Optional[str] = typer.Option(None, "--match", metavar="REGEX", help="Every sample matches this regular expression, over the whole word (Python syntax, no back-references or look-behinds; masked)."),
     new_only: bool = typer.Option(False, "--new-only", help="Only samples that are not in the run's words file (any split)."),
     unique: bool = typer.Option(False, "--unique", help="No sample twice."),
     min_len: Optional[int] = typer.Option(None, "--min-len", help="Fewest characters (prefix included); shorter samples are redrawn. Default 1 when selecting."),
     max_len: Optional[int] = typer.Option(None, "--max-len", help="Most characters (prefix included); longer samples are redrawn, not cut. Default: twice the longest training word, a sequence model's longest (plain sampling cuts there)."),
+    best: Optional[int] = typer.Option(None, "--best", metavar="N", help="Instead of sampling: the N most probable words (total probability) meeting every constraint, most probable first, by beam search; deterministic."),
+    beam: Optional[int] = typer.Option(None, "--beam", metavar="W", help="--best's beam width: partial words kept at each length (default 1024); widen it when the result is not proven exact."),
     scores: bool = typer.Option(False, "--scores", help="Show each sample's mean NLL per character under the model (nats; lower is more name-like)."),
     sort: Optional[str] = typer.Option(None, "--sort", help="nll: the most name-like (lowest NLL per character) first."),
     as_json: bool = typer.Option(False, "--json", help='Print a JSON list of the samples only; with --scores, a list of {"word", "nll"} objects.'),
@@ -206,35 +217,35 @@ def sample(
 ) -> None:
     """Generate new words from a trained run, marking those that already occur in the training words.
 
-    Plain sampling (none of --prefix, --new-only, --unique, --min-len, --max-len) prints n samples
-    as drawn; one still unfinished at twice the longest training word is cut there and marked.
+    Plain sampling (none of --prefix, --new-only, --unique, --min-len, --max-len, --suffix,
+    --contains, --match) prints n samples as drawn; one still unfinished at twice the longest
+    training word is cut there and marked.
 
     Selective sampling (any of them): every sample starts with --prefix, and a draw that does not
     fit (too short, too long, in the words file, a repeat) is thrown away and redrawn, never cut,
     up to 50 draws per sample asked for. If that bound is reached first, the samples found are
     printed, one line on stderr says how many and why, and the exit code is 1.
+
+    Masking (--suffix, --contains or --match): all constraints, lengths and prefix included, are
+    one automaton, and at each step every character that cannot lead to a matching word within
+    --max-len gets probability 0: every draw matches (only --new-only and --unique redraw). This
+    samples a locally renormalised distribution, not the model's own given the constraints.
     """
     from makemore import api
 
     if sort not in (None, "nll"):
         fail(f"--sort {sort!r}: the one order is nll (the most name-like first)")
+    if best is not None and (temperature != 1.0 or top_k is not None or top_p is not None):
+        fail("--best ranks words by the model's own probabilities: drop --temperature, --top-k and --top-p")
+    if beam is not None and best is None:
+        fail("--beam is the width of --best's search: give --best N too")
     run = api.load(run_dir, checkpoint=checkpoint)
-    found = run.samples(n, seed=seed, temperature=temperature, top_k=top_k, prefix=prefix, new_only=new_only, unique=unique,
-                        min_len=min_len, max_len=max_len)
-    results = found.words
-    nll = run.word_nll([w for w, _ in results]) if scores or sort else []
-    if sort == "nll":  # stable: equal scores keep the draw order; a sample that cannot be scored goes last
-        order = sorted(range(len(results)), key=lambda i: (nll[i] is None, nll[i] or 0.0))
-        results, nll = [results[i] for i in order], [nll[i] for i in order]
-    if as_json:
-        payload = [{"word": w, "nll": x} for (w, _), x in zip(results, nll)] if scores else [w for w, _ in results]
-        typer.echo(json.dumps(payload, ensure_ascii=False))
-        if found.shortfall:
-            fail(found.shortfall, code=1)
+    wanted = dict(prefix=prefix, suffix=suffix, contains=contains, match=match, new_only=new_only, min_len=min_len, max_len=max_len)
+    if best is not None:
+        _sample_best(run, run.best(best, beam=beam, **wanted), scores, sort, as_json)
         return
-    train_words = _train_words(run)
-    _print_samples(results, nll if scores else None, train_words, found.cap)
-    sys.stdout.flush()  # the samples before the summary on stderr, also when both go to one pipe
+    found = run.samples(n, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, unique=unique, **wanted)
+    results, train_words = _show_words(run, found.words, scores, sort, as_json, found.cap)
     if found.shortfall:
         fail(found.shortfall, code=1)
     if train_words is not None:
@@ -244,6 +255,37 @@ def sample(
         kept = f"; kept {len(results)} of {sel.drawn:,} draws ({why or 'none redrawn'})" if sel else ""
         console(stderr=True).print(f"{seen} of {len(results)} samples ({seen / len(results):.0%}) occur in the training words{kept}; seed {found.seed}",
                                    markup=False, soft_wrap=True)
+
+
+def _show_words(run: Any, results: list[tuple[str, bool]], scores: bool, sort: Optional[str], as_json: bool,
+                cap: int) -> tuple[list[tuple[str, bool]], set[str] | None]:
+    """Print the words, sorted by NLL per character with --sort nll, as JSON or one per line; return
+    them as printed, and the run's training words (None under --json, or when unreadable)."""
+    nll = run.word_nll([w for w, _ in results]) if scores or sort else []
+    if sort == "nll":  # stable: equal scores keep the draw order; a sample that cannot be scored goes last
+        order = sorted(range(len(results)), key=lambda i: (nll[i] is None, nll[i] or 0.0))
+        results, nll = [results[i] for i in order], [nll[i] for i in order]
+    if as_json:
+        payload = [{"word": w, "nll": x} for (w, _), x in zip(results, nll)] if scores else [w for w, _ in results]
+        typer.echo(json.dumps(payload, ensure_ascii=False))
+        return results, None
+    train_words = _train_words(run)
+    _print_samples(results, nll if scores else None, train_words, cap)
+    sys.stdout.flush()  # the samples before the summary on stderr, also when both go to one pipe
+    return results, train_words
+
+
+def _sample_best(run: Any, found: Any, scores: bool, sort: Optional[str], as_json: bool) -> None:
+    """`makemore sample --best N`: the words (makemore.best.Best), then one line on stderr saying how
+    they were found; exit code 1 when fewer than N were found."""
+    _show_words(run, [(w, True) for w in found.words], scores, sort, as_json, 0)
+    if found.shortfall:
+        fail(found.shortfall, code=1)
+    if not as_json:
+        order = "by NLL per character (--sort nll)" if sort else "most probable first"
+        how = ("exact: no word left out is more probable" if found.exact
+               else "not proven exact: a word the beam left out may be more probable; widen --beam")
+        note(f"the {len(found.words)} most probable words (total probability), {order}; beam {found.beam}, {how}")
 
 
 def _train_words(run: Any) -> set[str] | None:
@@ -277,6 +319,7 @@ def score(
                                                help="A run directory (default: the most recent run under runs/), then the words to score."),
     as_json: bool = typer.Option(False, "--json", help='Print a JSON list of {"word", "nll", "perplexity", "percentile"} objects.'),
     checkpoint: Optional[str] = CheckpointOption,
+    chars: bool = typer.Option(False, "--chars", help='Each character\'s probability and NLL (nats), the end token\'s last, the least expected marked; with --json, {"word", "nll", "chars": [{"char", "p", "nll", "worst"}]} objects.'),
 ) -> None:
     """How likely each word is under a run's model: "how name-like is my name?".
 
@@ -299,6 +342,9 @@ def score(
         if not words:
             fail("no words to score on standard input")
     run = api.load(run_arg, checkpoint=checkpoint)
+    if chars:
+        _score_chars(run, words, as_json)
+        return
     report = run.score_report(words)
     for line in report.warnings:
         note(line)
@@ -347,3 +393,51 @@ def ensemble(
         typer.echo(f"{w:.4f}  {member.path}  ({member.config.model.type}, {member.which} checkpoint)")
     dev = run.evaluate(("dev",))["dev"]
     typer.echo(f"ensemble {out}: dev {describe(dev)['nll']:.4f} nats/char")
+
+
+def _score_chars(run: Any, words: list[str], as_json: bool) -> None:
+    """`makemore score --chars`: each character's probability and NLL under the model, the end token
+    last, the largest NLL marked; one error line per word that cannot be scored (then exit code 1)."""
+    import math
+
+    good, errors = [], []
+    for word in words:
+        try:
+            good.append((word, run.char_scores(word)))
+        except MakemoreError as e:
+            errors.append(str(e))
+    rows = [(word, [(c, math.exp(-x), x) for c, x in pairs], max(range(len(pairs)), key=lambda i: pairs[i][1])) for word, pairs in good]
+    if as_json:
+        typer.echo(json.dumps([{"word": word, "nll": sum(x for *_, x in cs) / len(cs),
+                                "chars": [{"char": c, "p": p, "nll": x, "worst": i == worst} for i, (c, p, x) in enumerate(cs)]}
+                               for word, cs, worst in rows], ensure_ascii=False))
+    else:
+        for word, cs, worst in rows:
+            _print_char_table(run, word, cs, worst)
+    if errors:
+        sys.stdout.flush()
+        for line in errors:
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(1)
+
+
+def _print_char_table(run: Any, word: str, cs: list[tuple[str, float, float]], worst: int) -> None:
+    """One word: a line with each character coloured by its NLL (green < 1.5 nats, yellow < 3, red
+    above), then a table of each character's probability and NLL, the worst marked."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    def colour(x: float) -> str:
+        return "green" if x < 1.5 else "yellow" if x < 3.0 else "red"
+
+    end = run.vocab.itos[0]
+    line = "".join(f"[{colour(x)}{' underline' if i == worst else ''}]{escape(c)}[/]" for i, (c, _, x) in enumerate(cs))
+    table = Table(title=f"{escape(word)}: {sum(x for *_, x in cs) / len(cs):.4f} nats/char")
+    for column in ("char", "p", "NLL (nats)", ""):
+        table.add_column(column, justify="left" if column in ("char", "") else "right")
+    for i, (c, p, x) in enumerate(cs):
+        name = f"{escape(c)} (end)" if i == len(cs) - 1 and c == end else escape(c)
+        table.add_row(name, f"{p:.4f}", f"[{colour(x)}]{x:.3f}[/]", "[bold red]◀ worst[/]" if i == worst else "")
+    out = console()
+    out.print(line)
+    out.print(table)

@@ -168,7 +168,6 @@ def generate(shelf: RunShelf, controls: Sequence[Control], run_path: str, n: Any
     Raises:
         MakemoreError: as Run.sample (an option out of range, too few names found), a bad run.
     """
-    from makemore.evaluate import word_nll_or_none
 
     run, train_words = shelf.get(run_path)
     count = sample_kwargs([Control("n", "how many", "int")], [n]).get("n")

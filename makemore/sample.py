@@ -17,6 +17,10 @@ Two ways to sample:
   in an excluded list, a repeat) is thrown away and redrawn, never cut, until n fit or the draw
   bound (DRAWS_PER_SAMPLE · n draws) is reached. Rejection keeps the model's distribution: the
   kept samples are distributed as the model's samples given that they fit.
+
+A run trained on a labelled words file samples for one label (`label_probs` one-hot) or, without
+one, draws each sample's label from the train split's label frequencies before its characters;
+every model call then takes the samples' label ids.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ def sample(
     max_len: int = 64,
     batch: int = SAMPLE_BATCH,
     view: type[View] = Windows,
+    labels: torch.Tensor | None = None,
 ) -> list[tuple[str, bool]]:
     """Draw `n` words from `model`.
 
@@ -90,6 +95,7 @@ def sample(
         view: the family's data view type (makemore.models.Family.view): Windows feeds the model
             the last block_size characters (boundary-padded), Sequences the boundary and every
             character so far.
+        labels: int64 (n,) the label id of each sample, for a conditional model (see `draw_labels`); None otherwise.
 
     Returns:
         n pairs (word, finished): finished is False for a word cut at max_len.
@@ -102,7 +108,9 @@ def sample(
         pad = view.start_padding(model.block_size)
         out: list[tuple[str, bool]] = []
         for first in range(0, n, batch):
-            out.extend(_sample_batch(model, vocab, min(batch, n - first), generator, temperature, top_k, max_len, pad))
+            b = min(batch, n - first)
+            label = None if labels is None else labels[first : first + b]  # (b,)
+            out.extend(_sample_batch(model, vocab, b, generator, temperature, top_k, max_len, pad, label=label))
         return out
 
 
@@ -136,6 +144,8 @@ class Selection:
     """Draws examined: len(words) + sum(redrawn.values())."""
     redrawn: Counter = field(default_factory=Counter)
     """Reason (TOO_LONG, TOO_SHORT, EXCLUDED, REPEATED) → draws thrown away for it."""
+    labels: list[int] = field(default_factory=list)
+    """The label id of each kept word (a conditional model's), in order; empty otherwise."""
 
 
 @torch.inference_mode()
@@ -150,6 +160,7 @@ def sample_wanted(
     batch: int = SAMPLE_BATCH,
     view: type[View] = Windows,
     draws_per_sample: int = DRAWS_PER_SAMPLE,
+    label_probs: torch.Tensor | None = None,
 ) -> Selection:
     """Draw until `n` words fit `wanted` (rejection sampling), or until draws_per_sample · n draws.
 
@@ -166,6 +177,8 @@ def sample_wanted(
         n: how many words to find.
         wanted: the prefix and the conditions a kept word meets.
         draws_per_sample: the draw bound, per word asked for.
+        label_probs: float (n_labels,) for a conditional model: each draw's label is drawn from it
+            first (`draw_labels`; one-hot for one label); None otherwise.
 
     Returns:
         A Selection: fewer than n words only when the draw bound was reached.
@@ -193,7 +206,9 @@ def sample_wanted(
             need = n - len(out.words)
             guess = need if not out.redrawn else math.ceil(1.25 * need * (out.drawn + 1) / (len(out.words) + 1))
             size = min(max(guess, MIN_ROUND), batch, max_draws - out.drawn)
-            for word, finished in _sample_batch(model, vocab, size, generator, temperature, top_k, wanted.max_len + 1, pad, prefix):
+            label = None if label_probs is None else draw_labels(label_probs, size, generator)  # (size,)
+            batch_out = _sample_batch(model, vocab, size, generator, temperature, top_k, wanted.max_len + 1, pad, prefix, label)
+            for i, (word, finished) in enumerate(batch_out):
                 reason = (TOO_LONG if not finished else TOO_SHORT if len(word) < wanted.min_len
                           else EXCLUDED if word in wanted.exclude else REPEATED if wanted.unique and word in kept else None)
                 out.drawn += 1
@@ -201,17 +216,25 @@ def sample_wanted(
                     out.redrawn[reason] += 1
                     continue
                 out.words.append(word)
+                if label is not None:
+                    out.labels.append(int(label[i]))
                 kept.add(word)
                 if len(out.words) == n:
                     break
     return out
 
 
+def draw_labels(probs: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n label ids int64 (n,) drawn from probs (n_labels,) with `generator` (one-hot probs: that label every time)."""
+    return torch.multinomial(probs.double(), n, replacement=True, generator=generator)  # (n,)
+
+
 def _sample_batch(model: torch.nn.Module, vocab: Vocab, b: int, generator: torch.Generator, temperature: float,
-                  top_k: int | None, max_len: int, pad: int, prefix: list[int] | None = None) -> list[tuple[str, bool]]:
+                  top_k: int | None, max_len: int, pad: int, prefix: list[int] | None = None,
+                  label: torch.Tensor | None = None) -> list[tuple[str, bool]]:
     """One batch of b samples, all advancing together. `seq` holds `pad` boundary tokens and then each
     sample's characters, starting with the `prefix` ids; the model reads at most block_size tokens
-    ending where the next one goes."""
+    ending where the next one goes (and, for a conditional model, each sample's label, label (b,))."""
     block_size = model.block_size
     start = len(prefix) if prefix else 0  # the first position drawn
     seq = torch.zeros(b, pad + max_len, dtype=torch.long)  # (b, pad + max_len) boundary padding, then characters
@@ -221,7 +244,7 @@ def _sample_batch(model: torch.nn.Module, vocab: Vocab, b: int, generator: torch
     rows = torch.arange(b)  # (a,) the samples still being written: only these are run through the model
     for t in range(start, max_len):
         context = seq[rows, max(0, pad + t - block_size) : pad + t]  # (a, ≤ block_size)
-        logits, _ = model(context)  # (a, vocab_size), or (a, T, vocab_size) from a sequence model
+        logits, _ = model(context) if label is None else model(context, label=label[rows])  # (a, vocab_size), or (a, T, vocab_size)
         if logits.dim() == 3:
             logits = logits[:, -1]  # (a, vocab_size): the prediction after the last token
         nxt = draw(logits, temperature, top_k, generator)  # (a,)
@@ -275,24 +298,50 @@ class Samples:
     """Selective sampling's draw counts (None for plain sampling)."""
     shortfall: str | None = None
     """Why fewer words than asked for were found (the draw bound was reached), or None."""
+    labels: list[str] | None = None
+    """A labelled run's: each word's label (the one asked for, or the one drawn), in order; None otherwise."""
+
+
+def label_probs(run: Run, label: str | None) -> torch.Tensor | None:
+    """What a sample's label is drawn from: float64 (n_labels,), one-hot on `label`, or the train
+    split's label frequencies when it is None; None for an unlabelled run.
+
+    Raises:
+        MakemoreError: a label for a run trained without labels; a label the run does not have (listing its labels).
+    """
+    if run.labels is None:
+        if label is not None:
+            raise MakemoreError(f"--label {label}: this run was trained without labels (its words file has no word<TAB>label lines)")
+        return None
+    if label is None:
+        return torch.from_numpy(run.label_prior)  # (n_labels,)
+    if label not in run.labels:
+        raise MakemoreError(f"--label {label!r} is not a label of this run: its labels are {', '.join(run.labels)}")
+    return torch.nn.functional.one_hot(torch.tensor(run.labels.index(label)), len(run.labels)).double()  # (n_labels,)
 
 
 def sample_words(run: Run, n: int, seed: int, *, temperature: float = 1.0, top_k: int | None = None, prefix: str = "",
-                 new_only: bool = False, unique: bool = False, min_len: int | None = None, max_len: int | None = None) -> Samples:
+                 new_only: bool = False, unique: bool = False, min_len: int | None = None, max_len: int | None = None,
+                 label: str | None = None) -> Samples:
     """`makemore sample` on a loaded run: plain sampling, or selective sampling when any of prefix,
-    new_only, unique, min_len, max_len is given (see `sample` and `sample_wanted`).
+    new_only, unique, min_len, max_len is given (see `sample` and `sample_wanted`). A labelled run
+    samples for `label`, or draws each sample's label from the train split's frequencies.
 
     Raises:
-        MakemoreError: an option out of range; --new-only without the run's words file.
+        MakemoreError: an option out of range; --new-only without the run's words file; a label
+            for an unlabelled run, or one the run does not have.
     """
     check_sampling_options(n, temperature, top_k, 10**9, 10**9 if max_len is None else max_len,
                            min_len or 0, prefix if max_len is not None else "")
+    probs = label_probs(run, label)
     generator = torch.Generator().manual_seed(seed)
     kind = run.family.view
     limit = kind.longest_readable(run.model.block_size)  # a sequence model reads at most its longest training word
     cap = 2 * int(run.checkpoint.get("max_word_len", 32)) if limit is None else limit  # plain sampling's safety cap
     if not (prefix or new_only or unique or min_len is not None or max_len is not None):
-        return Samples(sample(run.model, run.vocab, n, generator, temperature, top_k, cap, view=kind), seed, cap)
+        ids = None if probs is None else draw_labels(probs, n, generator)  # (n,)
+        words = sample(run.model, run.vocab, n, generator, temperature, top_k, cap, view=kind, labels=ids)
+        return Samples(words, seed, cap, labels=None if ids is None else [run.labels[i] for i in ids.tolist()])
     try:
         exclude = frozenset(run.dataset.words) if new_only else frozenset()
     except MakemoreError as e:
@@ -300,10 +349,11 @@ def sample_words(run: Run, n: int, seed: int, *, temperature: float = 1.0, top_k
     if max_len is None:  # the default bound: the safety cap after the prefix, within what the model reads whole
         max_len = len(prefix) + cap if limit is None else limit
     wanted = Wanted(prefix, 1 if min_len is None else min_len, max_len, exclude, unique)
-    selection = sample_wanted(run.model, run.vocab, n, generator, wanted, temperature, top_k, view=kind)
+    selection = sample_wanted(run.model, run.vocab, n, generator, wanted, temperature, top_k, view=kind, label_probs=probs)
     shortfall = None
     if len(selection.words) < n:
         why = ", ".join(f"{count:,} {reason}" for reason, count in selection.redrawn.most_common())
         shortfall = (f"found only {len(selection.words)} of {n} samples within the draw bound ({DRAWS_PER_SAMPLE} draws per sample, "
                      f"{selection.drawn:,} drawn): {why}; seed {seed}")
-    return Samples([(word, True) for word in selection.words], seed, cap, selection, shortfall)
+    labels = None if probs is None else [run.labels[i] for i in selection.labels]
+    return Samples([(word, True) for word in selection.words], seed, cap, selection, shortfall, labels)

@@ -123,16 +123,19 @@ def launch(nproc: int, source: list[str], overrides: list[str], target: Path, re
 
 def evaluate(
     run_dir: Optional[Path] = RunDirArgument,
-    split: str = typer.Option("train,dev", "--split", help="train, dev, test, or all; comma-separated for several."),
-    as_json: bool = typer.Option(False, "--json", help='Print {"train": NLL, "dev": NLL} as one JSON object.'),
+    split: Optional[str] = typer.Option(None, "--split", help="train, dev, test, or all; comma-separated for several. Default train,dev (dev with --classify)."),
+    classify: bool = typer.Option(False, "--classify", help="A labelled run: the accuracy of p(label | word) (Bayes' rule) at finding each word's own label, and the confusion table."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"train": NLL, "dev": NLL} as one JSON object (with --classify, {"dev": {"accuracy", "confusion", ...}}).'),
 ) -> None:
     """Mean NLL (nats per character) of a run on whole splits, with perplexity and bits per character.
 
-    The test split is reported only when asked for (--split test or all): touch it rarely.
+    The test split is reported only when asked for (--split test or all): touch it rarely. A run
+    trained on a labelled words file is evaluated given each word's own label.
     """
     from makemore import api
     from makemore.evaluate import describe
 
+    split = split if split is not None else "dev" if classify else "train,dev"
     names = ["train", "dev", "test"] if split == "all" else [s.strip() for s in split.split(",") if s.strip()]
     for name in names:
         if name not in ("train", "dev", "test"):
@@ -140,19 +143,43 @@ def evaluate(
     run = api.load(run_dir)
     if run.loaded.data_changed:
         note(f"warning: {run.config.data.path} changed since this run was trained; splits may differ")
+    if classify:
+        _print_classification(run, [run.classification(name) for name in names], as_json)
+        return
     results = run.evaluate_counted(names)  # split → (NLL, targets)
     if as_json:
         typer.echo(json.dumps({name: nll for name, (nll, _) in results.items()}))
         return
     from rich.table import Table
 
-    table = Table(title=f"{run.path}  (step {run.step})")
+    given = "" if run.labels is None else ", given each word's label"
+    table = Table(title=f"{run.path}  (step {run.step}{given})")
     for column in ("split", "NLL (nats/char)", "perplexity", "bits/char", "targets"):
         table.add_column(column, justify="left" if column == "split" else "right")
     for name, (nll, count) in results.items():
         d = describe(nll)
         table.add_row(name, f"{d['nll']:.4f}", f"{d['perplexity']:.3f}", f"{d['bits_per_char']:.4f}", f"{count:,}")
     console().print(table)
+
+
+def _print_classification(run: Any, results: list[Any], as_json: bool) -> None:
+    """`evaluate --classify`: per split, the accuracy and the confusion table (or one JSON object)."""
+    if as_json:
+        typer.echo(json.dumps({c.split: c.to_dict() for c in results}, ensure_ascii=False))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console()
+    for c in results:
+        table = Table(title=f"{run.path}  (step {run.step}): {c.split}, {c.words:,} words, rows true label, columns predicted")
+        table.add_column("true \\ predicted")
+        for label in c.labels:
+            table.add_column(escape(label), justify="right")
+        for label, row in zip(c.labels, c.confusion):
+            table.add_row(escape(label), *(f"{k:,}" for k in row))
+        out.print(table)
+        out.print(f"{c.split} accuracy {c.accuracy:.2%} (always the most common label: {c.majority:.2%})", markup=False, soft_wrap=True)
 
 
 def sample(
@@ -168,7 +195,8 @@ def sample(
     max_len: Optional[int] = typer.Option(None, "--max-len", help="Most characters (prefix included); longer samples are redrawn, not cut. Default: twice the longest training word, a sequence model's longest (plain sampling cuts there)."),
     scores: bool = typer.Option(False, "--scores", help="Show each sample's mean NLL per character under the model (nats; lower is more name-like)."),
     sort: Optional[str] = typer.Option(None, "--sort", help="nll: the most name-like (lowest NLL per character) first."),
-    as_json: bool = typer.Option(False, "--json", help='Print a JSON list of the samples only; with --scores, a list of {"word", "nll"} objects.'),
+    label: Optional[str] = typer.Option(None, "--label", help="A labelled run: sample for this label. Without it each sample's label is drawn from the training frequencies and printed."),
+    as_json: bool = typer.Option(False, "--json", help='Print a JSON list of the samples only; with --scores, a list of {"word", "nll"} objects (a labelled run without --label: {"word", "label"[, "nll"]}).'),
 ) -> None:
     """Generate new words from a trained run, marking those that already occur in the training words.
 
@@ -186,20 +214,22 @@ def sample(
         fail(f"--sort {sort!r}: the one order is nll (the most name-like first)")
     run = api.load(run_dir)
     found = run.samples(n, seed=seed, temperature=temperature, top_k=top_k, prefix=prefix, new_only=new_only, unique=unique,
-                        min_len=min_len, max_len=max_len)
+                        min_len=min_len, max_len=max_len, label=label)
     results = found.words
-    nll = run.word_nll([w for w, _ in results]) if scores or sort else []
+    labels = found.labels if found.labels is not None and label is None else None  # shown: each sample's drawn label
+    nll = run.word_nll([w for w, _ in results], found.labels) if scores or sort else []
     if sort == "nll":  # stable: equal scores keep the draw order; a sample that cannot be scored goes last
         order = sorted(range(len(results)), key=lambda i: (nll[i] is None, nll[i] or 0.0))
         results, nll = [results[i] for i in order], [nll[i] for i in order]
+        labels = None if labels is None else [labels[i] for i in order]
     if as_json:
-        payload = [{"word": w, "nll": x} for (w, _), x in zip(results, nll)] if scores else [w for w, _ in results]
+        payload = _samples_json(results, nll if scores else None, labels)
         typer.echo(json.dumps(payload, ensure_ascii=False))
         if found.shortfall:
             fail(found.shortfall, code=1)
         return
     train_words = _train_words(run)
-    _print_samples(results, nll if scores else None, train_words, found.cap)
+    _print_samples(results, nll if scores else None, train_words, found.cap, labels)
     sys.stdout.flush()  # the samples before the summary on stderr, also when both go to one pipe
     if found.shortfall:
         fail(found.shortfall, code=1)
@@ -221,13 +251,27 @@ def _train_words(run: Any) -> set[str] | None:
         return None
 
 
-def _print_samples(results: list[tuple[str, bool]], nll: list[float | None] | None, train_words: set[str] | None, cap: int) -> None:
-    """One sample per line, verbatim (not read as markup), with its score when given ("-": one the
-    model cannot score) and notes: "in training data", "cut at N characters"."""
+def _samples_json(results: list[tuple[str, bool]], nll: list[float | None] | None, labels: list[str] | None) -> list[Any]:
+    """The JSON of `sample --json`: the words, or {"word"[, "label"][, "nll"]} objects with --scores or drawn labels."""
+    if nll is None and labels is None:
+        return [w for w, _ in results]
+    return [{"word": w, **({} if labels is None else {"label": labels[i]}), **({} if nll is None else {"nll": nll[i]})}
+            for i, (w, _) in enumerate(results)]
+
+
+def _print_samples(results: list[tuple[str, bool]], nll: list[float | None] | None, train_words: set[str] | None, cap: int,
+                   labels: list[str] | None = None) -> None:
+    """One sample per line, verbatim (not read as markup), with its drawn label and its score when
+    given ("-": one the model cannot score) and notes: "in training data", "cut at N characters"."""
     from rich.markup import escape
 
     out = console()
     width = max((len(word) for word, _ in results), default=0)
+    if labels is not None:  # the label beside each word, in a column of its own
+        label_width = max(map(len, labels), default=0)
+        results = [(f"{word}{' ' * (width - len(word))}  {lab:<{label_width}}".rstrip(), finished)
+                   for (word, finished), lab in zip(results, labels)]
+        width = max((len(word) for word, _ in results), default=0)
     for i, (word, finished) in enumerate(results):
         notes = []
         if train_words is not None and word in train_words:
@@ -241,7 +285,8 @@ def _print_samples(results: list[tuple[str, bool]], nll: list[float | None] | No
 def score(
     args: Optional[list[str]] = typer.Argument(None, metavar="[RUN] WORD", show_default=False,
                                                help="A run directory (default: the most recent run under runs/), then the words to score."),
-    as_json: bool = typer.Option(False, "--json", help='Print a JSON list of {"word", "nll", "perplexity", "percentile"} objects.'),
+    labels: bool = typer.Option(False, "--labels", help="A labelled run: which label fits each word, p(label | word) by Bayes' rule."),
+    as_json: bool = typer.Option(False, "--json", help='Print a JSON list of {"word", "nll", "perplexity", "percentile"} objects (with --labels, {"word", "labels": {label: p}}).'),
 ) -> None:
     """How likely each word is under a run's model: "how name-like is my name?".
 
@@ -264,6 +309,9 @@ def score(
         if not words:
             fail("no words to score on standard input")
     run = api.load(run_arg)
+    if labels:
+        _print_label_fit(run, words, run.classify(words), as_json)
+        return
     report = run.score_report(words)
     for line in report.warnings:
         note(line)
@@ -277,6 +325,24 @@ def score(
         for line in errors:
             typer.echo(f"error: {line}", err=True)
         raise typer.Exit(1)
+
+
+def _print_label_fit(run: Any, words: list[str], posteriors: list[dict[str, float]], as_json: bool) -> None:
+    """`score --labels`: p(label | word) of each word, one column per label, and the likeliest label."""
+    if as_json:
+        typer.echo(json.dumps([{"word": w, "labels": p} for w, p in zip(words, posteriors)], ensure_ascii=False))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{run.path}  (step {run.step}): p(label | word) = p(word | label)·p(label), normalised")
+    table.add_column("word")
+    for label in run.labels:
+        table.add_column(f"p({escape(label)})", justify="right")
+    table.add_column("likeliest")
+    for word, p in zip(words, posteriors):
+        table.add_row(escape(word), *(f"{p[label]:.3f}" for label in run.labels), escape(max(p, key=p.get)))
+    console().print(table)
 
 
 def _print_scores(run: Any, report: Any) -> None:

@@ -28,9 +28,9 @@ from makemore.errors import MakemoreError
 from makemore.models.base import mean_nll, nll_per_target
 from makemore.runs import Run, load_run
 
-__all__ = ["Classification", "WordScore", "classify_split", "require_labels", "classify_words", "describe", "evaluate_run", "evaluate_splits",
-           "label_nll", "mean_nll", "percentile_rank", "per_word_mean", "score_words", "training_word_nll", "unscorable",
-           "word_nll", "word_nll_or_none"]
+__all__ = ["Classification", "WordScore", "classify_split", "classify_words", "describe", "evaluate_run", "evaluate_splits",
+           "label_nll", "log_posterior", "marginal_nll", "mean_nll", "percentile_rank", "per_word_mean", "require_labels",
+           "score_words", "training_word_nll", "unscorable", "word_nll", "word_nll_or_none"]
 
 #: The splits of a run, in the order they are reported.
 SPLITS = ("train", "dev", "test")

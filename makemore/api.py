@@ -8,6 +8,10 @@ notebooks all go through here.
     run.score(["emma", "zyxq"])                # NLL per character (nats), perplexity, percentile
     run.evaluate(splits=("dev",))              # {"dev": 2.10...}
     run.model, run.vocab, run.config
+    run.labels                                 # a run on a labelled words file: ("F", "M"); else None
+    run.sample(5, label="F")                   # samples for one label
+    run.classify(["emma"])                     # p(label | word): [{"F": 0.98, "M": 0.02}]
+    run.classification("dev")                  # accuracy and confusion table of a split
 
 Everything returns plain values and dataclasses; nothing is printed and nothing calls sys.exit.
 Progress goes to an optional listener (makemore.training.Listener). A user's mistake raises
@@ -162,6 +166,44 @@ class Run:
         return self._run.config
 
     @property
+    def labels(self) -> tuple[str, ...] | None:
+        """The label set of a run trained on a labelled words file (word<TAB>label), e.g. ("F", "M"); None otherwise."""
+        return self._run.labels
+
+    def label_frequencies(self) -> dict[str, float]:
+        """p(label): each label's share of the train split's words, what sampling without a label
+        draws from and the prior of `classify`.
+
+        Raises:
+            MakemoreError: a run trained without labels.
+        """
+        from makemore.evaluate import require_labels
+
+        return dict(zip(require_labels(self._run), self._run.label_prior.tolist()))
+
+    def classify(self, words: Sequence[str]) -> list[dict[str, float]]:
+        """Which label fits each word: p(label | word) by Bayes' rule, p(word | label)·p(label)
+        normalised over the labels (makemore.evaluate.classify_words), one {label: p} per word.
+
+        Raises:
+            MakemoreError: a run trained without labels; a word the model cannot score, named.
+        """
+        from makemore.evaluate import classify_words
+
+        return classify_words(self._run, list(words))
+
+    def classification(self, split: str = "dev") -> Any:
+        """`classify` every word of a split and compare with its own label: accuracy, confusion table
+        (rows: true label, columns: predicted), the majority label's share (makemore.evaluate.Classification).
+
+        Raises:
+            MakemoreError: a run trained without labels; an unknown split; the words file is gone or changed.
+        """
+        from makemore.evaluate import classify_split
+
+        return classify_split(self._run, split)
+
+    @property
     def step(self) -> int:
         """Optimizer steps the checkpoint was taken at."""
         return self._run.step
@@ -221,9 +263,12 @@ class Run:
         max_len every word fits them (draws that don't are redrawn, up to
         makemore.sample.DRAWS_PER_SAMPLE per word); with suffix, contains or match (a regular
         expression over the whole word) each draw is masked to fit all of them (makemore.constraints).
+        A labelled run samples for label= (else each word's label is drawn from the training
+        frequencies: `samples` says which).
 
         Raises:
-            MakemoreError: an option out of range; fewer than n words found within the draw bound.
+            MakemoreError: an option out of range; fewer than n words found within the draw bound;
+                a label for an unlabelled run, or one the run does not have.
         """
         found = self.samples(n, seed=seed, **options)
         if found.shortfall:
@@ -233,15 +278,15 @@ class Run:
     def samples(self, n: int = 20, *, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
                 prefix: str = "", new_only: bool = False, unique: bool = False, min_len: int | None = None,
                 max_len: int | None = None, suffix: str | None = None, contains: str | None = None,
-                match: str | None = None, top_p: float | None = None) -> Any:
+                match: str | None = None, top_p: float | None = None, label: str | None = None) -> Any:
         """`sample` with how the words were found (makemore.sample.Samples: words with a finished
-        flag, seed, length cap, draw counts, and why fewer than n were found, if so). top_p:
-        nucleus sampling (makemore.sample.draw)."""
+        flag, seed, length cap, draw counts, why fewer than n were found, if so, and a labelled
+        run's label of each word). top_p: nucleus sampling (makemore.sample.draw)."""
         from makemore.sample import sample_words
 
         return sample_words(self._run, n, secrets.randbits(31) if seed is None else seed, temperature=temperature, top_k=top_k,
                             prefix=prefix, new_only=new_only, unique=unique, min_len=min_len, max_len=max_len,
-                            suffix=suffix, contains=contains, match=match, top_p=top_p)
+                            suffix=suffix, contains=contains, match=match, top_p=top_p, label=label)
 
     def best(self, n: int = 20, *, prefix: str = "", suffix: str | None = None, contains: str | None = None,
              match: str | None = None, min_len: int | None = None, max_len: int | None = None, new_only: bool = False,
@@ -280,11 +325,25 @@ class Run:
 
         return sample_quality(self._run, n, seed)
 
-    def word_nll(self, words: Sequence[str]) -> list[float | None]:
-        """Each word's mean NLL per character (nats), None for a word the model cannot score."""
-        from makemore.evaluate import word_nll_or_none
+    def word_nll(self, words: Sequence[str], labels: Sequence[str] | None = None) -> list[float | None]:
+        """Each word's mean NLL per character (nats), None for a word the model cannot score. A
+        labelled run scores each word given its label in `labels`, or without them the marginal
+        over the labels (makemore.evaluate.word_nll).
 
-        return word_nll_or_none(self._run.inference, self.vocab, self._run.family.view, list(words))
+        Raises:
+            MakemoreError: labels for an unlabelled run, or one the run does not have.
+        """
+        from makemore.evaluate import require_labels, word_nll_or_none
+
+        ids = None
+        if labels is not None:
+            known = require_labels(self._run)
+            unknown = [lab for lab in labels if lab not in known]
+            if unknown:
+                raise MakemoreError(f"label {unknown[0]!r} is not a label of this run: its labels are {', '.join(known)}")
+            ids = [known.index(lab) for lab in labels]
+        prior = None if self.labels is None or ids is not None else self._run.label_prior
+        return word_nll_or_none(self._run.inference, self.vocab, self._run.family.view, list(words), ids, prior)
 
     def training_words(self) -> set[str]:
         """The words of the run's train split (re-read from its words file).

@@ -11,6 +11,7 @@ how many boundary tokens sampling starts from. Nobody compares view names.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from array import array
@@ -43,11 +44,48 @@ def read_words(path: str | Path, boundary: str = ".") -> list[str]:
 
 def read_words_and_digest(path: str | Path, boundary: str = ".") -> tuple[list[str], str]:
     """`read_words`, and the SHA-256 (hex) of the bytes read: the file is read once for both.
+    A labelled file's labels are dropped (see `read_labelled_words`).
 
     Raises:
-        MakemoreError: as `read_words`.
+        MakemoreError: as `read_words`, and as `read_labelled_words` for a labelled file.
+    """
+    words, _, digest = read_labelled_words(path, boundary)
+    return words, digest
+
+
+def read_labelled_words(path: str | Path, boundary: str = ".") -> tuple[list[str], list[str] | None, str]:
+    """Read a words file that may carry one label per line: (words, labels or None, SHA-256 hex).
+
+    A file with a tab anywhere is labelled: every non-blank line is `word<TAB>label` (spaces
+    around either are stripped; a label is any string). A file without tabs is read as
+    `read_words` reads it, labels None.
+
+    Raises:
+        MakemoreError: as `read_words`; for a labelled file, the first malformed line, naming the
+            file, the line number and the reason: no label, more than one tab (a tab inside the
+            word), an empty word or an empty label.
     """
     p = Path(path)
+    raw = _read_bytes(p)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise MakemoreError(f"{p}: line {line} is not UTF-8 text (byte {raw[e.start]:#04x})") from None
+    labels = None
+    if "\t" in text:
+        words, labels = _labelled_lines(p, text)
+    else:
+        words = [w for w in (line.strip() for line in text.split("\n")) if w]
+    if not words:
+        raise MakemoreError(f"{p}: no words: every line is blank")
+    if boundary in text:
+        _check_boundary(p, text, words, boundary, labels is not None)
+    return words, labels, hashlib.sha256(raw).hexdigest()
+
+
+def _read_bytes(p: Path) -> bytes:
+    """The bytes of a words file. Raises MakemoreError: missing, a directory, unreadable, empty."""
     if not p.exists():
         raise MakemoreError(f"{p}: no such file (set data.path to a words file, one word per line)")
     if p.is_dir():
@@ -58,24 +96,47 @@ def read_words_and_digest(path: str | Path, boundary: str = ".") -> tuple[list[s
         raise MakemoreError(f"{p}: cannot read: {e.strerror}") from None
     if not raw:
         raise MakemoreError(f"{p}: the file is empty")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise MakemoreError(f"{p}: line {line} is not UTF-8 text (byte {raw[e.start]:#04x})") from None
-    words = [w for w in (line.strip() for line in text.split("\n")) if w]
-    if not words:
-        raise MakemoreError(f"{p}: no words: every line is blank")
-    if boundary in text:
-        for number, line in enumerate(text.split("\n"), start=1):
-            if boundary in line.strip():
-                free = [c for c in BOUNDARY_CANDIDATES if c not in text]
-                hint = f"--set data.boundary='{free[0]}'" if free else "data.boundary"
-                raise MakemoreError(
-                    f"{p}: line {number}: the word {line.strip()!r} contains the boundary character "
-                    f"{boundary!r}; choose another with {hint}"
-                )
-    return words, hashlib.sha256(raw).hexdigest()
+    return raw
+
+
+def _labelled_lines(p: Path, text: str) -> tuple[list[str], list[str]]:
+    """The words and labels of a labelled file's text, one `word<TAB>label` per non-blank line.
+
+    Raises:
+        MakemoreError: the first malformed line: file, line number, reason.
+    """
+    words, labels = [], []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        parts = line.strip(" \r\v\f").split("\t")
+        where = f"{p}: line {number}"
+        if len(parts) == 1:
+            raise MakemoreError(f"{where}: no label: a labelled words file has word<TAB>label on every line")
+        if len(parts) > 2:
+            raise MakemoreError(f"{where}: {len(parts) - 1} tabs: a word cannot contain a tab (one word<TAB>label per line)")
+        word, label = parts[0].strip(), parts[1].strip()
+        if not word:
+            raise MakemoreError(f"{where}: no word before the tab (word<TAB>label)")
+        if not label:
+            raise MakemoreError(f"{where}: an empty label after the tab (word<TAB>label)")
+        words.append(word)
+        labels.append(label)
+    return words, labels
+
+
+def _check_boundary(p: Path, text: str, words: list[str], boundary: str, labelled: bool) -> None:
+    """Raises MakemoreError naming the first line whose word holds the boundary character, and a
+    data.boundary that would work (a label may hold it: labels are not characters of the model)."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        word = line.strip(" \r\v\f").split("\t")[0].strip() if labelled else line.strip()
+        if boundary in word:
+            free = [c for c in BOUNDARY_CANDIDATES if c not in "".join(words)]
+            hint = f"--set data.boundary='{free[0]}'" if free else "data.boundary"
+            raise MakemoreError(
+                f"{p}: line {number}: the word {word!r} contains the boundary character "
+                f"{boundary!r}; choose another with {hint}"
+            )
 
 
 def file_digest(path: str | Path) -> str:
@@ -245,11 +306,20 @@ class View(Protocol):
     def n_targets(self) -> int:
         """Characters predicted over the whole split (Σ (len(w) + 1) over its words)."""
 
-    def batches(self, ix: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """The minibatches of example indices ix int (k, B), one (X, Y) int64 pair per row, in order."""
+    labels: np.ndarray | None
+    """The label id of every example (a window carries its word's), or None: unlabelled data."""
 
-    def chunks(self, size: int = EVAL_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Every example in order, about `size` targets at a time, as (X, Y) int64 pairs."""
+    def batches(self, ix: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+        """The minibatches of example indices ix int (k, B), one (X, Y) int64 pair per row, in order;
+        (X, Y, L) when the view is labelled, L int64 (B,) each example's label id."""
+
+    def chunks(self, size: int = EVAL_CHUNK) -> Iterator[tuple[np.ndarray, ...]]:
+        """Every example in order, about `size` targets at a time, as (X, Y) int64 pairs, or
+        (X, Y, L) triples when labelled (L int64 (b,), one label id per example)."""
+
+    def relabelled(self, label: int) -> View:
+        """The same examples, every one carrying label id `label` (a labelled view only): what
+        classification scores each label with."""
 
     # What a view type (the class: Windows or Sequences) says about the models that read it.
     name: str
@@ -285,17 +355,22 @@ def mean_over(view: View, nll_sum: Callable[[np.ndarray, np.ndarray], float], ch
               part: tuple[int, int] = (0, 1)) -> float:
     """Mean NLL in nats per character over a whole view: Σ nll_sum(X, Y) over its chunks / n_targets.
 
-    `nll_sum(X, Y)` returns the summed NLL (nats) of one chunk's targets; chunking bounds memory
-    whatever the split's size. Every backend and `makemore evaluate` compute a split's loss here.
+    `nll_sum(X, Y)` returns the summed NLL (nats) of one chunk's targets (`nll_sum(X, Y, L)` for a
+    labelled view, L the chunk's label ids); chunking bounds memory whatever the split's size. Every backend and `makemore evaluate` compute a split's loss here.
     part (k, n): only chunks k, k + n, k + 2n, ... are summed (still divided by all n_targets), so
     the n parts add up to the mean; n processes can each compute one (makemore.distributed).
     """
     k, n = part
     total = 0.0
-    for i, (X, Y) in enumerate(view.chunks(chunk)):
+    for i, batch in enumerate(view.chunks(chunk)):
         if i % n == k:
-            total += float(nll_sum(X, Y))
+            total += float(nll_sum(*batch))
     return total / max(view.n_targets, 1)
+
+
+def with_labels(XY: tuple[np.ndarray, np.ndarray], labels: np.ndarray | None, ix: slice | np.ndarray) -> tuple[np.ndarray, ...]:
+    """(X, Y) as it is for unlabelled data, or (X, Y, L) with L = labels[ix] as int64: the examples' label ids."""
+    return XY if labels is None else (*XY, labels[ix].astype(np.int64))
 
 
 @dataclass(frozen=True)
@@ -316,6 +391,8 @@ class Windows:
     targets: np.ndarray
     """int64 (N,) stream position of each window's target, in window order."""
     block_size: int
+    labels: np.ndarray | None = None
+    """(N,) the label id of each window (its word's), or None for unlabelled data."""
 
     def __len__(self) -> int:
         """N, the number of windows."""
@@ -332,32 +409,50 @@ class Windows:
         """One target per window: N."""
         return len(self.targets)
 
-    def batches(self, ix: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Minibatches of windows ix int (k, B): gathered in one pass, then (X (B, block_size), Y (B,)) row by row."""
+    def batches(self, ix: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+        """Minibatches of windows ix int (k, B): gathered in one pass, then (X (B, block_size), Y (B,)) row by row
+        (and L (B,) when labelled)."""
         X, Y = self[ix]  # (k, B, block_size), (k, B)
+        if self.labels is None:
+            for k in range(len(ix)):
+                yield X[k], Y[k]
+            return
+        L = self.labels[ix].astype(np.int64)  # (k, B)
         for k in range(len(ix)):
-            yield X[k], Y[k]
+            yield X[k], Y[k], L[k]
 
-    def chunks(self, size: int = EVAL_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Every window in order, `size` at a time: (X (≤size, block_size), Y (≤size,)) int64."""
+    def chunks(self, size: int = EVAL_CHUNK) -> Iterator[tuple[np.ndarray, ...]]:
+        """Every window in order, `size` at a time: (X (≤size, block_size), Y (≤size,)) int64 (and L (≤size,) when labelled)."""
         for start in range(0, len(self), size):
-            yield self[start : start + size]
+            yield with_labels(self[start : start + size], self.labels, slice(start, start + size))
+
+    def relabelled(self, label: int) -> Windows:
+        """These windows, each carrying label id `label`."""
+        return dataclasses.replace(self, labels=np.full(len(self.targets), label, dtype=np.int64))
 
     name = "windows"
 
     @classmethod
     def of_split(cls, dataset: Dataset, split: str) -> Windows:
-        """The windows of one split of `dataset` (N = Σ (len(w) + 1) over its words), sharing its stream."""
-        return cls(dataset.stream, window_targets(dataset.starts, dataset.lengths, dataset.order[split]), dataset.block_size)
+        """The windows of one split of `dataset` (N = Σ (len(w) + 1) over its words), sharing its stream;
+        each carries its word's label id when the dataset is labelled."""
+        order = dataset.order[split]  # (W_split,)
+        labels = None if dataset.label_ids is None else np.repeat(dataset.label_ids[order], dataset.lengths[order] + 1)  # (N,)
+        return cls(dataset.stream, window_targets(dataset.starts, dataset.lengths, order), dataset.block_size, labels)
 
     @classmethod
-    def of_words(cls, words: list[str], vocab: Vocab, block_size: int) -> Windows:
-        """Every (context, target) pair of the lecture's `build_dataset`, in order (see `build_windows`).
+    def of_words(cls, words: list[str], vocab: Vocab, block_size: int, labels: np.ndarray | None = None) -> Windows:
+        """Every (context, target) pair of the lecture's `build_dataset`, in order (see `build_windows`);
+        with labels (int (W,), one id per word) each window carries its word's.
 
         Raises:
             MakemoreError: a word has a character the vocabulary lacks.
         """
-        return build_windows(words, vocab, block_size)
+        windows = build_windows(words, vocab, block_size)
+        if labels is None:
+            return windows
+        counts = np.fromiter(map(len, words), dtype=np.int64, count=len(words)) + 1  # (W,) windows per word
+        return dataclasses.replace(windows, labels=np.repeat(np.asarray(labels, dtype=np.int64), counts))
 
     @staticmethod
     def context_length(data: DataConfig, longest_word: int, reader: str) -> int:
@@ -410,6 +505,8 @@ class Sequences:
     """int64 (W,) where each word of the view begins in the stream, in the view's (split) order."""
     lengths: np.ndarray
     """int64 (W,) each word's length."""
+    labels: np.ndarray | None = None
+    """(W,) each word's label id, or None for unlabelled data."""
 
     def __len__(self) -> int:
         """W, the number of words (examples)."""
@@ -431,10 +528,15 @@ class Sequences:
         Y = np.where(inside, self.stream[pos + 1].astype(np.int64), IGNORE)  # (b, T) the word, its end token, then IGNORE
         return X, Y
 
-    def batches(self, ix: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Minibatches of words ix int (k, B): one (X (B, T), Y (B, T)) per row, each padded to its own longest word."""
+    def batches(self, ix: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+        """Minibatches of words ix int (k, B): one (X (B, T), Y (B, T)) per row, each padded to its own longest word
+        (and L (B,) when labelled)."""
         for row in ix:
-            yield self[row]
+            yield with_labels(self[row], self.labels, row)
+
+    def relabelled(self, label: int) -> Sequences:
+        """These words, each carrying label id `label`."""
+        return dataclasses.replace(self, labels=np.full(len(self.starts), label, dtype=np.int64))
 
     name = "sequences"
 
@@ -442,17 +544,19 @@ class Sequences:
     def of_split(cls, dataset: Dataset, split: str) -> Sequences:
         """The words of one split of `dataset`, in the split's order, sharing its stream."""
         order = dataset.order[split]  # (W_split,)
-        return cls(dataset.stream, dataset.starts[order], dataset.lengths[order])
+        labels = None if dataset.label_ids is None else dataset.label_ids[order]  # (W_split,)
+        return cls(dataset.stream, dataset.starts[order], dataset.lengths[order], labels)
 
     @classmethod
-    def of_words(cls, words: list[str], vocab: Vocab, block_size: int) -> Sequences:
-        """The given words as sequences, in order (block_size is not needed: one boundary pads each word).
+    def of_words(cls, words: list[str], vocab: Vocab, block_size: int, labels: np.ndarray | None = None) -> Sequences:
+        """The given words as sequences, in order (block_size is not needed: one boundary pads each word);
+        with labels, int (W,) one id per word.
 
         Raises:
             MakemoreError: a word has a character the vocabulary lacks.
         """
         stream, starts, lengths = pad_words(words, vocab, 1)
-        return cls(stream, starts, lengths)
+        return cls(stream, starts, lengths, None if labels is None else np.asarray(labels, dtype=np.int64))
 
     @staticmethod
     def context_length(data: DataConfig, longest_word: int, reader: str) -> int:
@@ -495,7 +599,7 @@ class Sequences:
         while start < len(self):
             before = int(ends[start - 1]) if start else 0
             stop = max(int(np.searchsorted(ends, before + size, side="right")), start + 1)
-            yield self[start:stop]
+            yield with_labels(self[start:stop], self.labels, slice(start, stop))
             start = stop
 
 
@@ -540,6 +644,15 @@ class Dataset:
     """int64 (W,) each word's length."""
     sha256: str = ""
     """SHA-256 (hex) of the words file's bytes, as read (recorded in a run as data_sha256)."""
+    labels: tuple[str, ...] | None = None
+    """The label set, sorted (or the run's, on resuming), or None: the file is unlabelled."""
+    label_ids: np.ndarray | None = None
+    """int64 (W,) each word's label id (an index into `labels`), in file order; None when unlabelled."""
+
+    def label_counts(self, split: str = "train") -> list[int]:
+        """How many words of `split` carry each label, in `labels` order (the prior of sampling and classifying)."""
+        assert self.labels is not None and self.label_ids is not None
+        return np.bincount(self.label_ids[self.order[split]], minlength=len(self.labels)).tolist()
 
     def split_words(self, split: str) -> list[str]:
         """The words of one split, in the split's order."""
@@ -554,14 +667,20 @@ class Dataset:
         return kind.of_split(self, split)
 
 
-def load_dataset(path: str | Path, block_size: int, seed: int, boundary: str = ".", vocab: Vocab | None = None) -> Dataset:
+def load_dataset(path: str | Path, block_size: int, seed: int, boundary: str = ".", vocab: Vocab | None = None,
+                 labels: tuple[str, ...] | None = None) -> Dataset:
     """Read, build the vocabulary (or check the given one fits), split the words and pad them into one stream.
 
+    Args:
+        vocab: a run's vocabulary (resuming, evaluating): the file must fit it, and `labels`, the
+            run's label set (None: the run is unlabelled), must fit the file's labels.
+
     Raises:
-        MakemoreError: any problem `read_words` or `split_bounds` reports, or a file with
-            characters the given `vocab` lacks.
+        MakemoreError: any problem `read_labelled_words` or `split_bounds` reports, a file with
+            characters the given `vocab` lacks, labels where the run has none or none where it
+            has some, a label that is not in the run's set.
     """
-    words, sha256 = read_words_and_digest(path, boundary)
+    words, file_labels, sha256 = read_labelled_words(path, boundary)
     file_vocab = Vocab.from_words(words, boundary)
     if vocab is not None:
         extra = sorted(set(file_vocab.itos) - set(vocab.itos))
@@ -570,6 +689,7 @@ def load_dataset(path: str | Path, block_size: int, seed: int, boundary: str = "
                 f"{path}: characters {''.join(extra)!r} are not in the run's vocabulary: "
                 "the data does not fit this checkpoint (was the file changed?)"
             )
+    label_set, label_ids = _label_ids(path, file_labels, labels if vocab is not None else None, vocab is not None)
     vocab = vocab or file_vocab
     try:
         n1, n2 = split_bounds(len(words))
@@ -578,4 +698,25 @@ def load_dataset(path: str | Path, block_size: int, seed: int, boundary: str = "
     order = split_order(len(words), seed)  # (W,)
     stream, starts, lengths = pad_words(words, vocab, block_size)
     return Dataset(vocab, words, {"train": order[:n1], "dev": order[n1:n2], "test": order[n2:]}, block_size, stream, starts, lengths,
-                   sha256)
+                   sha256, label_set, label_ids)
+
+
+def _label_ids(path: str | Path, file_labels: list[str] | None, run_labels: tuple[str, ...] | None,
+               of_run: bool) -> tuple[tuple[str, ...] | None, np.ndarray | None]:
+    """(label set, int64 (W,) label ids): the file's own sorted set, or the run's when `of_run`.
+
+    Raises:
+        MakemoreError: (of_run) a labelled file for an unlabelled run, or the reverse; a label the run lacks.
+    """
+    if of_run and (file_labels is None) != (run_labels is None):
+        has = "labels (word<TAB>label)" if file_labels is not None else "no labels"
+        want = "without labels" if run_labels is None else f"with the labels {', '.join(run_labels)}"
+        raise MakemoreError(f"{path}: the file has {has}, but the run was trained {want} (was the file changed?)")
+    if file_labels is None:
+        return None, None
+    label_set = tuple(run_labels) if of_run else tuple(sorted(set(file_labels)))
+    index = {label: i for i, label in enumerate(label_set)}
+    unknown = sorted(set(file_labels) - set(index))
+    if unknown:
+        raise MakemoreError(f"{path}: label {unknown[0]!r} is not one of the run's labels ({', '.join(label_set)})")
+    return label_set, np.fromiter((index[label] for label in file_labels), dtype=np.int64, count=len(file_labels))

@@ -6,6 +6,12 @@ bits per character is NLL / ln 2.
 A word's score is the same mean over its own targets, its characters and then its end token:
 (1/(L+1)) Σ −ln p, L = len(word). Its percentile ranks it among the training words' scores, so
 "how name-like is my name?" has an answer on a scale the user knows (docs/names.md).
+
+A run trained on a labelled words file is a conditional model p(word | label). A split's NLL is
+given each word's own label. A word scored without a label gets the NLL of its marginal,
+p(word) = Σ_label p(word | label)·p(label), with p(label) the train split's label frequencies;
+and Bayes' rule gives which label fits it, p(label | word) = p(word | label)·p(label) / p(word)
+(`classify_words`, `classify_split`).
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from makemore.data import View, Vocab
 from makemore.errors import MakemoreError
 from makemore.runs import Run, load_run
 
-__all__ = ["WordScore", "describe", "evaluate_run", "evaluate_splits", "mean_nll", "percentile_rank",
-           "per_word_mean", "score_words", "training_word_nll", "unscorable", "word_nll", "word_nll_or_none"]
+__all__ = ["Classification", "WordScore", "classify_split", "classify_words", "describe", "evaluate_run", "evaluate_splits",
+           "label_nll", "log_posterior", "marginal_nll", "mean_nll", "percentile_rank", "per_word_mean", "require_labels",
+           "score_words", "training_word_nll", "unscorable", "word_nll", "word_nll_or_none"]
 
 #: The splits of a run, in the order they are reported.
 SPLITS = ("train", "dev", "test")
@@ -112,13 +119,17 @@ def unscorable(word: str, vocab: Vocab, kind: type[View], block_size: int) -> st
     return None
 
 
-def word_nll(model: torch.nn.Module, vocab: Vocab, kind: type[View], words: list[str]) -> np.ndarray:
+def word_nll(model: torch.nn.Module, vocab: Vocab, kind: type[View], words: list[str], labels: np.ndarray | None = None,
+             prior: np.ndarray | None = None) -> np.ndarray:
     """Mean NLL per character (nats) of each word under `model`, all words in one batched pass:
     float64 (len(words),). A word's targets are its characters and its end token, each predicted
     from what comes before it in the family's view, as in training (temperature 1).
 
     Args:
         kind: the model family's data view type (makemore.models.Family.view).
+        labels: for a conditional model, int (W,) each word's label id: −ln p(word | label) per character.
+        prior: for a conditional model without `labels`, p(label) float (n_labels,): the NLL of the
+            marginal, −ln Σ_label p(word | label)·p(label), per character.
 
     Raises:
         MakemoreError: a word the model cannot score (see `unscorable`), named.
@@ -129,15 +140,54 @@ def word_nll(model: torch.nn.Module, vocab: Vocab, kind: type[View], words: list
             raise MakemoreError(f"{word!r}: {why}")
     if not words:
         return np.zeros(0)
-    view = kind.of_words(words, vocab, model.block_size)
-    return per_word_mean(nll_per_target(model, view), np.fromiter(map(len, words), dtype=np.int64, count=len(words)))
+    lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))  # (W,)
+    if prior is not None and labels is None:
+        view = kind.of_words(words, vocab, model.block_size, np.zeros(len(words), dtype=np.int64))
+        return marginal_nll(label_nll(model, view, lengths, len(prior)), prior) / (lengths + 1)
+    view = kind.of_words(words, vocab, model.block_size, labels)
+    return per_word_mean(nll_per_target(model, view), lengths)
 
 
-def word_nll_or_none(model: torch.nn.Module, vocab: Vocab, kind: type[View], words: list[str]) -> list[float | None]:
-    """`word_nll` of the words the model can score, None for the others (see `unscorable`), in order."""
+def word_nll_or_none(model: torch.nn.Module, vocab: Vocab, kind: type[View], words: list[str], labels: list[int] | None = None,
+                     prior: np.ndarray | None = None) -> list[float | None]:
+    """`word_nll` of the words the model can score, None for the others (see `unscorable`), in order
+    (labels: one id per word, as `words`)."""
     ok = [unscorable(w, vocab, kind, model.block_size) is None for w in words]
-    scores = iter(word_nll(model, vocab, kind, [w for w, good in zip(words, ok) if good]).tolist())
+    kept = None if labels is None else np.array([lab for lab, good in zip(labels, ok) if good], dtype=np.int64)
+    scores = iter(word_nll(model, vocab, kind, [w for w, good in zip(words, ok) if good], kept, prior).tolist())
     return [next(scores) if good else None for good in ok]
+
+
+def label_nll(model: torch.nn.Module, view: View, lengths: np.ndarray, n_labels: int) -> np.ndarray:
+    """−ln p(word | label) in nats (whole words, not per character) of every word of a labelled
+    `view` under every label: float64 (W, n_labels). One pass over the view per label (`View.relabelled`).
+
+    Args:
+        lengths: int (W,) each word's length, in the view's order.
+    """
+    counts = np.asarray(lengths, dtype=np.int64) + 1  # (W,) targets of each word
+    return np.stack([per_word_mean(nll_per_target(model, view.relabelled(k)), lengths) * counts
+                     for k in range(n_labels)], axis=1)  # (W, n_labels)
+
+
+def log_posterior(nll: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """ln p(label | word) by Bayes' rule, float64 (W, n_labels), from nll (W, n_labels) = −ln p(word | label)
+    and prior (n_labels,) = p(label): ln p(word | label) + ln p(label), normalised over the labels."""
+    with np.errstate(divide="ignore"):
+        joint = -nll + np.log(np.asarray(prior, dtype=np.float64))  # (W, n_labels) ln p(word, label)
+    return joint - _logsumexp(joint)[:, None]  # (W, n_labels)
+
+
+def marginal_nll(nll: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """−ln p(word) = −ln Σ_label p(word | label)·p(label), nats per word, float64 (W,), from nll (W, n_labels)."""
+    with np.errstate(divide="ignore"):
+        return -_logsumexp(-nll + np.log(np.asarray(prior, dtype=np.float64)))  # (W,)
+
+
+def _logsumexp(a: np.ndarray) -> np.ndarray:
+    """ln Σ_j exp(a[:, j]), float64 (W,), computed stably (the row maximum taken out first)."""
+    top = a.max(axis=1)  # (W,)
+    return top + np.log(np.exp(a - top[:, None]).sum(axis=1))  # (W,)
 
 
 def training_word_nll(run: Run) -> np.ndarray:
@@ -148,6 +198,8 @@ def training_word_nll(run: Run) -> np.ndarray:
         MakemoreError: the words file is gone, unreadable, or no longer fits the run's vocabulary.
     """
     lengths = np.fromiter(map(len, run.dataset.split_words("train")), dtype=np.int64)  # (W_train,)
+    if run.labels is not None:  # the marginal, as a word scored without its label is (`word_nll`)
+        return marginal_nll(label_nll(run.inference, run.view("train"), lengths, len(run.labels)), run.label_prior) / (lengths + 1)
     return per_word_mean(nll_per_target(run.inference, run.view("train")), lengths)
 
 
@@ -191,7 +243,8 @@ def score_words(run: Run, words: list[str], reference: np.ndarray | None = None)
     Raises:
         MakemoreError: a word the model cannot score (check each with `unscorable` to score the others).
     """
-    nll = word_nll(run.inference, run.vocab, run.family.view, words)  # (W,)
+    prior = None if run.labels is None else run.label_prior  # a labelled run: the marginal over its labels
+    nll = word_nll(run.inference, run.vocab, run.family.view, words, prior=prior)  # (W,)
     ranks = percentile_rank(nll, reference) if reference is not None else [None] * len(words)
     return [WordScore(w, float(x), math.exp(x), None if r is None else float(r)) for w, x, r in zip(words, nll, ranks)]
 
@@ -241,6 +294,78 @@ def char_nll(run: Run, word: str) -> list[tuple[str, float]]:
     why = unscorable(word, run.vocab, run.family.view, run.block_size)
     if why is not None:
         raise MakemoreError(f"{word!r}: {why}")
+    if run.labels is not None:
+        raise MakemoreError(f"{run.path}: a labelled run scores a word under each label; per-character scores are for runs trained "
+                            "without labels (makemore score WORD --labels gives p(label | word))")
     view = run.family.view.of_words([word], run.vocab, run.block_size)
     nll = nll_per_target(run.inference, view)  # (len(word) + 1,) each character, then the end token
     return list(zip([*word, run.vocab.itos[0]], nll.tolist()))
+
+
+def require_labels(run: Run) -> tuple[str, ...]:
+    """The run's label set. Raises MakemoreError for a run trained without labels."""
+    if run.labels is None:
+        raise MakemoreError(f"{run.path}: this run was trained without labels (no word<TAB>label lines): "
+                            "there is no label to classify a word by")
+    return run.labels
+
+
+def classify_words(run: Run, words: list[str]) -> list[dict[str, float]]:
+    """p(label | word) of each word by Bayes' rule, p(word | label)·p(label) normalised over the
+    labels, p(label) the train split's label frequencies: one {label: probability} per word.
+
+    Raises:
+        MakemoreError: an unlabelled run; a word the model cannot score (see `unscorable`), named.
+    """
+    labels = require_labels(run)
+    kind = run.family.view
+    for word in words:
+        why = unscorable(word, run.vocab, kind, run.model.block_size)
+        if why is not None:
+            raise MakemoreError(f"{word!r}: {why}")
+    if not words:
+        return []
+    lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))  # (W,)
+    view = kind.of_words(words, run.vocab, run.model.block_size, np.zeros(len(words), dtype=np.int64))
+    post = np.exp(log_posterior(label_nll(run.model, view, lengths, len(labels)), run.label_prior))  # (W, n_labels)
+    return [dict(zip(labels, row)) for row in post.tolist()]
+
+
+@dataclass(frozen=True)
+class Classification:
+    """How well Bayes' rule over a labelled run's model (`classify_words`) finds each word's own
+    label on a split: the most probable label a posteriori is the prediction."""
+
+    split: str
+    labels: tuple[str, ...]
+    accuracy: float
+    """Share of the split's words whose predicted label is their own."""
+    confusion: list[list[int]]
+    """confusion[i][j]: words of true label i predicted as label j (labels order)."""
+    words: int
+    majority: float
+    """Share of the split's words carrying its most common label: what always guessing it scores."""
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON object of `makemore evaluate --classify --json`."""
+        return {"split": self.split, "labels": list(self.labels), "accuracy": self.accuracy, "confusion": self.confusion,
+                "words": self.words, "majority": self.majority}
+
+
+def classify_split(run: Run, split: str = "dev") -> Classification:
+    """Classify every word of a split of a labelled run (`classify_words`' rule) against its own label.
+
+    Raises:
+        MakemoreError: an unlabelled run; an unknown split; the words file is gone or no longer fits the run.
+    """
+    labels = require_labels(run)
+    if split not in SPLITS:
+        raise MakemoreError(f"unknown split {split!r}: choose train, dev or test")
+    lengths = np.fromiter(map(len, run.dataset.split_words(split)), dtype=np.int64)  # (W,)
+    truth = run.dataset.label_ids[run.dataset.order[split]]  # (W,)
+    predicted = log_posterior(label_nll(run.model, run.view(split), lengths, len(labels)), run.label_prior).argmax(axis=1)  # (W,)
+    K = len(labels)
+    confusion = np.bincount(truth * K + predicted, minlength=K * K).reshape(K, K)  # (K, K) rows true, columns predicted
+    n = max(len(truth), 1)
+    return Classification(split, labels, float((truth == predicted).sum() / n), confusion.tolist(), len(truth),
+                          float(np.bincount(truth, minlength=K).max() / n))

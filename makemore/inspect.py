@@ -218,18 +218,18 @@ def saturation_maps(run: runs.Run, initial: bool, examples: int = SATURATION_EXA
         (layer name, kind, flat bool (rows, units)) of every layer whose kind has a flat region;
         rows are the examples (for a sequence model, the positions of the first examples).
     """
-    model = initial_model(run.config, run.vocab.vocab_size, run.model.block_size) if initial else copy.deepcopy(run.model)
+    model = initial_model(run.config, run.vocab.vocab_size, run.model.block_size, len(run.labels or ())) if initial else copy.deepcopy(run.model)
     view = run.view("dev")
     if len(view) == 0:
         return []
     ix = np.sort(np.random.default_rng(seed).choice(len(view), size=min(examples, len(view)), replace=False))  # (b,)
-    X, _ = next(view.batches(ix[None, :]))  # (b, block_size) or (b, T)
+    X, _, *L = next(view.batches(ix[None, :]))  # (b, block_size) or (b, T)[, labels (b,)]
     model.train()
     for module in model.modules():
         if isinstance(module, (Dropout, nn.Dropout)):
             module.eval()
     with torch.no_grad(), HiddenCapture(model) as capture:
-        model(torch.from_numpy(X))
+        model(torch.from_numpy(X), **({"label": torch.from_numpy(L[0])} if L else {}))
     maps = []
     for name, kind, h in capture.outputs():  # h (N, units)
         flat = flat_mask(kind, h[:examples].numpy())

@@ -163,7 +163,7 @@ def _gradient_trained(prepared: Prepared) -> None:
 
 def _fresh_backend(prepared: Prepared) -> Any:
     """A freshly initialised backend for the prepared run (the same initialisation every time)."""
-    return make_backend(prepared.cfg, prepared.family, prepared.vocab.vocab_size, prepared.device, prepared.block_size)
+    return make_backend(prepared.cfg, prepared.family, prepared.vocab.vocab_size, prepared.device, prepared.block_size, prepared.n_labels)
 
 
 def sweep(prepared: Prepared, min_exp: float = -3.0, max_exp: float = 0.0, steps: int = 1000, stop_factor: float = STOP_FACTOR) -> Sweep:
@@ -187,8 +187,8 @@ def sweep(prepared: Prepared, min_exp: float = -3.0, max_exp: float = 0.0, steps
     stopped = None
     best = math.inf
     with backend.threads():  # the backend's thread counts, restored after
-        for i, (X, Y) in enumerate(minibatches(backend, prepared.cfg.train, prepared.view("train"), 0, steps)):
-            loss = float(backend.train_step(X, Y, float(lrs[i])))
+        for i, (X, Y, *L) in enumerate(minibatches(backend, prepared.cfg.train, prepared.view("train"), 0, steps)):
+            loss = float(backend.train_step(X, Y, float(lrs[i]), *L))
             losses.append(loss)
             if not math.isfinite(loss):
                 stopped = f"the loss became non-finite at lr {lrs[i]:.3g}"
@@ -240,8 +240,8 @@ def grid(prepared: Prepared, min_exp: float = -3.0, max_exp: float = 0.0, rates:
         backend = _fresh_backend(prepared)
         last: list[float] = []
         with backend.threads():  # each run on its own thread counts, restored after it
-            for X, Y in minibatches(backend, prepared.cfg.train, train_view, 0, steps):
-                last.append(float(backend.train_step(X, Y, float(lr))))
+            for X, Y, *L in minibatches(backend, prepared.cfg.train, train_view, 0, steps):
+                last.append(float(backend.train_step(X, Y, float(lr), *L)))
                 if not math.isfinite(last[-1]):
                     break
             else:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from makemore import distributed, tensorboard_log
-from makemore.backends import check_backend, choose_backend, resolve_device
+from makemore.backends import check_backend, check_labels, choose_backend, resolve_device
 from makemore.config import Config
 from makemore.data import Dataset, View, Vocab, load_dataset
 from makemore.models import Family, check_model
@@ -49,11 +49,18 @@ class Prepared(Checked):
     block_size: int = 0
     """The model's context: data.block_size for a window model, the longest word + 1 for a sequence model."""
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Recorded in every checkpoint: data_sha256 (the words file's bytes) and max_word_len."""
+    """Recorded in every checkpoint: data_sha256 (the words file's bytes) and max_word_len; for a
+    labelled words file also labels (the label set, beside the vocabulary) and label_counts (the
+    train split's words per label: the prior of sampling and classifying)."""
 
     @property
     def vocab(self) -> Vocab:
         return self.dataset.vocab
+
+    @property
+    def n_labels(self) -> int:
+        """How many labels the words file has: 0 for an unlabelled file (an unconditional model)."""
+        return len(self.dataset.labels or ())
 
     def view(self, split: str) -> View:
         """The examples of one split as the family reads them (its view type)."""
@@ -84,20 +91,26 @@ def check(cfg: Config, world: distributed.World | None = None, processes: int = 
     return Checked(cfg, fam, device, world)
 
 
-def read_data(checked: Checked, vocab: Vocab | None = None) -> Prepared:
+def read_data(checked: Checked, vocab: Vocab | None = None, labels: tuple[str, ...] | None = None) -> Prepared:
     """Read and split the checked run's words file (once), and size the model's context.
 
     Args:
         vocab: a resumed run's vocabulary: the file must fit it.
+        labels: a resumed run's label set (None: it has none), with `vocab`: the file must fit it.
 
     Raises:
-        MakemoreError: bad data, characters outside `vocab`, a word too long for a sequence model (data.max_len).
+        MakemoreError: bad data (a malformed labelled line: file, line number, reason), characters
+            outside `vocab`, labels that do not fit the run's, a word too long for a sequence model
+            (data.max_len), a labelled file for a backend that trains no labels (MLX).
     """
     d, fam = checked.cfg.data, checked.family
-    dataset = load_dataset(d.path, d.block_size, d.seed, d.boundary, vocab)
+    dataset = load_dataset(d.path, d.block_size, d.seed, d.boundary, vocab, labels)
+    check_labels(checked.cfg, fam, dataset.labels is not None)
     longest = int(dataset.lengths.max())
     block_size = fam.view.context_length(d, longest, fam.name)
     provenance = {"data_sha256": dataset.sha256, "max_word_len": longest}
+    if dataset.labels is not None:
+        provenance.update(labels=list(dataset.labels), label_counts=dataset.label_counts("train"))
     fields = {f.name: getattr(checked, f.name) for f in dataclasses.fields(Checked)}
     return Prepared(**fields, dataset=dataset, block_size=block_size, provenance=provenance)
 

@@ -2,7 +2,8 @@
 
     runs/<config>-<YYYYmmdd-HHMMSS>/
         config.toml      the resolved config (file + --set overrides)
-        vocab.json       the vocabulary, itos order (index 0 = boundary)
+        vocab.json       the vocabulary, itos order (index 0 = boundary); for a labelled words file
+                         also its label set, "labels" (label ids are indices into it)
         metrics.jsonl    one JSON object per logged step: step, train_loss, dev_loss, lr, elapsed_s
         stats.jsonl      with train.stats_interval > 0: one JSON object per recorded step, step, lr,
                          loss, layers, params (makemore.stats), read by `makemore inspect`
@@ -68,8 +69,9 @@ LEGACY_FORMAT = "makemore-checkpoint-1"  # "format" inside a checkpoint.pt
 DEFAULT_ROOT = Path("runs")
 
 
-def create_run(run_dir: str | Path, config_toml: str, itos: list[str]) -> Path:
-    """Make a new run directory holding config.toml (the resolved config) and vocab.json.
+def create_run(run_dir: str | Path, config_toml: str, itos: list[str], labels: tuple[str, ...] | None = None) -> Path:
+    """Make a new run directory holding config.toml (the resolved config) and vocab.json (with
+    the label set of a labelled words file, beside the vocabulary).
 
     Raises:
         MakemoreError: the directory exists already or cannot be created.
@@ -82,7 +84,10 @@ def create_run(run_dir: str | Path, config_toml: str, itos: list[str]) -> Path:
     except OSError as e:
         raise MakemoreError(f"{path}: cannot create the run directory: {e.strerror or e}") from None
     atomic_write_text(path / CONFIG, config_toml)
-    write_json(path / VOCAB, {"itos": list(itos), "vocab_size": len(itos)})
+    vocab = {"itos": list(itos), "vocab_size": len(itos)}
+    if labels is not None:
+        vocab["labels"] = list(labels)
+    write_json(path / VOCAB, vocab)
     return path
 
 
@@ -682,6 +687,9 @@ class Run:
         """"last" or "best": which of the run's checkpoints this is."""
         self.config = checkpoint_config(path, checkpoint)
         self.vocab = Vocab(tuple(checkpoint["vocab"]))
+        labels = checkpoint.get("labels")
+        self.labels: tuple[str, ...] | None = None if labels is None else tuple(labels)
+        """The label set of a run trained on a labelled words file (label id = index), else None."""
         self.family = family(self.config.model)
         self.block_size = self.family.view.context_length(self.config.data, int(checkpoint.get("max_word_len", 0)), self.family.name)
         """The model's context (its `block_size`)."""
@@ -701,7 +709,7 @@ class Run:
             import torch
 
             params = {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v)) for k, v in self.checkpoint["model"].items()}
-            model = build_model(self.config.model, self.vocab.vocab_size, self.block_size)
+            model = build_model(self.config.model, self.vocab.vocab_size, self.block_size, n_labels=len(self.labels or ()))
             try:
                 model.load_state_dict(params)
             except (RuntimeError, KeyError) as e:
@@ -723,8 +731,14 @@ class Run:
         """
         if self._dataset is None:
             d = self.config.data
-            self._dataset = load_dataset(d.path, d.block_size, d.seed, d.boundary, self.vocab)
+            self._dataset = load_dataset(d.path, d.block_size, d.seed, d.boundary, self.vocab, self.labels)
         return self._dataset
+
+    @property
+    def label_prior(self) -> np.ndarray:
+        """p(label), float64 (n_labels,): each label's share of the train split's words (a labelled run only)."""
+        counts = np.asarray(self.checkpoint["label_counts"], dtype=np.float64)  # (n_labels,)
+        return counts / counts.sum()
 
     def view(self, split: str) -> View:
         """The examples of one split ("train", "dev", "test"), as the run's model family reads them."""
@@ -762,8 +776,9 @@ TORCH_ANSWERS_ENV = "MAKEMORE_TORCH_ANSWERS"
 
 def numpy_inference(run: Run) -> Any:
     """The NumPy twin of a NumPy-trained MLP run's model (makemore.backends.numpy_mlp.NumpyMLP),
-    or None: another backend, another family, or TORCH_ANSWERS_ENV set."""
-    if run.checkpoint.get("backend") != "numpy" or run.family.name != "mlp" or os.environ.get(TORCH_ANSWERS_ENV):
+    or None: another backend, another family, a labelled run (its answers weigh every label, on
+    torch), or TORCH_ANSWERS_ENV set."""
+    if run.checkpoint.get("backend") != "numpy" or run.family.name != "mlp" or run.labels is not None or os.environ.get(TORCH_ANSWERS_ENV):
         return None
     from makemore.backends.numpy_mlp import NumpyMLP
 

@@ -21,6 +21,10 @@ Two ways to sample:
   in an excluded list, a repeat) is thrown away and redrawn, never cut, until n fit or the draw
   bound (DRAWS_PER_SAMPLE · n draws) is reached. Rejection keeps the model's distribution: the
   kept samples are distributed as the model's samples given that they fit.
+
+A run trained on a labelled words file samples for one label (`label_probs` one-hot) or, without
+one, draws each sample's label from the train split's label frequencies before its characters;
+every model call then takes the samples' label ids.
 """
 
 from __future__ import annotations
@@ -125,6 +129,7 @@ def sample(
     batch: int = SAMPLE_BATCH,
     view: type[View] = Windows,
     top_p: float | None = None,
+    labels: np.ndarray | None = None,
 ) -> list[tuple[str, bool]]:
     """Draw `n` words from `model`.
 
@@ -144,6 +149,7 @@ def sample(
             character so far.
         top_p: if set, nucleus sampling: only the smallest set of most likely characters whose
             probabilities sum to at least top_p may be drawn (see `draw`).
+        labels: int64 (n,) the label id of each sample, for a conditional model (see `draw_labels`); None otherwise.
 
     Returns:
         n pairs (word, finished): finished is False for a word cut at max_len.
@@ -157,7 +163,9 @@ def sample(
         pad = view.start_padding(model.block_size)
         out: list[tuple[str, bool]] = []
         for first in range(0, n, batch):
-            out.extend(_sample_batch(model, vocab, min(batch, n - first), draws, temperature, top_k, max_len, pad, top_p=top_p))
+            b = min(batch, n - first)
+            label = None if labels is None else labels[first : first + b]  # (b,)
+            out.extend(_sample_batch(model, vocab, b, draws, temperature, top_k, max_len, pad, top_p=top_p, label=label))
         return out
 
 
@@ -194,6 +202,8 @@ class Selection:
     """Draws examined: len(words) + sum(redrawn.values())."""
     redrawn: Counter = field(default_factory=Counter)
     """Reason (TOO_LONG, TOO_SHORT, EXCLUDED, REPEATED) → draws thrown away for it."""
+    labels: list[int] = field(default_factory=list)
+    """The label id of each kept word (a conditional model's), in order; empty otherwise."""
 
 
 def sample_wanted(
@@ -208,6 +218,7 @@ def sample_wanted(
     view: type[View] = Windows,
     draws_per_sample: int = DRAWS_PER_SAMPLE,
     top_p: float | None = None,
+    label_probs: np.ndarray | None = None,
 ) -> Selection:
     """Draw until `n` words fit `wanted` (rejection sampling), or until draws_per_sample · n draws.
 
@@ -227,6 +238,8 @@ def sample_wanted(
         n: how many words to find.
         wanted: the prefix and the conditions a kept word meets.
         draws_per_sample: the draw bound, per word asked for.
+        label_probs: float (n_labels,) for a conditional model: each draw's label is drawn from it
+            first (`draw_labels`; one-hot for one label); None otherwise.
 
     Returns:
         A Selection: fewer than n words only when the draw bound was reached.
@@ -255,8 +268,10 @@ def sample_wanted(
             need = n - len(out.words)
             guess = need if not out.redrawn else math.ceil(1.25 * need * (out.drawn + 1) / (len(out.words) + 1))
             size = min(max(guess, MIN_ROUND), batch, max_draws - out.drawn)
-            for word, finished in _sample_batch(model, vocab, size, draws, temperature, top_k, wanted.max_len + 1, pad, prefix,
-                                                top_p=top_p, automaton=wanted.automaton):
+            label = None if label_probs is None else draw_labels(label_probs, size, draws)  # (size,)
+            batch_out = _sample_batch(model, vocab, size, draws, temperature, top_k, wanted.max_len + 1, pad, prefix,
+                                      top_p=top_p, automaton=wanted.automaton, label=label)
+            for i, (word, finished) in enumerate(batch_out):
                 reason = (TOO_LONG if not finished else TOO_SHORT if len(word) < wanted.min_len
                           else EXCLUDED if word in wanted.exclude else REPEATED if wanted.unique and word in kept else None)
                 out.drawn += 1
@@ -264,27 +279,37 @@ def sample_wanted(
                     out.redrawn[reason] += 1
                     continue
                 out.words.append(word)
+                if label is not None:
+                    out.labels.append(int(label[i]))
                 kept.add(word)
                 if len(out.words) == n:
                     break
     return out
 
 
+def draw_labels(probs: np.ndarray, n: int, draws: Any) -> np.ndarray:
+    """n label ids int64 (n,) drawn from probs float64 (n_labels,) by inverse CDF, one uniform of
+    `draws` each (one-hot probs: that label every time)."""
+    cdf = np.cumsum(probs)  # (n_labels,)
+    u = uniforms(draws)(n).astype(np.float64) * cdf[-1]  # (n,)
+    return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1).astype(np.int64)  # (n,)
+
+
 def _sample_batch(model: Any, vocab: Vocab, b: int, draws: Any, temperature: float,
                   top_k: int | None, max_len: int, pad: int, prefix: list[int] | None = None, *,
-                  top_p: float | None = None, automaton: Automaton | None = None) -> list[tuple[str, bool]]:
+                  top_p: float | None = None, automaton: Automaton | None = None, label: np.ndarray | None = None) -> list[tuple[str, bool]]:
     """One batch of b samples, all advancing together. `seq` holds `pad` boundary tokens and then each
     sample's characters, starting with the `prefix` ids; the model reads at most block_size tokens
-    ending where the next one goes (see NextLogits); `draws`: k → float32 (k,) uniforms. With an
-    `automaton`, the logits are masked before each draw (makemore.constraints.Guide); without one,
-    nothing else runs."""
+    ending where the next one goes (see NextLogits), and for a conditional model each sample's
+    label, label int64 (b,); `draws`: k → float32 (k,) uniforms. With an `automaton`, the logits
+    are masked before each draw (makemore.constraints.Guide); without one, nothing else runs."""
     start = len(prefix) if prefix else 0  # the first position drawn
     seq = np.zeros((b, pad + max_len), dtype=np.int64)  # (b, pad + max_len) boundary padding, then characters
     if start:
         seq[:, pad : pad + start] = prefix  # (b, start) every sample begins with the prefix
     length = np.full(b, max_len, dtype=np.int64)  # (b,) characters before the boundary
     rows = np.arange(b)  # (a,) the samples still being written: only these are run through the model
-    next_logits = NextLogits(model, seq, pad)
+    next_logits = NextLogits(model, seq, pad, label)
     guide = Guide(automaton, b, prefix or []) if automaton is not None else None
     for t in range(start, max_len):
         logits = next_logits(rows, t)  # (a, vocab_size)
@@ -319,8 +344,9 @@ class NextLogits:
       which a step does not do): each call runs the model on the last block_size tokens.
     """
 
-    def __init__(self, model: Any, seq: np.ndarray, pad: int):
+    def __init__(self, model: Any, seq: np.ndarray, pad: int, label: np.ndarray | None = None):
         self.model, self.seq, self.pad = model, seq, pad
+        self.label = label  # int64 (b,) each row's label id (a conditional model), or None
         self.numpy = getattr(model, "numpy_inference", False)  # a NumPy-trained MLP's twin: no torch
         never_cut = seq.shape[1] - 1 <= model.block_size  # the longest context read: every token but the last
         self.incremental = callable(getattr(model, "step", None)) and never_cut and not os.environ.get(REREAD_ENV)
@@ -334,20 +360,22 @@ class NextLogits:
         import torch
 
         with torch.inference_mode():
-            return self._torch_logits(torch, rows, t).float().numpy()  # (a, vocab_size)
+            label = None if self.label is None else torch.from_numpy(self.label[rows])  # (a,)
+            return self._torch_logits(torch, rows, t, label).float().numpy()  # (a, vocab_size)
 
-    def _torch_logits(self, torch: Any, rows: np.ndarray, t: int) -> Any:
-        """The logits of a torch model, as a tensor (a, vocab_size)."""
+    def _torch_logits(self, torch: Any, rows: np.ndarray, t: int, label: Any) -> Any:
+        """The logits of a torch model, as a tensor (a, vocab_size); label: int64 (a,) or None."""
+        given = {} if label is None else {"label": label}
         if not self.incremental:
             context = torch.from_numpy(self.seq[rows, max(0, self.pad + t - self.model.block_size) : self.pad + t])  # (a, ≤ block_size)
-            logits, _ = self.model(context)  # (a, vocab_size), or (a, T, vocab_size) from a sequence model
+            logits, _ = self.model(context, **given)  # (a, vocab_size), or (a, T, vocab_size) from a sequence model
             return logits[:, -1] if logits.dim() == 3 else logits  # (a, vocab_size): after the last token
         if self.state is None:
-            return self._first(torch, rows, t)
+            return self._first(torch, rows, t, given)
         if len(rows) < len(self.rows):  # samples finished since the last call: drop their rows of the state
             self.state = _select_rows(self.state, torch.from_numpy(np.searchsorted(self.rows, rows)))  # rows' places in self.rows
             self.rows = rows
-        logits, self.state = self.model.step(torch.from_numpy(self.seq[rows, self.pad + t - 1]), self.state)  # (a, vocab_size)
+        logits, self.state = self.model.step(torch.from_numpy(self.seq[rows, self.pad + t - 1]), self.state, **given)  # (a, vocab_size)
         return logits
 
     def regroup(self, seq: np.ndarray, parents: np.ndarray) -> None:
@@ -355,23 +383,27 @@ class NextLogits:
         are asked for, all of them, and row i continues row parents[i] (int64 (b',), repeats allowed)
         of the rows last asked for; the model's step state follows them."""
         self.seq = seq
+        self.label = None if self.label is None else self.label[parents]  # (b',)
         if self.state is not None:
             import torch
 
             self.state = _select_rows(self.state, torch.from_numpy(np.searchsorted(self.rows, parents)))  # parents' places in self.rows
         self.rows = np.arange(len(parents))
 
-    def _first(self, torch: Any, rows: np.ndarray, t: int) -> Any:
+    def _first(self, torch: Any, rows: np.ndarray, t: int, given: dict[str, Any]) -> Any:
         """The first call reads the padding and the prefix, positions 0 .. pad + t − 1. Nothing is
-        drawn yet, so they are the same tokens in every row: they are read for one row, and its
-        state and logits are repeated (as views) for every row."""
+        drawn yet, so they are the same tokens in every row: with one label for all (or none),
+        they are read for one row, and its state and logits are repeated (as views) for every row."""
         self.rows = rows
         known = self.seq[rows, : self.pad + t]  # (a, pad + t)
-        shared = bool((known == known[:1]).all())
+        label = given.get("label")
+        shared = bool((known == known[:1]).all()) and (label is None or bool((label == label[:1]).all()))
         reader = rows[:1] if shared else rows  # (1,) or (a,)
+        if shared and label is not None:
+            given = {"label": label[:1]}  # (1,)
         logits = None
         for position in range(self.pad + t):
-            logits, self.state = self.model.step(torch.from_numpy(self.seq[reader, position]), self.state)  # (1 or a, vocab_size)
+            logits, self.state = self.model.step(torch.from_numpy(self.seq[reader, position]), self.state, **given)  # (1 or a, vocab_size)
         if shared:
             self.state = _repeat_rows(self.state, len(rows))
             logits = logits.expand(len(rows), -1)  # (a, vocab_size)
@@ -459,37 +491,64 @@ class Samples:
     """Selective sampling's draw counts (None for plain sampling)."""
     shortfall: str | None = None
     """Why fewer words than asked for were found (the draw bound was reached), or None."""
+    labels: list[str] | None = None
+    """A labelled run's: each word's label (the one asked for, or the one drawn), in order; None otherwise."""
+
+
+def label_probs(run: Run, label: str | None) -> np.ndarray | None:
+    """What a sample's label is drawn from: float64 (n_labels,), one-hot on `label`, or the train
+    split's label frequencies when it is None; None for an unlabelled run.
+
+    Raises:
+        MakemoreError: a label for a run trained without labels; a label the run does not have (listing its labels).
+    """
+    if run.labels is None:
+        if label is not None:
+            raise MakemoreError(f"--label {label}: this run was trained without labels (its words file has no word<TAB>label lines)")
+        return None
+    if label is None:
+        return np.asarray(run.label_prior, dtype=np.float64)  # (n_labels,)
+    if label not in run.labels:
+        raise MakemoreError(f"--label {label!r} is not a label of this run: its labels are {', '.join(run.labels)}")
+    return np.eye(len(run.labels))[run.labels.index(label)]  # (n_labels,) one-hot
 
 
 def sample_words(run: Run, n: int, seed: int, *, temperature: float = 1.0, top_k: int | None = None, prefix: str = "",
                  new_only: bool = False, unique: bool = False, min_len: int | None = None, max_len: int | None = None,
                  suffix: str | None = None, contains: str | None = None, match: str | None = None,
-                 top_p: float | None = None) -> Samples:
+                 top_p: float | None = None, label: str | None = None) -> Samples:
     """`makemore sample` on a loaded run: plain sampling, or selective sampling when any of prefix,
     new_only, unique, min_len, max_len, suffix, contains, match is given (see `sample` and
     `sample_wanted`); with suffix, contains or match, every draw is masked to fit all of them
-    (makemore.constraints), and only --new-only and --unique still redraw.
+    (makemore.constraints), and only --new-only and --unique still redraw. A labelled run samples
+    for `label`, or draws each sample's label from the train split's frequencies.
 
     Raises:
         MakemoreError: an option out of range; --new-only without the run's words file; a
-            constraint that cannot be met or compiled (see makemore.constraints.compile_constraints).
+            constraint that cannot be met or compiled (see makemore.constraints.compile_constraints);
+            a label for an unlabelled run, or one the run does not have.
     """
     check_sampling_options(n, temperature, top_k, 10**9, 10**9 if max_len is None else max_len,
                            min_len or 0, prefix if max_len is not None else "", top_p)
+    probs = label_probs(run, label)
     generator = Uniforms(seed)
     kind = run.family.view
     cap = plain_cap(run)
     constraints = Constraints(prefix, suffix, contains, match, 1 if min_len is None else min_len, max_len or 1)
     if not (prefix or new_only or unique or min_len is not None or max_len is not None or constraints.masking):
-        return Samples(sample(run.inference, run.vocab, n, generator, temperature, top_k, cap, view=kind, top_p=top_p), seed, cap)
+        ids = None if probs is None else draw_labels(probs, n, generator)  # (n,)
+        words = sample(run.inference, run.vocab, n, generator, temperature, top_k, cap, view=kind, top_p=top_p, labels=ids)
+        return Samples(words, seed, cap, labels=None if ids is None else [run.labels[i] for i in ids.tolist()])
     wanted = wanted_of(run, constraints, max_len, new_only, unique, constraints.masking)
-    selection = sample_wanted(run.inference, run.vocab, n, generator, wanted, temperature, top_k, view=kind, top_p=top_p)
+    selection = sample_wanted(run.inference, run.vocab, n, generator, wanted, temperature, top_k, view=kind, top_p=top_p,
+                              label_probs=probs)
     shortfall = None
     if len(selection.words) < n:
         why = ", ".join(f"{count:,} {reason}" for reason, count in selection.redrawn.most_common())
         shortfall = (f"found only {len(selection.words)} of {n} samples within the draw bound ({DRAWS_PER_SAMPLE} draws per sample, "
                      f"{selection.drawn:,} drawn): {why}; seed {seed}")
-    return Samples([(word, True) for word in selection.words], seed, cap, selection, shortfall)
+    labels = None if probs is None else [run.labels[i] for i in selection.labels]
+    return Samples([(word, True) for word in selection.words], seed, cap, selection, shortfall, labels)
 
 
 def plain_cap(run: Run) -> int:

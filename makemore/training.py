@@ -78,9 +78,10 @@ def chunk_indices(seed: int, chunk: int, n: int, batch_size: int) -> np.ndarray:
 
 
 def minibatches(backend: Any, t: TrainConfig, view: View, start: int, stop: int,
-                rows: slice = slice(None)) -> Iterator[tuple[Any, Any]]:
+                rows: slice = slice(None)) -> Iterator[tuple[Any, ...]]:
     """The minibatches of steps start..stop-1 as (X, Y) in the backend's arrays (windows: X (B,
-    block_size), Y (B,)), or only their `rows` (one process's share, see makemore.distributed).
+    block_size), Y (B,)), or (X, Y, L) on labelled data (L (B,) the label ids), or only their
+    `rows` (one process's share, see makemore.distributed).
 
     Indices come from `chunk_indices`, a chunk of steps at a time, gathered from `view` in bulk:
     the batch of a step is the same however the run got there (from step 0, or resumed mid-chunk).
@@ -90,8 +91,8 @@ def minibatches(backend: Any, t: TrainConfig, view: View, start: int, stop: int,
     while step < stop:
         chunk, offset = divmod(step, per_chunk)
         ix = chunk_indices(t.seed, chunk, len(view), t.batch_size)[offset : offset + stop - step, rows]  # (k, B) or (k, B/W)
-        for X, Y in view.batches(ix):
-            yield backend.asarray(X), backend.asarray(Y)
+        for batch in view.batches(ix):  # (X, Y) or (X, Y, L)
+            yield tuple(backend.asarray(a) for a in batch)
         step += len(ix)
 
 
@@ -273,7 +274,7 @@ def train_checked(checked: Checked, run_dir: str | Path, *, resume: bool = False
             run_dir = Path(world.broadcast(str(run_dir)))
             with world.agreeing():  # a mistake found by any process stops all of them; rank 0 says it
                 checkpoint = _open_run(checked, run_dir, resume, checkpoint)
-                prepared = read_data(checked, Vocab(tuple(checkpoint["vocab"])) if checkpoint else None)
+                prepared = read_data(checked, *_run_alphabet(checkpoint))
                 backend = _backend(prepared, run_dir, checkpoint)
             if world.is_main:
                 _start_files(prepared, run_dir, checkpoint)
@@ -286,6 +287,14 @@ def train_checked(checked: Checked, run_dir: str | Path, *, resume: bool = False
         if fresh and world.is_main:  # a new run that failed before its first checkpoint leaves nothing behind
             runs.discard_unstarted(run_dir)
         raise
+
+
+def _run_alphabet(checkpoint: dict[str, Any] | None) -> tuple[Vocab | None, tuple[str, ...] | None]:
+    """A resumed run's (vocabulary, label set or None) that its words file must fit; (None, None) for a new run."""
+    if not checkpoint:
+        return None, None
+    labels = checkpoint.get("labels")
+    return Vocab(tuple(checkpoint["vocab"])), None if labels is None else tuple(labels)
 
 
 def _open_run(checked: Checked, run_dir: Path, resume: bool, checkpoint: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -319,7 +328,7 @@ def _backend(prepared: Prepared, run_dir: Path, checkpoint: dict[str, Any] | Non
         MakemoreError: the checkpoint does not fit the config (a changed model, block_size or backend).
     """
     cfg = prepared.cfg
-    backend = make_backend(cfg, prepared.family, prepared.vocab.vocab_size, prepared.device, prepared.block_size)
+    backend = make_backend(cfg, prepared.family, prepared.vocab.vocab_size, prepared.device, prepared.block_size, prepared.n_labels)
     if checkpoint:
         try:
             backend.load(checkpoint["model"], checkpoint.get("backend_state"))
@@ -335,7 +344,7 @@ def _start_files(prepared: Prepared, run_dir: Path, checkpoint: dict[str, Any] |
     """Rank 0: create the run directory (config with the backend as resolved, vocabulary), or
     cut a resumed run's metrics back to its checkpoint and remove temporaries a killed write left."""
     if checkpoint is None:
-        runs.create_run(run_dir, prepared.cfg.to_toml(), list(prepared.vocab.itos))
+        runs.create_run(run_dir, prepared.cfg.to_toml(), list(prepared.vocab.itos), prepared.dataset.labels)
     else:
         runs.truncate_metrics(run_dir, int(checkpoint["step"]))
         runs.remove_temporaries(run_dir)
@@ -422,14 +431,14 @@ class _Loop:
             _save(self.p, self.backend, self.run_dir, 0, 0.0, self.best)
         vote = distributed.StopVote(world)
         step = self.start
-        for Xb, Yb in minibatches(self.backend, t, self.train_view, self.start, t.steps, world.rows(t.batch_size)):  # (B/W, block_size), (B/W,)
+        for Xb, Yb, *Lb in minibatches(self.backend, t, self.train_view, self.start, t.steps, world.rows(t.batch_size)):  # (B/W, block_size), (B/W,)[, (B/W,) labels]
             lr = lr_at(step, t)
             if self.stats_log is not None and is_recorded(step + 1, t.stats_interval, t.steps):
-                loss, stats = self.backend.recorded_step(Xb, Yb, lr)
+                loss, stats = self.backend.recorded_step(Xb, Yb, lr, *Lb)
                 self.stats_log.write({"step": step + 1, "lr": lr, "loss": loss, **stats})
                 self.running += loss
             else:
-                self.running += self.backend.train_step(Xb, Yb, lr)
+                self.running += self.backend.train_step(Xb, Yb, lr, *Lb)
             self.count += 1
             step += 1
             stop = vote(interrupted.signum)  # read once (every rank the same), so it is raised only after its checkpoint

@@ -163,7 +163,7 @@ def test_each_check_and_read_runs_once_per_run(tmp_path: Path, tiny_words_file: 
 
     for name in ("check_model", "choose_backend", "check_backend", "resolve_device"):
         counted(prepare, name)
-    counted(data, "read_words_and_digest")
+    counted(data, "read_labelled_words")
     counted(distributed, "launched")
     counted(Sequences, "context_length")
     config = tmp_path / "c.toml"
@@ -172,4 +172,4 @@ def test_each_check_and_read_runs_once_per_run(tmp_path: Path, tiny_words_file: 
                                       "--set", "model.type=gru", "--set", "train.steps=3", "--set", "train.eval_interval=3"])
     assert result.exit_code == 0, result.output
     assert calls == {"check_model": 1, "choose_backend": 1, "check_backend": 1, "resolve_device": 1,
-                     "read_words_and_digest": 1, "launched": 1, "context_length": 1}
+                     "read_labelled_words": 1, "launched": 1, "context_length": 1}

@@ -130,7 +130,8 @@ def _check_named_device(name: str) -> None:
         raise MakemoreError("train.device = 'mps', but no Apple GPU (MPS) is available here; use train.device=auto or cpu")
 
 
-def make_backend(cfg: Config, fam: Family, vocab_size: int, device: str = "cpu", block_size: int | None = None) -> Backend:
+def make_backend(cfg: Config, fam: Family, vocab_size: int, device: str = "cpu", block_size: int | None = None,
+                 n_labels: int = 0) -> Backend:
     """A freshly initialised backend for a checked cfg (makemore.prepare.check): the counting one
     for a counted family, else train.backend's. Checks nothing again.
 
@@ -138,13 +139,31 @@ def make_backend(cfg: Config, fam: Family, vocab_size: int, device: str = "cpu",
         cfg: the checked config (train.backend resolved). fam: its family. vocab_size: tokens,
             boundary included. device: the resolved device.
         block_size: the model's context (the family's view decides); default data.block_size.
+        n_labels: the labels of a labelled words file (a conditional model); 0: unlabelled data,
+            and the backend is built exactly as without labels.
 
     Raises:
         MakemoreError: MLX not installed.
     """
     block_size = cfg.data.block_size if block_size is None else block_size
+    extra = {"n_labels": n_labels} if n_labels else {}
     if fam.counted:
         from makemore.backends.counting import CountingBackend
 
-        return CountingBackend(cfg, vocab_size, device, block_size)
-    return backend_class(cfg.train.backend)(cfg, vocab_size, device, block_size)
+        return CountingBackend(cfg, vocab_size, device, block_size, **extra)
+    return backend_class(cfg.train.backend)(cfg, vocab_size, device, block_size, **extra)
+
+
+def check_labels(cfg: Config, fam: Family, labelled: bool) -> None:
+    """Check that train.backend (resolved) trains conditional models when the words file is
+    labelled (known only once it is read: makemore.prepare.read_data). A counted family counts
+    one table per label whatever the backend.
+
+    Raises:
+        MakemoreError: a labelled file with a backend that does not train labels (MLX).
+    """
+    if not labelled or fam.counted or backend_class(cfg.train.backend).SUPPORTS.labels:
+        return
+    able = " or ".join(repr(name) for name in BACKENDS if backend_class(name).SUPPORTS.labels)
+    raise MakemoreError(f"{cfg.data.path} is labelled (word<TAB>label): train.backend = {cfg.train.backend!r} "
+                        f"does not train conditional models; use train.backend = {able}")

@@ -56,12 +56,14 @@ class Support:
     optimizers: the train.optimizer values it implements.
     devices: the device types it runs on ("cpu", "cuda", "mps"); None: any torch device.
     records_stats: whether it implements `recorded_step` (train.stats_interval > 0).
+    labels: whether it trains conditional models on a labelled words file (checked once the data is read).
     """
 
     models: dict[str, dict[str, tuple | None]] | None
     optimizers: tuple[str, ...]
     devices: tuple[str, ...] | None = None
     records_stats: bool = False
+    labels: bool = False
 
     def refusal(self, cfg: Config, fam: Family) -> str | None:
         """Why this backend cannot train `cfg` (one phrase), or None if it can."""
@@ -100,14 +102,15 @@ class Backend(Protocol):
     def asarray(self, a: np.ndarray) -> Any:
         """A NumPy int array (one minibatch) in the backend's own array type and device (gradient backends)."""
 
-    def train_step(self, X: Any, Y: Any, lr: float) -> Any:
+    def train_step(self, X: Any, Y: Any, lr: float, label: Any = None) -> Any:
         """One step: forward, backward, update at learning rate `lr` (gradient backends).
 
-        X: int (B, block_size) contexts; Y: int (B,) targets. Returns the minibatch's mean NLL
-        (nats/char) as a scalar that float() reads; it may stay lazy until then.
+        X: int (B, block_size) contexts; Y: int (B,) targets; label: int (B,) label ids on labelled
+        data, else None. Returns the minibatch's mean NLL (nats/char) as a scalar that float()
+        reads; it may stay lazy until then.
         """
 
-    def recorded_step(self, X: Any, Y: Any, lr: float) -> tuple[float, dict[str, Any]]:
+    def recorded_step(self, X: Any, Y: Any, lr: float, label: Any = None) -> tuple[float, dict[str, Any]]:
         """`train_step`, also returning what makemore.stats.step_stats makes of this step: every
         hidden layer's output, every parameter's gradient, value after the step, and update (the
         value after minus before the optimizer step). Returns (mean NLL as a float, the statistics).

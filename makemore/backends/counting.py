@@ -26,13 +26,14 @@ class CountingBackend:
         vocab_size: tokens, boundary included.
         device: ignored (counting runs on the CPU).
         block_size: the model's context; default data.block_size.
+        n_labels: the labels of a labelled words file (one count table per label); 0 for unlabelled data.
     """
 
     name = "counting"
     takes_steps = False
 
-    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None):
-        self.model = build_model(cfg.model, vocab_size, cfg.data.block_size if block_size is None else block_size)
+    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None, n_labels: int = 0):
+        self.model = build_model(cfg.model, vocab_size, cfg.data.block_size if block_size is None else block_size, n_labels=n_labels)
         self.model.eval()
         self.summary_extra: dict[str, Any] = {
             "model": cfg.model.type, **{option: getattr(cfg.model, option) for option in family(cfg.model).options}}

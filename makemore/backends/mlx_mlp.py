@@ -123,7 +123,9 @@ class MLXBackend:
     takes_steps = True
     SUPPORTS = MLP_FAMILY
 
-    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None):
+    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None, n_labels: int = 0):
+        if n_labels:
+            raise MakemoreError("train.backend = 'mlx' cannot train on a labelled words file: use train.backend = 'torch' or 'numpy'")
         _require_mlx()
         self.summary_extra: dict[str, Any] = {}
         mx.set_default_device(mx.cpu)

@@ -23,6 +23,10 @@ Backward, each line one step of the chain rule, from the loss down to the embedd
     demb    = (dhpre · W1ᵀ).reshape(B, T, E)             # (B, T, E)
     dC      = Σ over every (b, t) with X[b, t] = v of demb[b, t]   # (V, E) scatter-add
 
+On a labelled words file the model is conditional: hpre = embcat @ W1 + b1 + label_emb[label],
+label_emb (K, H) one vector per label, so d label_emb is the scatter-add of dhpre (B, H) into
+the rows label (B,) it was gathered from, as dC is of demb.
+
 Beyond the lecture, every option of makemore.models.mlp.MLP has its backward here too:
 several hidden layers, relu and gelu (tanh approximation), BatchNorm (batch statistics in
 training, running statistics in evaluation, as torch.nn.BatchNorm1d) and LayerNorm after each
@@ -181,7 +185,8 @@ def norm_forward(a: np.ndarray, params: dict[str, np.ndarray], name: str, kind: 
 
 
 def forward(
-    params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray | None, spec: Spec, *, train: bool, rng: np.random.Generator | None = None
+    params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray | None, spec: Spec, *, train: bool, rng: np.random.Generator | None = None,
+    label: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float | None, dict[str, Any]]:
     """The MLP's forward pass.
 
@@ -192,6 +197,7 @@ def forward(
         train: BatchNorm uses batch statistics and dropout is applied; else running statistics, no dropout.
         rng: dropout's generator (needed when train and spec.dropout > 0); masks are drawn from
             rng.random((B, H)) one hidden layer after another.
+        label: int (B,) label ids on labelled data (params then hold label_emb (K, H)), else None.
 
     Returns:
         logits (B, V); loss, the mean NLL in nats/char (None without Y); the cache `backward` needs
@@ -206,6 +212,8 @@ def forward(
         layer: dict[str, Any] = {"x": x}
         a = x @ params[f"W{i}"]  # (B, H) hpre = x·Wi + bi
         a += params[f"b{i}"]
+        if i == 1 and label is not None:
+            a += params["label_emb"][label]  # (B, H) + the label's vector
         if spec.norm != "none":
             a = norm_forward(a, params, f"norm{i}", spec.norm, train, layer, batch_stats)  # (B, H)
         h = activation_forward(a, spec.activation)  # (B, H)
@@ -220,7 +228,7 @@ def forward(
     out = spec.n_layers + 1
     logits = x @ params[f"W{out}"]  # (B, V) = h·W2 + b2
     logits += params[f"b{out}"]
-    cache = {"X": X, "layers": layers, "h_last": x, "batch_stats": batch_stats}
+    cache = {"X": X, "layers": layers, "h_last": x, "batch_stats": batch_stats, "label": label}
     if Y is None:
         return logits, None, cache
     # cross-entropy through log-sum-exp: subtracting the row max keeps exp() from overflowing
@@ -269,6 +277,9 @@ def backward(params: dict[str, np.ndarray], cache: dict[str, Any], spec: Spec, o
             )  # (B, H), (H,), (H,)
         grads[f"W{i}"] = layer["x"].T @ da  # (fan_in, H)  a = x·Wi + bi
         grads[f"b{i}"] = da.sum(0)  # (H,)
+        if i == 1 and cache["label"] is not None:
+            K = params["label_emb"].shape[0]
+            grads["label_emb"] = np.eye(K, dtype=da.dtype)[cache["label"]].T @ da  # (K, B)·(B, H) = (K, H) scatter-add
         dx = da @ params[f"W{i}"].T  # (B, fan_in)
     T = X.shape[1]
     demb = dx.reshape(B, T, -1)  # (B, T, E)  undo the concatenation
@@ -365,6 +376,7 @@ class NumpyBackend:
         device: "cpu" (the only one).
         block_size: characters of context; default data.block_size.
         dtype: np.float32 for training (the default); np.float64 for gradient checks.
+        n_labels: the labels of a labelled words file (label_emb (n_labels, n_hidden)); 0 unlabelled.
 
     Initial weights are the torch model's for train.seed (identical across backends); dropout
     draws from np.random.default_rng(train.seed + 1), whose state is saved in export_state.
@@ -372,13 +384,14 @@ class NumpyBackend:
 
     name = "numpy"
     takes_steps = True
-    SUPPORTS = dataclasses.replace(MLP_FAMILY, records_stats=True)
+    SUPPORTS = dataclasses.replace(MLP_FAMILY, records_stats=True, labels=True)
 
-    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None, dtype: Any = np.float32):
+    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None, dtype: Any = np.float32,
+                 n_labels: int = 0):
         self.summary_extra: dict[str, Any] = {}
         self.spec = Spec.from_config(cfg.model)
         self.dtype = np.dtype(dtype)
-        initial = initial_state(cfg, vocab_size, block_size)
+        initial = initial_state(cfg, vocab_size, block_size, n_labels)
         self.params: dict[str, np.ndarray] = {k: _to_numpy(v, self.dtype if v.dtype.kind == "f" else None) for k, v in initial.items()}
         # NumPy's matrix products run on BLAS's own threads: the same rule as torch's (entered in `threads`)
         self.n_threads = cfg.train.threads or (1 if small_step(cfg, sum(v.size for v in initial.values())) else None)
@@ -394,13 +407,13 @@ class NumpyBackend:
     def asarray(self, a: np.ndarray) -> np.ndarray:
         return a
 
-    def loss_and_grads(self, X: np.ndarray, Y: np.ndarray) -> tuple[float, dict[str, np.ndarray], dict[str, Any]]:
-        """Training-mode forward and backward on one minibatch: (mean NLL, gradients, cache)."""
-        _, loss, cache = forward(self.params, X, Y, self.spec, train=True, rng=self.rng)
+    def loss_and_grads(self, X: np.ndarray, Y: np.ndarray, label: np.ndarray | None = None) -> tuple[float, dict[str, np.ndarray], dict[str, Any]]:
+        """Training-mode forward and backward on one minibatch (label: int (B,) ids on labelled data): (mean NLL, gradients, cache)."""
+        _, loss, cache = forward(self.params, X, Y, self.spec, train=True, rng=self.rng, label=label)
         return loss, backward(self.params, cache, self.spec, self.onehot_rows), cache
 
-    def train_step(self, X: np.ndarray, Y: np.ndarray, lr: float) -> float:
-        loss, grads, cache = self.loss_and_grads(X, Y)
+    def train_step(self, X: np.ndarray, Y: np.ndarray, lr: float, label: np.ndarray | None = None) -> float:
+        loss, grads, cache = self.loss_and_grads(X, Y, label)
         self.update(grads, cache, lr)
         return loss
 
@@ -409,11 +422,11 @@ class NumpyBackend:
         self.update_running_stats(cache["batch_stats"], cache["X"].shape[0])
         self.optimizer.step(self.params, grads, lr)
 
-    def recorded_step(self, X: np.ndarray, Y: np.ndarray, lr: float) -> tuple[float, dict[str, Any]]:
+    def recorded_step(self, X: np.ndarray, Y: np.ndarray, lr: float, label: np.ndarray | None = None) -> tuple[float, dict[str, Any]]:
         """`train_step`, returning the step's statistics too (makemore.stats): each hidden layer's
         output h from the forward cache (before dropout, as the torch model's activation module
         outputs it), each parameter's gradient, and its value before and after the optimizer."""
-        loss, grads, cache = self.loss_and_grads(X, Y)
+        loss, grads, cache = self.loss_and_grads(X, Y, label)
         hidden = [(activation_name(i), self.spec.activation, layer["h"]) for i, layer in enumerate(cache["layers"], start=1)]  # h (B, H)
         names = [name for name in self.params if name in grads]  # state_dict order, as the torch model's parameters
         before = {name: (self.params[name].copy(), grads[name].copy()) for name in names}  # the optimizer may scale grads in place
@@ -430,8 +443,8 @@ class NumpyBackend:
             self.params[f"norm{i}.num_batches_tracked"] += 1
 
     def mean_loss(self, view: View) -> float:
-        def nll_sum(X: np.ndarray, Y: np.ndarray) -> float:  # (b, T), (b,)
-            _, loss, _ = forward(self.params, X, Y, self.spec, train=False)
+        def nll_sum(X: np.ndarray, Y: np.ndarray, L: np.ndarray | None = None) -> float:  # (b, T), (b,), labels (b,)
+            _, loss, _ = forward(self.params, X, Y, self.spec, train=False, label=L)
             return loss * len(Y)
 
         return mean_over(view, nll_sum)

@@ -64,7 +64,7 @@ def muon_split(model: torch.nn.Module) -> tuple[list[str], list[str]]:
     AdamW updates (the rest), each in the model's parameter order.
 
     A hidden matrix is a 2-D parameter that is not named by the model's `outer_matrices()`: the
-    character (and position) embedding tables and the output head, which map tokens in and logits
+    character (and position, and a conditional model's label) embedding tables and the output head, which map tokens in and logits
     out and are not the linear maps between hidden features Muon orthogonalises (Jordan et al.
     2024, "Muon: an optimizer for hidden layers"). Biases and norm gains (1-D) go to AdamW.
 
@@ -72,7 +72,7 @@ def muon_split(model: torch.nn.Module) -> tuple[list[str], list[str]]:
         ValueError: `outer_matrices()` names a parameter the model does not have (a renamed one).
     """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    outer = set(model.outer_matrices())
+    outer = set(model.outer_matrices()) | ({"label_emb"} if getattr(model, "label_emb", None) is not None else set())  # a label table too
     missing = outer - {n for n, _ in named}
     if missing:
         raise ValueError(f"outer_matrices() names {', '.join(sorted(missing))}, which {type(model).__name__} does not have")
@@ -159,18 +159,19 @@ class TorchBackend:
         vocab_size: tokens, boundary included.
         device: a torch device name (see makemore.backends.resolve_device).
         block_size: the model's context (makemore.models.context_length); default data.block_size.
+        n_labels: the labels of a labelled words file (a conditional model); 0 for unlabelled data.
     """
 
     name = "torch"
     takes_steps = True
-    SUPPORTS = Support(models=None, optimizers=("sgd", "momentum", "adamw", "muon"), devices=None, records_stats=True)
+    SUPPORTS = Support(models=None, optimizers=("sgd", "momentum", "adamw", "muon"), devices=None, records_stats=True, labels=True)
 
-    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None):
+    def __init__(self, cfg: Config, vocab_size: int, device: str = "cpu", block_size: int | None = None, n_labels: int = 0):
         self.cfg = cfg
         self.summary_extra: dict[str, Any] = {}
         self.device = torch.device(device)
         g = torch.Generator().manual_seed(cfg.train.seed)
-        self.model = build_model(cfg.model, vocab_size, cfg.data.block_size if block_size is None else block_size, g)
+        self.model = build_model(cfg.model, vocab_size, cfg.data.block_size if block_size is None else block_size, g, n_labels)
         self.n_threads = cfg.train.threads or (choose_threads(self.model, cfg) if self.device.type == "cpu" else None)
         self.model.to(self.device).train()
         self.world = distributed.joined()
@@ -198,10 +199,10 @@ class TorchBackend:
     def asarray(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(self.device)
 
-    def train_step(self, X: torch.Tensor, Y: torch.Tensor, lr: float) -> torch.Tensor:
+    def train_step(self, X: torch.Tensor, Y: torch.Tensor, lr: float, label: torch.Tensor | None = None) -> torch.Tensor:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        _, loss = self.stepper(X, Y)  # scalar, mean NLL of the minibatch (of this rank's rows)
+        _, loss = self.stepper(X, Y) if label is None else self.stepper(X, Y, label=label)  # scalar, mean NLL of the minibatch (of this rank's rows)
         if self.world.size > 1 and Y.dim() > 1:  # sequences: ranks hold different numbers of targets
             loss = loss * self.world.share((Y != IGNORE).sum().to(loss.dtype))  # its share of the global mean, times W
         self.optimizer.zero_grad(set_to_none=True)
@@ -209,7 +210,7 @@ class TorchBackend:
         self.optimizer.step()
         return loss.detach()
 
-    def recorded_step(self, X: torch.Tensor, Y: torch.Tensor, lr: float) -> tuple[float, dict[str, Any]]:
+    def recorded_step(self, X: torch.Tensor, Y: torch.Tensor, lr: float, label: torch.Tensor | None = None) -> tuple[float, dict[str, Any]]:
         """`train_step` with forward hooks on the hidden layers' non-linearities (HiddenCapture) and
         an optimizer pre-step hook that copies the parameters, so update = after − before the step;
         both hooks are removed before returning. Returns (loss, makemore.stats.step_stats)."""
@@ -217,7 +218,7 @@ class TorchBackend:
         snapshot = self.optimizer.register_step_pre_hook(lambda *_: before.extend(p.detach().clone() for p in self.params))
         try:
             with HiddenCapture(self.model) as capture:
-                loss = self.train_step(X, Y, lr)
+                loss = self.train_step(X, Y, lr, label)
         finally:
             snapshot.remove()
 

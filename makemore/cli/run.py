@@ -134,21 +134,24 @@ CheckpointOption = typer.Option(None, "--checkpoint", help="best: the best-dev c
 
 def evaluate(
     run_dir: Optional[Path] = RunDirArgument,
-    split: str = typer.Option("train,dev", "--split", help="train, dev, test, or all; comma-separated for several."),
-    as_json: bool = typer.Option(False, "--json", help='Print {"train": NLL, "dev": NLL} as one JSON object.'),
+    split: Optional[str] = typer.Option(None, "--split", help="train, dev, test, or all; comma-separated for several. Default train,dev (dev with --classify)."),
+    classify: bool = typer.Option(False, "--classify", help="A labelled run: the accuracy of p(label | word) (Bayes' rule) at finding each word's own label, and the confusion table."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"train": NLL, "dev": NLL} as one JSON object (with --classify, {"dev": {"accuracy", "confusion", ...}}).'),
     checkpoint: Optional[str] = CheckpointOption,
     samples: int = typer.Option(0, "--samples", min=0, help="Also draw this many samples and report their quality (docs/commands.md: share new, duplicates, length TV, character KL, NLL)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the --samples draw."),
 ) -> None:
     """Mean NLL (nats per character) of a run on whole splits, with perplexity and bits per character.
 
-    The test split is reported only when asked for (--split test or all): touch it rarely. With
-    --samples N, also the quality of N plain samples (makemore.quality.SampleQuality); with --json
-    under the key "samples".
+    The test split is reported only when asked for (--split test or all): touch it rarely. A run
+    trained on a labelled words file is evaluated given each word's own label. With --samples N,
+    also the quality of N plain samples (makemore.quality.SampleQuality); with --json under the
+    key "samples".
     """
     from makemore import api
     from makemore.evaluate import describe
 
+    split = split if split is not None else "dev" if classify else "train,dev"
     names = ["train", "dev", "test"] if split == "all" else [s.strip() for s in split.split(",") if s.strip()]
     for name in names:
         if name not in ("train", "dev", "test"):
@@ -156,6 +159,9 @@ def evaluate(
     run = api.load(run_dir, checkpoint=checkpoint)
     if run.loaded.data_changed:
         note(f"warning: {run.config.data.path} changed since this run was trained; splits may differ")
+    if classify:
+        _print_classification(run, [run.classification(name) for name in names], as_json)
+        return
     results = run.evaluate_counted(names)  # split → (NLL, targets)
     quality = run.sample_quality(samples, seed) if samples else None
     if as_json:
@@ -164,7 +170,8 @@ def evaluate(
         return
     from rich.table import Table
 
-    table = Table(title=f"{run.path}  (step {run.step})")
+    given = "" if run.labels is None else ", given each word's label"
+    table = Table(title=f"{run.path}  (step {run.step}{given})")
     for column in ("split", "NLL (nats/char)", "perplexity", "bits/char", "targets"):
         table.add_column(column, justify="left" if column == "split" else "right")
     for name, (nll, count) in results.items():
@@ -193,6 +200,26 @@ TOP_P_HELP = ("Nucleus sampling, 0 < P ≤ 1: after --temperature and --top-k, d
               "likely characters (ties: the lower id first) whose probabilities sum to at least P, renormalised; 1 changes nothing.")
 
 
+def _print_classification(run: Any, results: list[Any], as_json: bool) -> None:
+    """`evaluate --classify`: per split, the accuracy and the confusion table (or one JSON object)."""
+    if as_json:
+        typer.echo(json.dumps({c.split: c.to_dict() for c in results}, ensure_ascii=False))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console()
+    for c in results:
+        table = Table(title=f"{run.path}  (step {run.step}): {c.split}, {c.words:,} words, rows true label, columns predicted")
+        table.add_column("true \\ predicted")
+        for label in c.labels:
+            table.add_column(escape(label), justify="right")
+        for label, row in zip(c.labels, c.confusion):
+            table.add_row(escape(label), *(f"{k:,}" for k in row))
+        out.print(table)
+        out.print(f"{c.split} accuracy {c.accuracy:.2%} (always the most common label: {c.majority:.2%})", markup=False, soft_wrap=True)
+
+
 def sample(
     run_dir: Optional[Path] = RunDirArgument,
     n: int = typer.Option(20, "-n", "--num", help="How many samples."),
@@ -212,7 +239,8 @@ def sample(
     beam: Optional[int] = typer.Option(None, "--beam", metavar="W", help="--best's beam width: partial words kept at each length (default 1024); widen it when the result is not proven exact."),
     scores: bool = typer.Option(False, "--scores", help="Show each sample's mean NLL per character under the model (nats; lower is more name-like)."),
     sort: Optional[str] = typer.Option(None, "--sort", help="nll: the most name-like (lowest NLL per character) first."),
-    as_json: bool = typer.Option(False, "--json", help='Print a JSON list of the samples only; with --scores, a list of {"word", "nll"} objects.'),
+    label: Optional[str] = typer.Option(None, "--label", help="A labelled run: sample for this label. Without it each sample's label is drawn from the training frequencies and printed."),
+    as_json: bool = typer.Option(False, "--json", help='Print a JSON list of the samples only; with --scores, a list of {"word", "nll"} objects (a labelled run without --label: {"word", "label"[, "nll"]}).'),
     checkpoint: Optional[str] = CheckpointOption,
 ) -> None:
     """Generate new words from a trained run, marking those that already occur in the training words.
@@ -242,10 +270,10 @@ def sample(
     run = api.load(run_dir, checkpoint=checkpoint)
     wanted = dict(prefix=prefix, suffix=suffix, contains=contains, match=match, new_only=new_only, min_len=min_len, max_len=max_len)
     if best is not None:
-        _sample_best(run, run.best(best, beam=beam, **wanted), scores, sort, as_json)
+        _sample_best(run, run.best(best, beam=beam, label=label, **wanted), scores, sort, as_json)
         return
-    found = run.samples(n, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, unique=unique, **wanted)
-    results, train_words = _show_words(run, found.words, scores, sort, as_json, found.cap)
+    found = run.samples(n, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, unique=unique, label=label, **wanted)
+    results, train_words = _show_words(run, found, scores, sort, as_json, label)
     if found.shortfall:
         fail(found.shortfall, code=1)
     if train_words is not None:
@@ -257,20 +285,24 @@ def sample(
                                    markup=False, soft_wrap=True)
 
 
-def _show_words(run: Any, results: list[tuple[str, bool]], scores: bool, sort: Optional[str], as_json: bool,
-                cap: int) -> tuple[list[tuple[str, bool]], set[str] | None]:
-    """Print the words, sorted by NLL per character with --sort nll, as JSON or one per line; return
-    them as printed, and the run's training words (None under --json, or when unreadable)."""
-    nll = run.word_nll([w for w, _ in results]) if scores or sort else []
+def _show_words(run: Any, found: Any, scores: bool, sort: Optional[str], as_json: bool,
+                label: Optional[str] = None) -> tuple[list[tuple[str, bool]], set[str] | None]:
+    """Print the words of `found` (makemore.sample.Samples, or anything with words, labels, cap),
+    sorted by NLL per character with --sort nll, as JSON or one per line, with each sample's drawn
+    label when a labelled run sampled without --label; return them as printed, and the run's
+    training words (None under --json, or when unreadable)."""
+    results = found.words
+    labels = found.labels if found.labels is not None and label is None else None  # shown: each sample's drawn label
+    nll = run.word_nll([w for w, _ in results], found.labels) if scores or sort else []
     if sort == "nll":  # stable: equal scores keep the draw order; a sample that cannot be scored goes last
         order = sorted(range(len(results)), key=lambda i: (nll[i] is None, nll[i] or 0.0))
         results, nll = [results[i] for i in order], [nll[i] for i in order]
+        labels = None if labels is None else [labels[i] for i in order]
     if as_json:
-        payload = [{"word": w, "nll": x} for (w, _), x in zip(results, nll)] if scores else [w for w, _ in results]
-        typer.echo(json.dumps(payload, ensure_ascii=False))
+        typer.echo(json.dumps(_samples_json(results, nll if scores else None, labels), ensure_ascii=False))
         return results, None
     train_words = _train_words(run)
-    _print_samples(results, nll if scores else None, train_words, cap)
+    _print_samples(results, nll if scores else None, train_words, found.cap, labels)
     sys.stdout.flush()  # the samples before the summary on stderr, also when both go to one pipe
     return results, train_words
 
@@ -278,7 +310,11 @@ def _show_words(run: Any, results: list[tuple[str, bool]], scores: bool, sort: O
 def _sample_best(run: Any, found: Any, scores: bool, sort: Optional[str], as_json: bool) -> None:
     """`makemore sample --best N`: the words (makemore.best.Best), then one line on stderr saying how
     they were found; exit code 1 when fewer than N were found."""
-    _show_words(run, [(w, True) for w in found.words], scores, sort, as_json, 0)
+    from types import SimpleNamespace
+
+    label = getattr(found, "label", None)
+    words = SimpleNamespace(words=[(w, True) for w in found.words], labels=None if label is None else [label] * len(found.words), cap=0)
+    _show_words(run, words, scores, sort, as_json, label)
     if found.shortfall:
         fail(found.shortfall, code=1)
     if not as_json:
@@ -297,17 +333,30 @@ def _train_words(run: Any) -> set[str] | None:
         return None
 
 
-def _print_samples(results: list[tuple[str, bool]], nll: list[float | None] | None, train_words: set[str] | None, cap: int) -> None:
-    """One sample per line, verbatim (not read as markup), with its score when given ("-": one the
-    model cannot score) and notes: "in training data", "cut at N characters"."""
+def _samples_json(results: list[tuple[str, bool]], nll: list[float | None] | None, labels: list[str] | None) -> list[Any]:
+    """The JSON of `sample --json`: the words, or {"word"[, "label"][, "nll"]} objects with --scores or drawn labels."""
+    if nll is None and labels is None:
+        return [w for w, _ in results]
+    return [{"word": w, **({} if labels is None else {"label": labels[i]}), **({} if nll is None else {"nll": nll[i]})}
+            for i, (w, _) in enumerate(results)]
+
+
+def _print_samples(results: list[tuple[str, bool]], nll: list[float | None] | None, train_words: set[str] | None, cap: int,
+                   labels: list[str] | None = None) -> None:
+    """One sample per line, verbatim (not read as markup), with its drawn label and its score when
+    given ("-": one the model cannot score) and notes: "in training data", "cut at N characters"."""
     from rich.markup import escape
 
     out = console()
     width = max((len(word) for word, _ in results), default=0)
+    seen = [train_words is not None and word in train_words for word, _ in results]
+    if labels is not None:  # the label beside each word, in a column of its own
+        label_width = max(map(len, labels), default=0)
+        results = [(f"{word}{' ' * (width - len(word))}  {lab:<{label_width}}".rstrip(), finished)
+                   for (word, finished), lab in zip(results, labels)]
+        width = max((len(word) for word, _ in results), default=0)
     for i, (word, finished) in enumerate(results):
-        notes = []
-        if train_words is not None and word in train_words:
-            notes.append("in training data")
+        notes = ["in training data"] * seen[i]
         if not finished:
             notes.append(f"cut at {cap} characters")
         score = f"{' ' * (width - len(word))}  {'-' if nll[i] is None else format(nll[i], '.3f'):>5}" if nll is not None else ""
@@ -317,9 +366,10 @@ def _print_samples(results: list[tuple[str, bool]], nll: list[float | None] | No
 def score(
     args: Optional[list[str]] = typer.Argument(None, metavar="[RUN] WORD", show_default=False,
                                                help="A run directory (default: the most recent run under runs/), then the words to score."),
-    as_json: bool = typer.Option(False, "--json", help='Print a JSON list of {"word", "nll", "perplexity", "percentile"} objects.'),
+    as_json: bool = typer.Option(False, "--json", help='Print a JSON list of {"word", "nll", "perplexity", "percentile"} objects (with --labels, {"word", "labels": {label: p}}).'),
     checkpoint: Optional[str] = CheckpointOption,
     chars: bool = typer.Option(False, "--chars", help='Each character\'s probability and NLL (nats), the end token\'s last, the least expected marked; with --json, {"word", "nll", "chars": [{"char", "p", "nll", "worst"}]} objects.'),
+    labels: bool = typer.Option(False, "--labels", help="A labelled run: which label fits each word, p(label | word) by Bayes' rule."),
 ) -> None:
     """How likely each word is under a run's model: "how name-like is my name?".
 
@@ -342,6 +392,9 @@ def score(
         if not words:
             fail("no words to score on standard input")
     run = api.load(run_arg, checkpoint=checkpoint)
+    if labels:
+        _print_label_fit(run, words, run.classify(words), as_json)
+        return
     if chars:
         _score_chars(run, words, as_json)
         return
@@ -358,6 +411,24 @@ def score(
         for line in errors:
             typer.echo(f"error: {line}", err=True)
         raise typer.Exit(1)
+
+
+def _print_label_fit(run: Any, words: list[str], posteriors: list[dict[str, float]], as_json: bool) -> None:
+    """`score --labels`: p(label | word) of each word, one column per label, and the likeliest label."""
+    if as_json:
+        typer.echo(json.dumps([{"word": w, "labels": p} for w, p in zip(words, posteriors)], ensure_ascii=False))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{run.path}  (step {run.step}): p(label | word) = p(word | label)·p(label), normalised")
+    table.add_column("word")
+    for label in run.labels:
+        table.add_column(f"p({escape(label)})", justify="right")
+    table.add_column("likeliest")
+    for word, p in zip(words, posteriors):
+        table.add_row(escape(word), *(f"{p[label]:.3f}" for label in run.labels), escape(max(p, key=p.get)))
+    console().print(table)
 
 
 def _print_scores(run: Any, report: Any) -> None:

@@ -2,7 +2,8 @@
 
 Each family lives in one file of this package, as a torch `nn.Module` built as
 `Family.cls(cfg.model, vocab_size, block_size, generator)` whose `forward(idx, targets=None)`
-returns `(logits, loss)` (see makemore.models.base). Evaluation, sampling and plotting only ever
+returns `(logits, loss)` (see makemore.models.base); on labelled data it is built with
+n_labels=K too and its forward takes label=, one label id per row (a conditional model). Evaluation, sampling and plotting only ever
 see a module built here, whatever backend trained its parameters: every backend exports the same
 named arrays (the module's state_dict) into the checkpoint.
 
@@ -128,7 +129,8 @@ def context_length(cfg: Config, longest_word: int) -> int:
     return family(cfg.model).view.context_length(cfg.data, longest_word, cfg.model.type)
 
 
-def build_model(cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None) -> nn.Module:
+def build_model(cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None,
+                n_labels: int = 0) -> nn.Module:
     """A freshly initialised model of cfg.type on the CPU.
 
     Args:
@@ -136,28 +138,32 @@ def build_model(cfg: ModelConfig, vocab_size: int, block_size: int, generator: t
         vocab_size: tokens, boundary included.
         block_size: the model's context (see `context_length`).
         generator: seeded generator for the initialisation (the lecture's `g`).
+        n_labels: the labels of a labelled words file: a conditional model (see
+            makemore.models.base); 0 builds exactly the unlabelled model.
 
     Raises:
         MakemoreError: an unknown model.type.
     """
-    return family(cfg).cls(cfg, vocab_size, block_size, generator)
+    if not n_labels:
+        return family(cfg).cls(cfg, vocab_size, block_size, generator)
+    return family(cfg).cls(cfg, vocab_size, block_size, generator, n_labels=n_labels)
 
 
-def initial_model(cfg: Config, vocab_size: int, block_size: int | None = None) -> nn.Module:
+def initial_model(cfg: Config, vocab_size: int, block_size: int | None = None, n_labels: int = 0) -> nn.Module:
     """The model `cfg` describes as initialised with torch.Generator().manual_seed(train.seed): the
     weights every backend starts a run from (and `makemore inspect` shows for step 1).
-    block_size defaults to data.block_size (a window model's context)."""
+    block_size defaults to data.block_size (a window model's context); n_labels as `build_model`."""
     import torch
 
     block_size = cfg.data.block_size if block_size is None else block_size
-    return build_model(cfg.model, vocab_size, block_size, torch.Generator().manual_seed(cfg.train.seed))
+    return build_model(cfg.model, vocab_size, block_size, torch.Generator().manual_seed(cfg.train.seed), n_labels)
 
 
-def initial_state(cfg: Config, vocab_size: int, block_size: int | None = None) -> dict[str, np.ndarray]:
+def initial_state(cfg: Config, vocab_size: int, block_size: int | None = None, n_labels: int = 0) -> dict[str, np.ndarray]:
     """The initial parameters and buffers for `cfg` as {state_dict name: NumPy array}: the torch
     model's (`initial_model`), so every backend starts from identical weights. block_size
-    defaults to data.block_size (a window model's context)."""
-    return {k: v.numpy() for k, v in initial_model(cfg, vocab_size, block_size).state_dict().items()}
+    defaults to data.block_size (a window model's context); n_labels as `build_model`."""
+    return {k: v.numpy() for k, v in initial_model(cfg, vocab_size, block_size, n_labels).state_dict().items()}
 
 
 def count_params(cfg: Config, vocab_size: int, block_size: int | None = None) -> int:

@@ -1,11 +1,16 @@
 """What every model family shares: the language-modelling loss and its evaluation over a split.
 
-Every family is a torch `nn.Module` whose `forward(idx, targets=None)` returns `(logits, loss)`:
+Every family is a torch `nn.Module` whose `forward(idx, targets=None, label=None)` returns `(logits, loss)`:
 
 - a window model (bigram, mlp) maps contexts idx int64 (B, block_size) to logits (B, vocab_size)
   and takes targets (B,);
 - a sequence model maps idx (B, T) to logits (B, T, vocab_size) and takes targets (B, T), where a
   target of IGNORE marks padding.
+
+A model built with n_labels > 0 (a labelled words file) is conditional: it takes label, int64
+(B,), one label id per row, and keeps its label embedding as the parameter `label_emb` (see
+`label_table`; the bigram keeps one count table per label instead). Built with n_labels = 0 it
+has no such parameter and takes no label: exactly the unlabelled model.
 
 `lm_loss` is the loss of both: the mean negative log-likelihood, in nats per character, of the
 targets that are not IGNORE.
@@ -56,6 +61,37 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
     return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=IGNORE, reduction=reduction)
 
 
+def label_table(n_labels: int, width: int) -> nn.Parameter | None:
+    """A conditional model's label embedding (n_labels, width), initialised to zeros: the model
+    starts as its unlabelled self (initial loss about ln(vocab_size)) and draws nothing from the
+    initialisation generator, so every other weight is the one an unlabelled model gets.
+    None when n_labels is 0 (unlabelled data: no parameter, the state_dict is unchanged)."""
+    return nn.Parameter(torch.zeros(n_labels, width)) if n_labels else None
+
+
+def label_vectors(table: torch.Tensor | None, label: torch.Tensor | None) -> torch.Tensor | None:
+    """table[label] (B, width), the label vector of each row; None for a model without labels.
+
+    Raises:
+        ValueError: a label for a model built without labels, or none for a conditional one.
+    """
+    if table is None:
+        if label is not None:
+            raise ValueError("this model was built without labels: it takes no label")
+        return None
+    if label is None:
+        raise ValueError("this model is conditioned on a label: pass label, int64 (B,)")
+    return table[label]  # (B, width)
+
+
+def forward_view(model: torch.nn.Module, batch: tuple[np.ndarray, ...], device: str | torch.device) -> torch.Tensor:
+    """The logits of one (X, Y) or (X, Y, L) chunk of a view: model(X) or model(X, label=L)."""
+    X = torch.from_numpy(batch[0]).to(device)
+    if len(batch) > 2:
+        return model(X, label=torch.from_numpy(batch[2]).to(device))[0]
+    return model(X)[0]
+
+
 def mean_nll(model: torch.nn.Module, view: View, device: str | torch.device = "cpu", chunk: int = EVAL_CHUNK,
              part: tuple[int, int] = (0, 1)) -> float:
     """Mean NLL (nats/char) of `model` over every target of `view`, in evaluation mode.
@@ -67,9 +103,9 @@ def mean_nll(model: torch.nn.Module, view: View, device: str | torch.device = "c
     was_training = model.training
     model.eval()
 
-    def nll_sum(X, Y) -> float:
-        logits, _ = model(torch.from_numpy(X).to(device))  # (b, vocab_size) or (b, T, vocab_size)
-        return lm_loss(logits.float(), torch.from_numpy(Y).to(device), reduction="sum").item()
+    def nll_sum(*batch) -> float:  # (X, Y) or (X, Y, L)
+        logits = forward_view(model, batch, device)  # (b, vocab_size) or (b, T, vocab_size)
+        return lm_loss(logits.float(), torch.from_numpy(batch[1]).to(device), reduction="sum").item()
 
     try:
         with torch.inference_mode():
@@ -89,9 +125,9 @@ def nll_per_target(model: torch.nn.Module, view: View, device: str | torch.devic
     model.eval()
     out = []
     try:
-        for X, Y in view.chunks(chunk):
-            logits, _ = model(torch.from_numpy(X).to(device))  # (b, vocab_size) or (b, T, vocab_size)
-            y = torch.from_numpy(Y).to(device).reshape(-1)  # (b,) or (b·T,)
+        for batch in view.chunks(chunk):  # (X, Y) or (X, Y, L)
+            logits = forward_view(model, batch, device)  # (b, vocab_size) or (b, T, vocab_size)
+            y = torch.from_numpy(batch[1]).to(device).reshape(-1)  # (b,) or (b·T,)
             nll = F.cross_entropy(logits.reshape(len(y), -1).float(), y, ignore_index=IGNORE, reduction="none")  # (b·T,)
             out.append(nll[y != IGNORE].double().cpu().numpy())  # padding dropped: row-major order is target order
     finally:

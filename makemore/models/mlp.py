@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from makemore.config import ModelConfig
-from makemore.models.base import BN_MOMENTUM, GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, lm_loss
+from makemore.models.base import BN_MOMENTUM, GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, label_table, label_vectors, lm_loss
 
 from makemore.models.constants import GELU_C, GELU_K, activation_name  # noqa: E402,F401 - re-exported (GELU's tanh approximation)
 
@@ -47,12 +47,13 @@ class MLP(nn.Module):
         generator: seeded torch.Generator for the initialisation (the lecture's `g`).
 
     Shapes: C (vocab_size, n_embd); W1 (block_size·n_embd, n_hidden); b1 (n_hidden,);
-    W2 (n_hidden, vocab_size); b2 (vocab_size,).
+    W2 (n_hidden, vocab_size); b2 (vocab_size,); with n_labels > 0, label_emb (n_labels, n_hidden).
     """
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None,
+                 n_labels: int = 0):
         super().__init__()
-        self.vocab_size, self.block_size = vocab_size, block_size
+        self.vocab_size, self.block_size, self.n_labels = vocab_size, block_size, n_labels
         self.n_layers, self.activation, self.norm = cfg.n_layers, cfg.activation, cfg.norm
         g = generator
         lecture = cfg.init == "lecture"
@@ -81,6 +82,7 @@ class MLP(nn.Module):
         self.register_parameter(f"W{out}", nn.Parameter(W))
         self.register_parameter(f"b{out}", nn.Parameter(b))
         self.drop = Dropout(cfg.dropout)  # one mask per hidden layer, drawn in layer order
+        self.label_emb = label_table(n_labels, cfg.n_hidden)  # (n_labels, n_hidden), added to W1's pre-activation; None unlabelled
 
     def outer_matrices(self) -> tuple[str, ...]:
         """The 2-D parameters that are not hidden weight matrices: the embedding table C and the output layer's W.
@@ -88,20 +90,27 @@ class MLP(nn.Module):
         Muon (makemore.backends.torch_backend.muon_split)."""
         return ("C", f"W{self.n_layers + 1}")
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                label: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for the next character of each context, and the mean cross-entropy if targets are given.
 
         Args:
             idx: int64 (B, block_size) context ids.
             targets: int64 (B,) next-character ids, or None.
+            label: int64 (B,) label ids (a conditional model only): label_emb[label] is added to
+                the first hidden layer's pre-activation, so the label is seen whatever the window holds.
 
         Returns:
             logits (B, vocab_size); loss: mean NLL in nats per character (scalar), or None.
         """
+        if self.label_emb is None:
+            label_vectors(None, label)  # refuses a label
         emb = self.C[idx]  # (B, block_size, n_embd)
         x = emb.view(emb.shape[0], -1)  # (B, block_size·n_embd): the context concatenated
         for i in range(1, self.n_layers + 1):
             x = torch.addmm(getattr(self, f"b{i}"), x, getattr(self, f"W{i}"))  # (B, n_hidden) = x @ Wi + bi
+            if i == 1 and self.label_emb is not None:
+                x = x + label_vectors(self.label_emb, label)  # (B, n_hidden): + the label's vector
             if self.norm != "none":
                 x = getattr(self, f"norm{i}")(x)  # (B, n_hidden)
             x = getattr(self, activation_name(i))(x)  # (B, n_hidden): h = tanh(x) (or relu, gelu)

@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from makemore.config import ModelConfig
-from makemore.models.base import GAINS, OUTPUT_SCALE, Dropout, lm_loss
+from makemore.models.base import GAINS, OUTPUT_SCALE, Dropout, label_table, label_vectors, lm_loss
 
 
 def gate_weights(shape: tuple[int, int], gains: list[float], fan_in: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -186,14 +186,15 @@ class Recurrent(nn.Module):
         generator: seeded torch.Generator for the initialisation.
 
     Shapes: C (vocab_size, n_embd); cells.0 reads n_embd, cells.l (l ≥ 1) read n_hidden;
-    W_out (n_hidden, vocab_size); b_out (vocab_size,).
+    W_out (n_hidden, vocab_size); b_out (vocab_size,); with n_labels > 0, label_emb (n_labels, n_embd).
     """
 
     cell: type[nn.Module] = RNNCell
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None,
+                 n_labels: int = 0):
         super().__init__()
-        self.vocab_size, self.block_size = vocab_size, block_size
+        self.vocab_size, self.block_size, self.n_labels = vocab_size, block_size, n_labels
         g = generator
         E, H = cfg.n_embd, cfg.n_hidden
         self.C = nn.Parameter(torch.randn(vocab_size, E, generator=g))  # (vocab_size, n_embd)
@@ -201,6 +202,7 @@ class Recurrent(nn.Module):
         self.drops = nn.ModuleList(Dropout(cfg.dropout) for _ in range(cfg.n_layers))
         self.W_out = nn.Parameter(torch.randn(H, vocab_size, generator=g) * OUTPUT_SCALE)  # (n_hidden, vocab_size)
         self.b_out = nn.Parameter(torch.zeros(vocab_size))  # (vocab_size,)
+        self.label_emb = label_table(n_labels, E)  # (n_labels, n_embd), added at every position; None unlabelled
 
     def outer_matrices(self) -> tuple[str, ...]:
         """The 2-D parameters that are not hidden weight matrices: the embedding table C and the output head W_out.
@@ -208,12 +210,14 @@ class Recurrent(nn.Module):
         Muon (makemore.backends.torch_backend.muon_split)."""
         return ("C", "W_out")
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                label: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for the character after every prefix of each row, and the mean NLL if targets are given.
 
         Args:
             idx: int64 (B, T) inputs: the boundary, then the word (then boundary padding).
             targets: int64 (B, T) the next character at every position, IGNORE at padding; or None.
+            label: int64 (B,) label ids (a conditional model only), added to every position's input.
 
         Returns:
             logits (B, T, vocab_size); loss: mean NLL in nats per character over the non-padded
@@ -221,6 +225,9 @@ class Recurrent(nn.Module):
         """
         B, T = idx.shape
         x = self.C[idx]  # (B, T, n_embd)
+        lab = label_vectors(self.label_emb, label)  # (B, n_embd) or None
+        if lab is not None:
+            x = x + lab[:, None]  # (B, T, n_embd)
         for cell, drop in zip(self.cells, self.drops):
             xw = cell.inputs(x)  # (B, T, k·H): the input term of every position
             state = cell.initial(B, x)
@@ -233,7 +240,7 @@ class Recurrent(nn.Module):
         loss = lm_loss(logits, targets) if targets is not None else None
         return logits, loss
 
-    def step(self, idx_t: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+    def step(self, idx_t: torch.Tensor, state: tuple | None = None, label: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple]:
         """Read one more input per row and return the logits for the character after it, carrying
         every layer's recurrent state from one input to the next, so that each step computes one
         position: reading a row's inputs one at a time from state None gives, at each position,
@@ -243,12 +250,16 @@ class Recurrent(nn.Module):
         Args:
             idx_t: int64 (B,) each row's next input (the first is the boundary, 0).
             state: what the previous step returned; None before the first (zero states).
+            label: int64 (B,) label ids (a conditional model only), added to the input as in `forward`.
 
         Returns:
             logits (B, vocab_size) for the character after the inputs read; the new state: per
             layer, the cell's state after this input (h (B, H), or (h, c) for the LSTM).
         """
         x = self.C[idx_t]  # (B, n_embd)
+        lab = label_vectors(self.label_emb, label)  # (B, n_embd) or None
+        if lab is not None:
+            x = x + lab  # (B, n_embd)
         states = []
         for layer, (cell, drop) in enumerate(zip(self.cells, self.drops)):
             s = cell.initial(len(x), x) if state is None else state[layer]  # (B, H), or (h, c)

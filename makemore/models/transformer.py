@@ -54,7 +54,7 @@ from torch import nn
 from makemore.config import Config, ModelConfig
 from makemore.data import IGNORE
 from makemore.errors import MakemoreError
-from makemore.models.base import GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, Packing, lm_loss
+from makemore.models.base import GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, Packing, label_table, label_vectors, lm_loss
 
 
 #: One block's key/value cache: (k, v), each (B, n_head, t, d) for the t positions read so far.
@@ -207,15 +207,16 @@ class Transformer(nn.Module):
 
     Shapes: C (vocab_size, n_embd) character embeddings; P (block_size, n_embd) position
     embeddings (GPT-2's wte and wpe); blocks.i (see Block); ln_f LayerNorm(n_embd);
-    W_out (n_embd, vocab_size); b_out (vocab_size,).
+    W_out (n_embd, vocab_size); b_out (vocab_size,); with n_labels > 0, label_emb (n_labels, n_embd).
 
     Raises:
         MakemoreError: n_head does not divide n_embd.
     """
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None,
+                 n_labels: int = 0):
         super().__init__()
-        self.vocab_size, self.block_size = vocab_size, block_size
+        self.vocab_size, self.block_size, self.n_labels = vocab_size, block_size, n_labels
         head_size(cfg)
         g = generator
         self.C = nn.Parameter(torch.randn(vocab_size, cfg.n_embd, generator=g))  # (vocab_size, n_embd)
@@ -225,6 +226,7 @@ class Transformer(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.n_embd, eps=NORM_EPS)
         self.W_out = nn.Parameter(torch.randn(cfg.n_embd, vocab_size, generator=g) * OUTPUT_SCALE)  # (n_embd, vocab_size)
         self.b_out = nn.Parameter(torch.zeros(vocab_size))  # (vocab_size,)
+        self.label_emb = label_table(n_labels, cfg.n_embd)  # (n_labels, n_embd), added at every position; None unlabelled
 
     def outer_matrices(self) -> tuple[str, ...]:
         """The 2-D parameters that are not hidden weight matrices: the embedding tables C and P and the output head W_out.
@@ -232,12 +234,14 @@ class Transformer(nn.Module):
         Muon (makemore.backends.torch_backend.muon_split)."""
         return ("C", "P", "W_out")
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                label: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for the character after every prefix of each row, and the mean NLL if targets are given.
 
         Args:
             idx: int64 (B, T) inputs, T ≤ block_size: the boundary, then the word (then boundary padding).
             targets: int64 (B, T) the next character at every position, IGNORE at padding; or None.
+            label: int64 (B,) label ids (a conditional model only), added to every position's input.
 
         Returns:
             logits (B, T, vocab_size); loss: mean NLL in nats per character over the non-padded
@@ -247,6 +251,9 @@ class Transformer(nn.Module):
         """
         B, T = idx.shape
         x = self.C[idx] + self.P[:T]  # (B, T, n_embd)
+        lab = label_vectors(self.label_emb, label)  # (B, n_embd) or None
+        if lab is not None:
+            x = x + lab[:, None]  # (B, T, n_embd): the label at every position
         packing = None if targets is None else computed_positions(targets)
         if packing is not None:
             x = packing.pack(x)  # (N, n_embd): the N positions the loss needs
@@ -257,7 +264,8 @@ class Transformer(nn.Module):
         loss = None if targets is None else lm_loss(logits, packing.pack(targets))
         return logits, loss
 
-    def step(self, idx_t: torch.Tensor, state: tuple[KV, ...] | None = None) -> tuple[torch.Tensor, tuple[KV, ...]]:
+    def step(self, idx_t: torch.Tensor, state: tuple[KV, ...] | None = None,
+             label: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[KV, ...]]:
         """Read one more input per row and return the logits for the character after it, keeping
         the keys and values of every position read so far (a key/value cache), so that each step
         computes only the new position: reading a row's inputs one at a time from state None gives,
@@ -267,6 +275,7 @@ class Transformer(nn.Module):
         Args:
             idx_t: int64 (B,) each row's next input (the first is the boundary, 0).
             state: what the previous step returned, for the t inputs read so far; None before the first.
+            label: int64 (B,) label ids (a conditional model only), added to the input as in `forward`.
 
         Returns:
             logits (B, vocab_size) for the character after inputs 0..t; the new state: per block,
@@ -278,7 +287,11 @@ class Transformer(nn.Module):
         t = 0 if state is None else state[0][0].shape[2]  # inputs read before this one
         if t >= self.block_size:
             raise ValueError(f"step: position {t} is beyond the model's block_size {self.block_size}")
-        x = self.drop(self.C[idx_t] + self.P[t])  # (B, n_embd)
+        x = self.C[idx_t] + self.P[t]  # (B, n_embd)
+        lab = label_vectors(self.label_emb, label)  # (B, n_embd) or None
+        if lab is not None:
+            x = x + lab  # (B, n_embd): the label, as at every position of `forward`
+        x = self.drop(x)  # (B, n_embd)
         caches = []
         for i, block in enumerate(self.blocks):
             x, cache = block.step(x, None if state is None else state[i])  # (B, n_embd)

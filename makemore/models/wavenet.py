@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from makemore.config import ModelConfig
-from makemore.models.base import BN_MOMENTUM, GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, lm_loss
+from makemore.models.base import BN_MOMENTUM, GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, label_table, label_vectors, lm_loss
 
 
 def levels(block_size: int) -> int:
@@ -94,12 +94,14 @@ class WaveNet(nn.Module):
         generator: seeded torch.Generator for the initialisation.
 
     Shapes: C (vocab_size, n_embd); levels[0].W (2·n_embd, n_hidden); levels[i].W (2·n_hidden,
-    n_hidden) for i ≥ 1; W_out (n_hidden, vocab_size); b_out (vocab_size,).
+    n_hidden) for i ≥ 1; W_out (n_hidden, vocab_size); b_out (vocab_size,); with n_labels > 0,
+    label_emb (n_labels, n_embd).
     """
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None,
+                 n_labels: int = 0):
         super().__init__()
-        self.vocab_size, self.block_size = vocab_size, block_size
+        self.vocab_size, self.block_size, self.n_labels = vocab_size, block_size, n_labels
         g = generator
         L = levels(block_size)
         self.width = 2**L  # positions the tree fuses: block_size, rounded up to a power of two
@@ -108,6 +110,7 @@ class WaveNet(nn.Module):
         self.levels = nn.ModuleList(Level(fan_in, cfg.n_hidden, cfg.dropout, g) for fan_in in widths)
         self.W_out = nn.Parameter(torch.randn(cfg.n_hidden, vocab_size, generator=g) * OUTPUT_SCALE)  # (n_hidden, vocab_size)
         self.b_out = nn.Parameter(torch.zeros(vocab_size))  # (vocab_size,)
+        self.label_emb = label_table(n_labels, cfg.n_embd)  # (n_labels, n_embd), added at every position; None unlabelled
 
     def outer_matrices(self) -> tuple[str, ...]:
         """The 2-D parameters that are not hidden weight matrices: the embedding table C and the output head W_out.
@@ -115,12 +118,15 @@ class WaveNet(nn.Module):
         Muon (makemore.backends.torch_backend.muon_split)."""
         return ("C", "W_out")
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                label: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for the next character of each context, and the mean NLL if targets are given.
 
         Args:
             idx: int64 (B, block_size) context ids (or (B, 2^L): already padded).
             targets: int64 (B,) next-character ids, or None.
+            label: int64 (B,) label ids (a conditional model only): label_emb[label] is added to
+                the embedding of every position the first level reads, padding included.
 
         Returns:
             logits (B, vocab_size); loss: mean NLL in nats per character (scalar), or None.
@@ -129,6 +135,9 @@ class WaveNet(nn.Module):
         if pad > 0:  # a context that is not a power of two: boundary tokens (id 0) in front
             idx = torch.nn.functional.pad(idx, (pad, 0))  # (B, 2^L)
         x = self.C[idx]  # (B, 2^L, n_embd)
+        lab = label_vectors(self.label_emb, label)  # (B, n_embd) or None
+        if lab is not None:
+            x = x + lab[:, None]  # (B, 2^L, n_embd)
         for level in self.levels:
             x = level(x)  # (B, T/2, n_hidden): T halves at every level, down to 1
         h = x[:, 0]  # (B, n_hidden): the whole context in one vector

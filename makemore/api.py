@@ -290,7 +290,7 @@ class Run:
 
     def best(self, n: int = 20, *, prefix: str = "", suffix: str | None = None, contains: str | None = None,
              match: str | None = None, min_len: int | None = None, max_len: int | None = None, new_only: bool = False,
-             beam: int | None = None) -> Any:
+             beam: int | None = None, label: str | None = None) -> Any:
         """The n most probable words meeting every constraint (options as `samples`), most probable
         first, by beam search (makemore.best.Best: words, total ln p of each, beam, whether the
         result is provably exact, and why fewer than n were found, if so). Deterministic.
@@ -301,7 +301,7 @@ class Run:
         from makemore.best import BEAM, best_of_run
 
         return best_of_run(self._run, n, prefix=prefix, suffix=suffix, contains=contains, match=match, min_len=min_len,
-                           max_len=max_len, new_only=new_only, beam=BEAM if beam is None else beam)
+                           max_len=max_len, new_only=new_only, beam=BEAM if beam is None else beam, label=label)
 
     def char_scores(self, word: str) -> list[tuple[str, float]]:
         """Each character's NLL (nats) under the model, then the end token's (the boundary

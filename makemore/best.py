@@ -51,10 +51,12 @@ class Best:
     """No word the beam left out is more probable than the last one returned (see the module docstring)."""
     shortfall: str | None = None
     """Why fewer words than asked for were found, or None."""
+    label: str | None = None
+    """A labelled run's label the words were searched for; None otherwise."""
 
 
 def best_words(model: Any, vocab: Vocab, view: type[View], automaton: Automaton, n: int,
-               beam: int = BEAM, exclude: frozenset[str] = frozenset()) -> Best:
+               beam: int = BEAM, exclude: frozenset[str] = frozenset(), label: int | None = None) -> Best:
     """The `n` most probable words that `automaton` accepts and `exclude` does not hold, by beam search.
 
     Args:
@@ -62,6 +64,7 @@ def best_words(model: Any, vocab: Vocab, view: type[View], automaton: Automaton,
         automaton: the constraints, lengths included (makemore.constraints.compile_constraints).
         n: how many words. beam: partial words kept at each length (≥ 1).
         exclude: words never returned (they may still be prefixes of returned words).
+        label: a conditional model's label id, given to every model call; None otherwise.
 
     Raises:
         MakemoreError: n or beam below 1.
@@ -69,7 +72,7 @@ def best_words(model: Any, vocab: Vocab, view: type[View], automaton: Automaton,
     if n < 1 or beam < 1:
         raise MakemoreError(f"--best and --beam must be at least 1, got {n} and {beam}")
     with scoped(1):  # one CPU thread, as sampling
-        search = _Beam(model, vocab, view, automaton, beam)
+        search = _Beam(model, vocab, view, automaton, beam, label)
         found: list[tuple[float, str]] = []
         for t in range(automaton.max_len + 1):
             scores = search.scores(t)  # (a, vocab_size) total ln p of each continuation, −inf where masked
@@ -87,13 +90,13 @@ class _Beam:
     """The partial words of one length: `seq` (a, pad + max_len) tokens, `log_prob` (a,) float64
     their total ln p, `state` (a,) their automaton states."""
 
-    def __init__(self, model: Any, vocab: Vocab, view: type[View], automaton: Automaton, beam: int):
+    def __init__(self, model: Any, vocab: Vocab, view: type[View], automaton: Automaton, beam: int, label: int | None = None):
         self.vocab, self.automaton, self.width = vocab, automaton, beam
         self.pad = view.start_padding(model.block_size)
         self.seq = np.zeros((1, self.pad + automaton.max_len), dtype=np.int64)  # (1, pad + max_len) the empty word
         self.log_prob = np.zeros(1, dtype=np.float64)  # (1,)
         self.state = np.full(1, automaton.initial, dtype=np.int64)  # (1,)
-        self.next_logits = NextLogits(model, self.seq, self.pad)
+        self.next_logits = NextLogits(model, self.seq, self.pad, None if label is None else np.full(1, label, dtype=np.int64))
         self.dropped = -math.inf
         """The most probable continuation dropped for the beam's width (total ln p)."""
 
@@ -132,7 +135,7 @@ class _Beam:
 
 def best_of_run(run: Run, n: int, *, prefix: str = "", suffix: str | None = None, contains: str | None = None,
                 match: str | None = None, min_len: int | None = None, max_len: int | None = None,
-                new_only: bool = False, beam: int = BEAM) -> Best:
+                new_only: bool = False, beam: int = BEAM, label: str | None = None) -> Best:
     """`makemore sample --best N` on a loaded run: the constraints as for selective sampling
     (makemore.sample.sample_words; max_len by default its bound), the run's words file excluded
     with new_only.
@@ -147,8 +150,26 @@ def best_of_run(run: Run, n: int, *, prefix: str = "", suffix: str | None = None
         raise MakemoreError(f"--min-len must be at least 0, got {min_len}")
     constraints = Constraints(prefix, suffix, contains, match, 1 if min_len is None else min_len, max_len or 1)
     wanted = wanted_of(run, constraints, max_len, new_only, False, compiled=True)
-    found = best_words(run.inference, run.vocab, run.family.view, wanted.automaton, n, beam, wanted.exclude)
+    label_id = _label_id(run, label)
+    found = best_words(run.inference, run.vocab, run.family.view, wanted.automaton, n, beam, wanted.exclude, label_id)
+    found.label = label
     if len(found.words) < n:
         found.shortfall = (f"found only {len(found.words)} of {n} words: " +
                            ("no other word meets the constraints" if found.exact else f"widen the beam (--beam, now {beam})"))
     return found
+
+
+def _label_id(run: Run, label: str | None) -> int | None:
+    """The id of `label` in a labelled run (whose search needs one); None for an unlabelled run.
+
+    Raises:
+        MakemoreError: a label for an unlabelled run; none, or an unknown one, for a labelled run.
+    """
+    if run.labels is None:
+        if label is not None:
+            raise MakemoreError(f"--label {label}: this run was trained without labels (its words file has no word<TAB>label lines)")
+        return None
+    if label not in run.labels:
+        given = "no --label" if label is None else f"--label {label!r}"
+        raise MakemoreError(f"{given}: --best on a labelled run searches the words of one label: choose one of {', '.join(run.labels)}")
+    return run.labels.index(label)

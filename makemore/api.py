@@ -258,22 +258,31 @@ class Run:
 
         return score_report(self._run, list(words))
 
-    def sample(self, n: int = 20, *, seed: int | None = None, **options: Any) -> list[str]:
+    def sample(self, n: int = 20, *, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
+               prefix: str = "", new_only: bool = False, unique: bool = False, min_len: int | None = None,
+               max_len: int | None = None, suffix: str | None = None, contains: str | None = None,
+               match: str | None = None, top_p: float | None = None, label: str | None = None, best: bool = False) -> list[str]:
         """n new words (options as `samples`). With any of prefix, new_only, unique, min_len,
         max_len every word fits them (draws that don't are redrawn, up to
         makemore.sample.DRAWS_PER_SAMPLE per word); with suffix, contains or match (a regular
         expression over the whole word) each draw is masked to fit all of them (makemore.constraints).
         A labelled run samples for label= (else each word's label is drawn from the training
-        frequencies: `samples` says which).
+        frequencies: `samples` says which). best=True: the n most probable words meeting the
+        constraints (`best`), most probable first, instead of random draws.
 
         Raises:
             MakemoreError: an option out of range; fewer than n words found within the draw bound;
                 a label for an unlabelled run, or one the run does not have.
         """
-        found = self.samples(n, seed=seed, **options)
+        wanted = dict(prefix=prefix, new_only=new_only, min_len=min_len, max_len=max_len, suffix=suffix, contains=contains,
+                      match=match, label=label)
+        if best:  # the n most probable words instead of random draws (deterministic: no seed, temperature, top-k or top-p)
+            found = self.best(n, **wanted)
+        else:
+            found = self.samples(n, seed=seed, temperature=temperature, top_k=top_k, unique=unique, top_p=top_p, **wanted)
         if found.shortfall:
             raise MakemoreError(found.shortfall)
-        return [word for word, _ in found.words]
+        return list(found.words) if best else [word for word, _ in found.words]
 
     def samples(self, n: int = 20, *, seed: int | None = None, temperature: float = 1.0, top_k: int | None = None,
                 prefix: str = "", new_only: bool = False, unique: bool = False, min_len: int | None = None,

@@ -56,9 +56,10 @@ def read_words_and_digest(path: str | Path, boundary: str = ".") -> tuple[list[s
 def read_labelled_words(path: str | Path, boundary: str = ".") -> tuple[list[str], list[str] | None, str]:
     """Read a words file that may carry one label per line: (words, labels or None, SHA-256 hex).
 
-    A file with a tab anywhere is labelled: every non-blank line is `word<TAB>label` (spaces
-    around either are stripped; a label is any string). A file without tabs is read as
-    `read_words` reads it, labels None.
+    A file with a tab inside a line (between its first and last non-blank characters) is
+    labelled: every non-blank line is `word<TAB>label` (spaces around either are stripped; a
+    label is any string). Any other file is read as `read_words` reads it (white space around
+    each line, tabs included, stripped), labels None.
 
     Raises:
         MakemoreError: as `read_words`; for a labelled file, the first malformed line, naming the
@@ -73,7 +74,7 @@ def read_labelled_words(path: str | Path, boundary: str = ".") -> tuple[list[str
         line = raw[: e.start].count(b"\n") + 1
         raise MakemoreError(f"{p}: line {line} is not UTF-8 text (byte {raw[e.start]:#04x})") from None
     labels = None
-    if "\t" in text:
+    if any("\t" in line.strip() for line in text.split("\n")):
         words, labels = _labelled_lines(p, text)
     else:
         words = [w for w in (line.strip() for line in text.split("\n")) if w]

@@ -75,6 +75,7 @@ GENERATE_CONTROLS: tuple[Control, ...] = (
     Control("top_p", "top-p", "float", None, "draw only from the most likely characters holding this much probability"),
     Control("new_only", "new only", "bool", False, "none of the run's words"),
     Control("unique", "unique", "bool", False, "no name twice"),
+    Control("label", "label", "text", "", "a labelled run: the label to generate for (empty: drawn from the training frequencies)"),
     Control("best", "most likely", "bool", False, "the most likely names instead of random draws"),
     Control("seed", "seed", "int", None, "empty: a fresh draw each time"),
 )

@@ -137,7 +137,7 @@ class EnsembleRun(runs.Run):
         view = Windows if all(k is Windows for k in kinds) else Sequences
         self._model = Mixture([(m.model, k) for m, k in zip(members, kinds)], weights, view, first.vocab.vocab_size).eval()
         self.inference, self.block_size = self._model, self._model.block_size
-        self.path, self.which, self.members = Path(path), "ensemble", members
+        self.path, self.which, self.members, self.labels = Path(path), "ensemble", members, None
         self.vocab, self.family = first.vocab, Family("ensemble", Mixture, (), view, embedding=None)
         config = first.config.to_dict()
         if view is Windows:
@@ -163,6 +163,8 @@ def _load_members(members: list[dict[str, Any]] | list[str | Path]) -> list[runs
         if runs.is_ensemble(path):
             raise MakemoreError(f"{path}: an ensemble cannot be a member of another; name its members instead")
         run = runs.load_run(path, checkpoint=which)
+        if run.labels is not None:
+            raise MakemoreError(f"{path}: a labelled run cannot be a member of an ensemble (its members are mixed without labels)")
         if loaded and run.vocab.itos != loaded[0].vocab.itos:
             raise MakemoreError(f"{path}: its vocabulary {''.join(run.vocab.itos)!r} differs from {loaded[0].path}'s "
                                 f"{''.join(loaded[0].vocab.itos)!r}: the members of an ensemble must share one vocabulary")

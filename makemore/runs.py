@@ -494,6 +494,8 @@ def save_checkpoint(run_dir: Path, checkpoint: dict[str, Any], name: str = CHECK
         atomic_write_bytes(path, lambda f: f.write(data))
     except OSError as e:
         raise MakemoreError(f"{path}: cannot write the checkpoint: {e.strerror or e}; the previous checkpoint, if any, is kept") from None
+    if name != CHECKPOINT:  # only the last checkpoint replaces an old run's checkpoint.pt (it is what resume reads)
+        return
     legacy = Path(run_dir) / LEGACY_CHECKPOINT
     try:
         legacy.unlink(missing_ok=True)

@@ -57,8 +57,11 @@ def trained(tmp_path_factory) -> Path:
 
 
 def copy_run(trained: Path, tmp_path: Path) -> Path:
+    """A copy of the trained run without its best-dev checkpoint, so that every command reads
+    checkpoint.safetensors (or an old checkpoint.pt), the file these tests damage."""
     run = tmp_path / "run"
     shutil.copytree(trained, run)
+    (run / runs.BEST_CHECKPOINT).unlink(missing_ok=True)
     return run
 
 
@@ -331,3 +334,16 @@ def test_an_old_checkpoint_is_kept_when_the_new_one_cannot_be_written(old_mlp_ru
     assert_one_line_error(result, "cannot write the checkpoint", "No space left on device", alone=False)
     assert legacy.read_bytes() == original and not (old_mlp_run / runs.CHECKPOINT).exists()
     assert runs.load_checkpoint(old_mlp_run)["step"] == 40
+
+
+def test_a_damaged_best_checkpoint_is_one_error_line_and_last_still_reads(trained: Path, tmp_path: Path) -> None:
+    """evaluate reads best.safetensors by default: a bit flipped in it is one line naming it, and
+    --checkpoint last still reads the intact last checkpoint."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    best = run / runs.BEST_CHECKPOINT
+    data = bytearray(best.read_bytes())
+    data[-3] ^= 0x01
+    best.write_bytes(bytes(data))
+    assert_one_line_error(cli("evaluate", run), str(best))
+    assert cli("evaluate", run, "--checkpoint", "last").exit_code == 0

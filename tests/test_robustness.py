@@ -255,8 +255,11 @@ def trained(tmp_path_factory) -> Path:
 
 
 def copy_run(trained: Path, tmp_path: Path) -> Path:
+    """A copy of the trained run without its best-dev checkpoint, so that every command reads
+    checkpoint.safetensors (or an old checkpoint.pt), the file these tests damage."""
     run = tmp_path / "run"
     shutil.copytree(trained, run)
+    (run / runs.BEST_CHECKPOINT).unlink(missing_ok=True)
     return run
 
 

@@ -272,10 +272,10 @@ import sys, time
 from makemore import runs
 _save = runs.save_checkpoint
 
-def save(run_dir, checkpoint):
+def save(run_dir, checkpoint, *name):
     if checkpoint["step"] > 20:
         time.sleep(3600)
-    _save(run_dir, checkpoint)
+    _save(run_dir, checkpoint, *name)
 
 runs.save_checkpoint = save
 sys.argv = ["makemore", *sys.argv[1:]]

@@ -48,15 +48,17 @@ def data_path(path: str, repeats: int = 3) -> dict:
     the same process ("warm", the fastest reported: the cores may be shared). Peak memory is the
     cold pass's."""
     from makemore.config import Config
-    from makemore.prepare import prepare
+    from makemore.prepare import check, read_data
     from makemore.training import chunk_indices
 
     cfg = Config()
     cfg.data.path = path
+    cfg.train.backend, cfg.train.device = "numpy", "cpu"  # the checks below, outside the timing, need no torch
+    checked = check(cfg)  # the config's checks (no data): done once, before the data path is timed
 
     def once() -> tuple[float, dict]:
         t0 = time.perf_counter()
-        dataset = prepare(cfg).dataset
+        dataset = read_data(checked).dataset
         windows = {split: dataset.windows(split) for split in ("train", "dev", "test")}
         ix = chunk_indices(cfg.train.seed, 0, len(windows["train"]), cfg.train.batch_size)  # (steps_per_chunk, B)
         Xc, _ = windows["train"][ix]  # (steps_per_chunk, B, block_size), (steps_per_chunk, B)

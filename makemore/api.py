@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from makemore import distributed, runs
-from makemore.config import Config, apply_overrides, load_config
+from makemore.config import Config, apply_overrides, load_config, toml_value
 from makemore.errors import MakemoreError
 from makemore.prepare import Checked, check
 from makemore.training import Listener, Summary, train_checked
@@ -50,9 +50,7 @@ def _override_list(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[
     if overrides is None:
         return []
     if isinstance(overrides, Mapping):
-        from makemore.config import _toml_value
-
-        return [f"{key}={_toml_value(value)}" for key, value in overrides.items()]
+        return [f"{key}={toml_value(value)}" for key, value in overrides.items()]
     return list(overrides)
 
 

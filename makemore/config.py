@@ -219,7 +219,7 @@ class Config:
         lines = []
         for section, sub in self.to_dict().items():
             lines.append(f"[{section}]")
-            lines.extend(f"{key} = {_toml_value(value)}" for key, value in sub.items())
+            lines.extend(f"{key} = {toml_value(value)}" for key, value in sub.items())
             lines.append("")
         return "\n".join(lines)
 
@@ -337,7 +337,12 @@ def _check(key: str, f: dataclasses.Field, value: Any, source: str) -> None:
             raise MakemoreError(f"{source}: {key} must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {value!r}")
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """A config value as TOML text (what --set reads back to the same value).
+
+    Raises:
+        TypeError: a value of a type no config key has.
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -345,5 +350,5 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")

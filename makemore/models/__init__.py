@@ -8,7 +8,7 @@ see a module built here, whatever backend trained its parameters: every backend 
 named arrays (the module's state_dict) into the checkpoint.
 
 Adding a family: its file, one line in FAMILIES, its options in makemore.config.ModelConfig if it
-has new ones, a config and tests. Nothing in train.py, runs.py or the command line changes.
+has new ones, a config and tests. Nothing in training.py, runs.py or the command line changes.
 """
 
 from __future__ import annotations

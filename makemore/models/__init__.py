@@ -64,8 +64,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("gru", GRU, ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
     Family("lstm", LSTM, ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
     Family("bow", BoW, ("n_embd", "n_hidden", "dropout"), Sequences, embedding="C"),
-    Family("transformer", transformer.Transformer, ("n_embd", "n_hidden", "n_layers", "n_head", "dropout"), Sequences,
-           embedding="C", check=transformer.check),
+    Family("transformer", transformer.Transformer,
+           ("n_embd", "n_hidden", "n_layers", "n_head", "dropout",
+            "pos", "qk_norm", "mlp_act", "zero_init", "softcap", "embed_skip", "value_embed"),
+           Sequences, embedding="C", check=transformer.check),
 )}
 
 

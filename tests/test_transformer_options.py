@@ -241,3 +241,16 @@ def test_all_options_resumed_equal_an_uninterrupted_run(tmp_path) -> None:
     a, b = runs.load_checkpoint(straight), runs.load_checkpoint(stopped)
     assert "blocks.0.mix" in a["model"] and "blocks.1.attn.VE" in a["model"] and "P" not in a["model"]
     assert_same_state(a, b)
+
+
+@pytest.mark.parametrize("name", ["base", "rotary", "value_embed", "all"])
+def test_outer_matrices_are_the_tables_and_the_head_and_every_other_matrix_is_hidden(name: str) -> None:
+    """The names exist (no P with rotary positions; each block's VE with value embeddings), and the
+    2-D parameters they leave out are exactly the blocks' projections."""
+    model = model_of(OPTIONS.get(name, {}))
+    params = dict(model.named_parameters())
+    outer = model.outer_matrices()
+    assert set(outer) <= set(params)
+    hidden = sorted(n for n, p in params.items() if p.dim() == 2 and n not in outer)
+    assert hidden == sorted(f"blocks.{i}.{m}" for i in range(2) for m in ("attn.W_qkv", "attn.W_proj", "mlp.W_fc", "mlp.W_proj"))
+    assert ("P" in outer) == (name not in ("rotary", "all")) and ("blocks.1.attn.VE" in outer) == (name in ("value_embed", "all"))

@@ -328,6 +328,14 @@ class Transformer(nn.Module):
         self.W_out = nn.Parameter(torch.randn(cfg.n_embd, vocab_size, generator=g) * out_scale)  # (n_embd, vocab_size)
         self.b_out = nn.Parameter(torch.zeros(vocab_size))  # (vocab_size,)
 
+    def outer_matrices(self) -> tuple[str, ...]:
+        """The 2-D parameters that are not hidden weight matrices: the embedding tables C, P (none
+        with rotary positions) and each attention's VE (with value embeddings), and the output head
+        W_out. Every other 2-D parameter is a hidden matrix (for an optimizer that treats those apart)."""
+        tables = ("C",) if self.P is None else ("C", "P")
+        values = tuple(f"blocks.{i}.attn.VE" for i, block in enumerate(self.blocks) if block.attn.VE is not None)
+        return (*tables, *values, "W_out")
+
     def _embed(self, idx: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """C[idx] + P[t] (or C[idx] alone with rotary positions): idx (...) at positions t → (..., n_embd)."""
         return self.C[idx] if self.P is None else self.C[idx] + self.P[t]

@@ -134,10 +134,20 @@ def rotate(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     (..., T, d), each pair of dimensions (i, i + d/2) turned by the angle pos·θ_i, θ_i =
     ROPE_BASE^(−2i/d). A rotation keeps lengths, and (R_s q)·(R_t k) = q·(R_(t−s) k): a dot product
     of rotated vectors depends on the positions only through their difference."""
+    return _turn(x, *rotation(pos, x.shape[-1], x.dtype))
+
+
+def rotation(pos: torch.Tensor, d: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (T, d/2) of the rotary angles pos·θ_i, θ_i = ROPE_BASE^(−2i/d), at positions pos (T,)."""
+    half = d // 2
+    theta = ROPE_BASE ** (-torch.arange(half, device=pos.device, dtype=dtype) / half)  # (d/2,)
+    angle = pos.to(dtype)[:, None] * theta  # (T, d/2)
+    return angle.cos(), angle.sin()
+
+
+def _turn(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x (..., T, d) with each pair of dimensions (i, i + d/2) turned by the angles whose cos and sin (T, d/2) are given."""
     half = x.shape[-1] // 2
-    theta = ROPE_BASE ** (-torch.arange(half, device=x.device, dtype=x.dtype) / half)  # (d/2,)
-    angle = pos.to(x.dtype)[:, None] * theta  # (T, d/2)
-    cos, sin = angle.cos(), angle.sin()  # (T, d/2)
     x1, x2 = x[..., :half], x[..., half:]  # (..., T, d/2) each
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (..., T, d)
 
@@ -190,7 +200,8 @@ class CausalSelfAttention(nn.Module):
         if self.qk_norm:
             q, k = F.rms_norm(q, q.shape[-1:], eps=NORM_EPS), F.rms_norm(k, k.shape[-1:], eps=NORM_EPS)  # (B, n_head, T, d)
         if self.rotary:
-            q, k = rotate(q, pos), rotate(k, pos)  # (B, n_head, T, d)
+            cos, sin = rotation(pos, q.shape[-1], q.dtype)  # (T, d/2) each
+            q, k = _turn(q, cos, sin), _turn(k, cos, sin)  # (B, n_head, T, d)
         return q, k
 
     def forward(self, x: torch.Tensor, idx: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:

@@ -191,8 +191,7 @@ class CausalSelfAttention(nn.Module):
         qkv = x @ self.W_qkv + self.b_qkv  # (..., 3·n_embd)
         if self.VE is None:
             return qkv
-        E = x.shape[-1]
-        return torch.cat((qkv[..., : 2 * E], qkv[..., 2 * E :] + self.VE[idx]), dim=-1)  # (..., 3·n_embd)
+        return qkv + F.pad(self.VE, (2 * x.shape[-1], 0))[idx]  # (..., 3·n_embd): VE[idx] added to the v columns only
 
     def _position(self, q: torch.Tensor, k: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q, k (B, n_head, T, d) at positions pos (T,) → the q, k the dot products use: RMS-normalised

@@ -441,7 +441,8 @@ def transformer(ctx: Context) -> list[dict]:
                  f"evaluated every {r['eval_every']} steps in a twin run; time from the run as shipped); {threads} "
                  f"(`python -m benchmarks.transformer`)"),
         row("9b", "Transformer: steps/s at batch 32", s["makemore_best"], s["plain_best"], "steps/s", s["ratio"], min_ratio=r["speed_goal"],
-            note=f"`--set train.batch_size=32 --set train.steps=3000` (its loop with 2 dev evaluations and checkpoints) vs the "
+            note=f"`{r.get('throughput_config', r['config'])}` with `--set train.batch_size=32 --set train.steps=3000` "
+                 f"(its loop with 2 dev evaluations and checkpoints) vs the "
                  f"plain loop (DataLoader, explicit masked attention, AdamW, `.item()` each step) for 2,000 steps, alternately, "
                  f"fastest of {len(s['plain_steps_per_s'])} each; {threads}"),
     ]

@@ -79,6 +79,24 @@ class ModelConfig:
     "lecture": plain randn everywhere, as in the part-2 video (initial loss far higher)."""
     smoothing: float = field(default=1.0, metadata=_range(0.0))
     """Add-k smoothing of the bigram counts (model.type = "bigram")."""
+    pos: str = field(default="learned", metadata=_choices("learned", "rotary"))
+    """Positions in a transformer: "learned" embeddings P added to the characters' (GPT-2), or
+    "rotary", queries and keys rotated by their position (Su et al. 2021; needs an even
+    n_embd / n_head). The options below up to value_embed are the transformer's too, each off by default."""
+    qk_norm: bool = False
+    """RMS-normalise each head's queries and keys before their dot product (Henry et al. 2020)."""
+    mlp_act: str = field(default="gelu", metadata=_choices("gelu", "relu2"))
+    """Non-linearity of each transformer block's MLP: "gelu" (tanh approximation) or "relu2",
+    ReLU(x)² (So et al. 2021, Primer)."""
+    zero_init: bool = False
+    """Start the projections into the residual stream and the output layer at zero (the
+    modded-nanogpt speedrun): every block starts as the identity, the initial loss is exactly ln(vocab_size)."""
+    softcap: float = field(default=0.0, metadata=_range(0.0))
+    """Soft-cap c of the logits, c·tanh(logits / c) (Gemma 2); 0: no cap."""
+    embed_skip: bool = False
+    """Each transformer block reads a learned mix of the residual stream and the embeddings (the speedrun's skips)."""
+    value_embed: bool = False
+    """Each attention layer adds a learned per-character vector to its values (the speedrun's value embeddings)."""
 
 
 @dataclass

@@ -27,7 +27,8 @@ def test_attention_is_the_explicit_masked_softmax_head_by_head() -> None:
     """softmax(q·kᵀ/√d with −∞ above the diagonal)·v per head, heads side by side, then the projection."""
     g = torch.Generator().manual_seed(0)
     n_embd, n_head, T = 12, 3, 7
-    attn = CausalSelfAttention(n_embd, n_head, 1.0, 0.0, g).eval()
+    cfg = dataclasses.replace(ModelConfig(), type="transformer", n_embd=n_embd, n_head=n_head)
+    attn = CausalSelfAttention(cfg, 5, 1.0, g).eval()
     with torch.no_grad():
         attn.b_qkv.copy_(torch.randn(3 * n_embd, generator=g))
     x = torch.randn(2, T, n_embd, generator=g)
@@ -41,17 +42,18 @@ def test_attention_is_the_explicit_masked_softmax_head_by_head() -> None:
             scores = scores.masked_fill(torch.ones(T, T).triu(1).bool(), float("-inf"))
             heads.append(torch.softmax(scores, dim=-1) @ vh)  # (B, T, d)
         expected = torch.cat(heads, dim=-1) @ attn.W_proj + attn.b_proj
-        torch.testing.assert_close(attn(x), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(attn(x, torch.zeros(2, T, dtype=torch.long)), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_a_block_normalises_before_each_sublayer_and_adds_to_the_residual_stream() -> None:
     cfg = dataclasses.replace(ModelConfig(), type="transformer", n_embd=8, n_hidden=16, n_head=2, n_layers=2)
-    block = Block(cfg, torch.Generator().manual_seed(1)).eval()
+    block = Block(cfg, 5, torch.Generator().manual_seed(1)).eval()
     x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(2))
+    idx = torch.zeros(2, 5, dtype=torch.long)
     with torch.no_grad():
-        mid = x + block.attn(block.ln1(x))
+        mid = x + block.attn(block.ln1(x), idx)
         expected = mid + block.mlp(block.ln2(mid))
-        torch.testing.assert_close(block(x), expected)
+        torch.testing.assert_close(block(x, torch.zeros_like(x), idx), expected)
 
 
 def test_makemore_py_default_size() -> None:

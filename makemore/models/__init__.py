@@ -80,8 +80,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("gru", "makemore.models.recurrent:GRU", ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
     Family("lstm", "makemore.models.recurrent:LSTM", ("n_embd", "n_hidden", "n_layers", "dropout"), Sequences, embedding="C", recurrent=True),
     Family("bow", "makemore.models.bow:BoW", ("n_embd", "n_hidden", "dropout"), Sequences, embedding="C"),
-    Family("transformer", "makemore.models.transformer:Transformer", ("n_embd", "n_hidden", "n_layers", "n_head", "dropout"), Sequences,
-           embedding="C", check=_check_transformer),
+    Family("transformer", "makemore.models.transformer:Transformer",
+           ("n_embd", "n_hidden", "n_layers", "n_head", "dropout", "pos", "qk_norm", "mlp_act", "zero_init", "softcap", "embed_skip",
+            "value_embed"), Sequences, embedding="C", check=_check_transformer),
 )}
 
 

@@ -37,10 +37,38 @@ the GELU, 1 elsewhere), and the two projections that write into the residual str
 scaled by 1/√(2·n_layers) so the stream's variance does not grow with depth (GPT-2); the output
 layer starts small, so the initial loss is about ln(vocab_size).
 
+Architecture options (each off by default, which is the model above; every one works in the
+key/value-cache `step` too):
+
+- model.pos = "rotary": no P; instead q and k of every head are rotated by an angle proportional
+  to their absolute position, pair of dimensions (i, i + d/2) by t·θ_i with θ_i = 10000^(−2i/d),
+  so that q_s·k_t depends on the positions only through s − t (`rotate`; RoFormer: J. Su, Y. Lu,
+  S. Pan, A. Murtadha, B. Wen, Y. Liu, "RoFormer: Enhanced Transformer with Rotary Position
+  Embedding", 2021, section 3.4, whose pairs are adjacent dimensions: the same rotation up to a
+  fixed permutation of the head's dimensions). The cache holds rotated keys. d must be even.
+- model.qk_norm = true: q and k of every head are RMS-normalised (no gain) before the dot
+  product, which bounds the attention logits to ±√d (A. Henry, P. R. Dachapally, S. Pawar, Y. Chen,
+  "Query-Key Normalization for Transformers", Findings of EMNLP 2020; M. Dehghani et al., "Scaling
+  Vision Transformers to 22 Billion Parameters", ICML 2023, which uses a LayerNorm).
+- model.mlp_act = "relu2": the MLP's non-linearity is ReLU(x)², "squared ReLU" (D. R. So et al.,
+  "Primer: Searching for Efficient Transformers for Language Modeling", NeurIPS 2021).
+- model.zero_init = true: the two projections into the residual stream of every block and the
+  output layer W_out start at zero, so every block starts as the identity and the initial logits
+  are exactly 0: the initial loss is exactly ln(vocab_size) (the modded-nanogpt speedrun, K. Jordan
+  et al. 2024, github.com/KellerJordan/modded-nanogpt).
+- model.softcap = c > 0: logits = c · tanh(logits / c), bounded to ±c (Gemma 2: Gemma Team,
+  "Gemma 2: Improving Open Language Models at a Practical Size", 2024; the modded-nanogpt speedrun).
+- model.embed_skip = true: each block reads λ_i·x + μ_i·x₀ instead of x, where x₀ is the embedding
+  (the block's learned pair `mix` (2,), starting at (1, 0): the plain model) (the speedrun's
+  skip from the embeddings into every block).
+- model.value_embed = true: each block's attention has its own table VE (vocab_size, n_embd) of
+  per-character values added to v, starting at zero (the speedrun's value embeddings).
+
 Sources: A. Vaswani et al., "Attention Is All You Need", NeurIPS 2017; A. Radford, J. Wu, R. Child,
 D. Luan, D. Amodei, I. Sutskever, "Language Models are Unsupervised Multitask Learners" (GPT-2,
 2019); A. Karpathy, "Let's build GPT: from scratch, in code, spelled out" (2023), nanoGPT (the
-block structure) and makemore.py (its Transformer model, the default size of configs/transformer.toml).
+block structure) and makemore.py (its Transformer model, the default size of configs/transformer.toml);
+the options' sources above.
 """
 
 from __future__ import annotations
@@ -60,24 +88,35 @@ from makemore.models.base import GAINS, NORM_EPS, OUTPUT_SCALE, Dropout, Packing
 #: One block's key/value cache: (k, v), each (B, n_head, t, d) for the t positions read so far.
 KV = tuple[torch.Tensor, torch.Tensor]
 
+#: Base of the rotary angles' frequencies θ_i = ROPE_BASE^(−2i/d) (Su et al. 2021).
+ROPE_BASE = 10000.0
+
 
 def head_size(cfg: ModelConfig) -> int:
     """Dimensions of one attention head: n_embd / n_head.
 
     Raises:
-        MakemoreError: n_head does not divide n_embd, naming both keys.
+        MakemoreError: n_head does not divide n_embd, naming both keys; or rotary positions with an
+            odd head size (rotation turns pairs of dimensions).
     """
     if cfg.n_embd % cfg.n_head:
         raise MakemoreError(
             f"model.type = 'transformer' splits model.n_embd = {cfg.n_embd} over model.n_head = {cfg.n_head} heads: "
             f"n_head must divide n_embd"
         )
-    return cfg.n_embd // cfg.n_head
+    d = cfg.n_embd // cfg.n_head
+    if cfg.pos == "rotary" and d % 2:
+        raise MakemoreError(
+            f"model.pos = 'rotary' rotates pairs of dimensions, but each head has model.n_embd / model.n_head = "
+            f"{cfg.n_embd} / {cfg.n_head} = {d}: make it even"
+        )
+    return d
 
 
 def check(cfg: Config) -> None:
     """What a Transformer needs of a whole config, checked before any data is read: n_head divides
-    n_embd (raises MakemoreError otherwise, see `head_size`)."""
+    n_embd, into heads of an even size for rotary positions (raises MakemoreError otherwise, see
+    `head_size`)."""
     head_size(cfg.model)
 
 
@@ -90,59 +129,118 @@ def computed_positions(targets: torch.Tensor) -> Packing:
     return Packing.of(t <= last[:, None])  # (B, T) bool → N packed positions
 
 
+def rotate(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Rotary position embedding (Su et al. 2021): x (..., T, d) at absolute positions pos (T,) →
+    (..., T, d), each pair of dimensions (i, i + d/2) turned by the angle pos·θ_i, θ_i =
+    ROPE_BASE^(−2i/d). A rotation keeps lengths, and (R_s q)·(R_t k) = q·(R_(t−s) k): a dot product
+    of rotated vectors depends on the positions only through their difference."""
+    return _turn(x, *rotation(pos, x.shape[-1], x.dtype))
+
+
+def rotation(pos: torch.Tensor, d: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (T, d/2) of the rotary angles pos·θ_i, θ_i = ROPE_BASE^(−2i/d), at positions pos (T,)."""
+    half = d // 2
+    theta = ROPE_BASE ** (-torch.arange(half, device=pos.device, dtype=dtype) / half)  # (d/2,)
+    angle = pos.to(dtype)[:, None] * theta  # (T, d/2)
+    return angle.cos(), angle.sin()
+
+
+def _turn(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x (..., T, d) with each pair of dimensions (i, i + d/2) turned by the angles whose cos and sin (T, d/2) are given."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]  # (..., T, d/2) each
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (..., T, d)
+
+
 def _weight(fan_in: int, fan_out: int, gain: float, generator: torch.Generator | None) -> nn.Parameter:
-    """randn (fan_in, fan_out) · gain / √fan_in."""
+    """randn (fan_in, fan_out) · gain / √fan_in (gain 0: zeros, still drawn so that the generator
+    advances as it would for any gain)."""
     return nn.Parameter(torch.randn(fan_in, fan_out, generator=generator) * (gain / math.sqrt(fan_in)))
 
 
+class ReLU2(nn.ReLU):
+    """Squared ReLU, max(x, 0)² (So et al. 2021, Primer). A subclass of nn.ReLU, so training
+    statistics and `makemore inspect` count it as a ReLU layer (dead: output 0)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x).square()
+
+
 class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention (Vaswani et al. 2017, section 3.2).
+    """Multi-head causal self-attention (Vaswani et al. 2017, section 3.2), with the options of
+    the module docstring: rotary positions (model.pos), QK-norm, value embeddings.
 
     Shapes: W_qkv (n_embd, 3·n_embd), columns [q | k | v]; b_qkv (3·n_embd,); W_proj (n_embd, n_embd);
-    b_proj (n_embd,).
+    b_proj (n_embd,); with model.value_embed, VE (vocab_size, n_embd).
     """
 
-    def __init__(self, n_embd: int, n_head: int, residual_gain: float, dropout: float, generator: torch.Generator | None):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, residual_gain: float, generator: torch.Generator | None):
         super().__init__()
-        self.n_head = n_head
-        self.W_qkv = _weight(n_embd, 3 * n_embd, 1.0, generator)  # (n_embd, 3·n_embd)
-        self.b_qkv = nn.Parameter(torch.zeros(3 * n_embd))  # (3·n_embd,)
-        self.W_proj = _weight(n_embd, n_embd, residual_gain, generator)  # (n_embd, n_embd)
-        self.b_proj = nn.Parameter(torch.zeros(n_embd))  # (n_embd,)
-        self.drop = Dropout(dropout)
+        E = cfg.n_embd
+        self.n_head, self.rotary, self.qk_norm = cfg.n_head, cfg.pos == "rotary", cfg.qk_norm
+        self.W_qkv = _weight(E, 3 * E, 1.0, generator)  # (n_embd, 3·n_embd)
+        self.b_qkv = nn.Parameter(torch.zeros(3 * E))  # (3·n_embd,)
+        self.W_proj = _weight(E, E, residual_gain, generator)  # (n_embd, n_embd)
+        self.b_proj = nn.Parameter(torch.zeros(E))  # (n_embd,)
+        self.VE = nn.Parameter(torch.zeros(vocab_size, E)) if cfg.value_embed else None  # (vocab_size, n_embd)
+        self.drop = Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
-        """x (B, T, n_embd) → (B, T, n_embd): each position's mix of the values at and before it.
+    def _qkv(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """x (..., n_embd) and the inputs idx (...) there → q, k, v side by side (..., 3·n_embd),
+        the value embeddings added to v."""
+        qkv = x @ self.W_qkv + self.b_qkv  # (..., 3·n_embd)
+        if self.VE is None:
+            return qkv
+        return qkv + F.pad(self.VE, (2 * x.shape[-1], 0))[idx]  # (..., 3·n_embd): VE[idx] added to the v columns only
 
-        Packed (see `computed_positions`): x (N, n_embd) holds a prefix of each row's positions;
-        the result is (N, n_embd) likewise."""
+    def _position(self, q: torch.Tensor, k: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q, k (B, n_head, T, d) at positions pos (T,) → the q, k the dot products use: RMS-normalised
+        (qk_norm), then rotated (rotary); unchanged with neither option."""
+        if self.qk_norm:
+            q, k = F.rms_norm(q, q.shape[-1:], eps=NORM_EPS), F.rms_norm(k, k.shape[-1:], eps=NORM_EPS)  # (B, n_head, T, d)
+        if self.rotary:
+            cos, sin = rotation(pos, q.shape[-1], q.dtype)  # (T, d/2) each
+            q, k = _turn(q, cos, sin), _turn(k, cos, sin)  # (B, n_head, T, d)
+        return q, k
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
+        """x (B, T, n_embd), the inputs idx (B, T) → (B, T, n_embd): each position's mix of the
+        values at and before it.
+
+        Packed (see `computed_positions`): x (N, n_embd) and idx (N,) hold a prefix of each row's
+        positions; the result is (N, n_embd) likewise."""
         E = x.shape[-1]
-        qkv = x @ self.W_qkv + self.b_qkv  # (B, T, 3·n_embd), or (N, 3·n_embd) packed
+        qkv = self._qkv(x, idx)  # (B, T, 3·n_embd), or (N, 3·n_embd) packed
         if packing is not None:
             qkv = packing.unpack(qkv)  # (B, T, 3·n_embd), zeros after each row's computed positions
         B, T, _ = qkv.shape
         q, k, v = (a.view(B, T, self.n_head, E // self.n_head).transpose(1, 2) for a in qkv.split(E, dim=-1))  # (B, n_head, T, d)
+        q, k = self._position(q, k, torch.arange(T, device=x.device))  # (B, n_head, T, d)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, n_head, T, d) = softmax(q·kᵀ/√d + M)·v
         y = y.transpose(1, 2).reshape(B, T, E)  # (B, T, n_embd): the heads side by side
         if packing is not None:
             y = packing.pack(y)  # (N, n_embd)
         return self.drop(y @ self.W_proj + self.b_proj, packing)  # (B, T, n_embd) or (N, n_embd)
 
-    def step(self, x: torch.Tensor, cache: KV | None) -> tuple[torch.Tensor, KV]:
+    def step(self, x: torch.Tensor, idx_t: torch.Tensor, cache: KV | None) -> tuple[torch.Tensor, KV]:
         """One new position per row: x (B, n_embd), the position's input, attends to the cached
         keys and values of the t positions before it and to its own.
 
         Args:
             x: (B, n_embd) the new position of each row.
-            cache: (k, v), each (B, n_head, t, d), of the positions before; None before the first.
+            idx_t: int64 (B,) the input there (for the value embeddings).
+            cache: (k, v), each (B, n_head, t, d), of the positions before (keys normalised and
+                rotated as the options say); None before the first.
 
         Returns:
             (B, n_embd) the new position's output (row t of `forward`'s), and the cache with the
             new position's key and value appended: (k, v), each (B, n_head, t + 1, d).
         """
         B, E = x.shape
-        qkv = x @ self.W_qkv + self.b_qkv  # (B, 3·n_embd)
+        qkv = self._qkv(x, idx_t)  # (B, 3·n_embd)
         q, k, v = (a.reshape(B, self.n_head, 1, E // self.n_head) for a in qkv.split(E, dim=-1))  # (B, n_head, 1, d)
+        t = 0 if cache is None else cache[0].shape[2]  # the new position's index
+        q, k = self._position(q, k, torch.tensor([t], device=x.device))  # (B, n_head, 1, d)
         if cache is not None:
             k = torch.cat((cache[0], k), dim=2)  # (B, n_head, t + 1, d)
             v = torch.cat((cache[1], v), dim=2)  # (B, n_head, t + 1, d)
@@ -151,19 +249,21 @@ class CausalSelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """The position-wise MLP of a block: GELU(x·W_fc + b_fc)·W_proj + b_proj.
+    """The position-wise MLP of a block: act(x·W_fc + b_fc)·W_proj + b_proj, act GELU (tanh
+    approximation) or, with model.mlp_act = "relu2", ReLU² (So et al. 2021).
 
     Shapes: W_fc (n_embd, n_hidden); b_fc (n_hidden,); W_proj (n_hidden, n_embd); b_proj (n_embd,).
     """
 
-    def __init__(self, n_embd: int, n_hidden: int, residual_gain: float, dropout: float, generator: torch.Generator | None):
+    def __init__(self, cfg: ModelConfig, residual_gain: float, generator: torch.Generator | None):
         super().__init__()
-        self.W_fc = _weight(n_embd, n_hidden, GAINS["gelu"], generator)  # (n_embd, n_hidden)
-        self.b_fc = nn.Parameter(torch.zeros(n_hidden))  # (n_hidden,)
-        self.act = nn.GELU(approximate="tanh")
-        self.W_proj = _weight(n_hidden, n_embd, residual_gain, generator)  # (n_hidden, n_embd)
-        self.b_proj = nn.Parameter(torch.zeros(n_embd))  # (n_embd,)
-        self.drop = Dropout(dropout)
+        relu2 = cfg.mlp_act == "relu2"
+        self.W_fc = _weight(cfg.n_embd, cfg.n_hidden, GAINS["relu" if relu2 else "gelu"], generator)  # (n_embd, n_hidden)
+        self.b_fc = nn.Parameter(torch.zeros(cfg.n_hidden))  # (n_hidden,)
+        self.act = ReLU2() if relu2 else nn.GELU(approximate="tanh")
+        self.W_proj = _weight(cfg.n_hidden, cfg.n_embd, residual_gain, generator)  # (n_hidden, n_embd)
+        self.b_proj = nn.Parameter(torch.zeros(cfg.n_embd))  # (n_embd,)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
         """x (B, T, n_embd) → (B, T, n_embd), or packed (N, n_embd) → (N, n_embd) (packing: for dropout)."""
@@ -172,25 +272,35 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    """One pre-LayerNorm Transformer block: x + Attention(LN(x)), then + MLP(LN(x))."""
+    """One pre-LayerNorm Transformer block: x + Attention(LN(x)), then + MLP(LN(x)). With
+    model.embed_skip, x is first replaced by mix[0]·x + mix[1]·x₀ (x₀ the embeddings; mix (2,)
+    starts at (1, 0)); with model.zero_init, both projections into the stream start at zero."""
 
-    def __init__(self, cfg: ModelConfig, generator: torch.Generator | None):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, generator: torch.Generator | None):
         super().__init__()
-        residual_gain = 1.0 / math.sqrt(2 * cfg.n_layers)
+        residual_gain = 0.0 if cfg.zero_init else 1.0 / math.sqrt(2 * cfg.n_layers)
         self.ln1 = nn.LayerNorm(cfg.n_embd, eps=NORM_EPS)
-        self.attn = CausalSelfAttention(cfg.n_embd, cfg.n_head, residual_gain, cfg.dropout, generator)
+        self.attn = CausalSelfAttention(cfg, vocab_size, residual_gain, generator)
         self.ln2 = nn.LayerNorm(cfg.n_embd, eps=NORM_EPS)
-        self.mlp = FeedForward(cfg.n_embd, cfg.n_hidden, residual_gain, cfg.dropout, generator)
+        self.mlp = FeedForward(cfg, residual_gain, generator)
+        self.mix = nn.Parameter(torch.tensor([1.0, 0.0])) if cfg.embed_skip else None  # (2,)
 
-    def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
-        """x (B, T, n_embd) → (B, T, n_embd), or packed (N, n_embd) → (N, n_embd) (see `computed_positions`)."""
-        x = x + self.attn(self.ln1(x), packing)  # (B, T, n_embd): communicate between positions
+    def _skip(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """The block's input: x, or mix[0]·x + mix[1]·x₀ with model.embed_skip (any shape)."""
+        return x if self.mix is None else self.mix[0] * x + self.mix[1] * x0
+
+    def forward(self, x: torch.Tensor, x0: torch.Tensor, idx: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
+        """x and the embeddings x0 (B, T, n_embd), the inputs idx (B, T) → (B, T, n_embd), or packed
+        (N, n_embd), (N, n_embd), (N,) → (N, n_embd) (see `computed_positions`)."""
+        x = self._skip(x, x0)  # (B, T, n_embd)
+        x = x + self.attn(self.ln1(x), idx, packing)  # (B, T, n_embd): communicate between positions
         return x + self.mlp(self.ln2(x), packing)  # (B, T, n_embd): compute at each position
 
-    def step(self, x: torch.Tensor, cache: KV | None) -> tuple[torch.Tensor, KV]:
-        """One new position per row: x (B, n_embd) → (B, n_embd), with the attention's key/value
-        cache before and after (see CausalSelfAttention.step)."""
-        a, cache = self.attn.step(self.ln1(x), cache)  # (B, n_embd)
+    def step(self, x: torch.Tensor, x0: torch.Tensor, idx_t: torch.Tensor, cache: KV | None) -> tuple[torch.Tensor, KV]:
+        """One new position per row: x and the embeddings x0 (B, n_embd), the inputs idx_t (B,) →
+        (B, n_embd), with the attention's key/value cache before and after (see CausalSelfAttention.step)."""
+        x = self._skip(x, x0)  # (B, n_embd)
+        a, cache = self.attn.step(self.ln1(x), idx_t, cache)  # (B, n_embd)
         x = x + a  # (B, n_embd)
         return x + self.mlp(self.ln2(x)), cache  # (B, n_embd)
 
@@ -200,39 +310,54 @@ class Transformer(nn.Module):
 
     Args:
         cfg: model options n_embd, n_hidden (each block's MLP width), n_layers (blocks), n_head,
-            dropout.
+            dropout, and the architecture options of the module docstring (pos, qk_norm, mlp_act,
+            zero_init, softcap, embed_skip, value_embed).
         vocab_size: tokens, boundary included.
         block_size: the longest input it takes (the longest word + 1): rows of P.
         generator: seeded torch.Generator for the initialisation.
 
     Shapes: C (vocab_size, n_embd) character embeddings; P (block_size, n_embd) position
-    embeddings (GPT-2's wte and wpe); blocks.i (see Block); ln_f LayerNorm(n_embd);
-    W_out (n_embd, vocab_size); b_out (vocab_size,); with n_labels > 0, label_emb (n_labels, n_embd).
+    embeddings (GPT-2's wte and wpe; none with rotary positions); blocks.i (see Block); ln_f
+    LayerNorm(n_embd); W_out (n_embd, vocab_size); b_out (vocab_size,); with n_labels > 0,
+    label_emb (n_labels, n_embd).
 
     Raises:
-        MakemoreError: n_head does not divide n_embd.
+        MakemoreError: n_head does not divide n_embd, or an odd head size with rotary positions.
     """
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, block_size: int, generator: torch.Generator | None = None,
                  n_labels: int = 0):
         super().__init__()
-        self.vocab_size, self.block_size, self.n_labels = vocab_size, block_size, n_labels
+        self.vocab_size, self.block_size, self.n_labels, self.softcap = vocab_size, block_size, n_labels, cfg.softcap
         head_size(cfg)
         g = generator
         self.C = nn.Parameter(torch.randn(vocab_size, cfg.n_embd, generator=g))  # (vocab_size, n_embd)
-        self.P = nn.Parameter(torch.randn(block_size, cfg.n_embd, generator=g))  # (block_size, n_embd)
+        self.P = None if cfg.pos == "rotary" else nn.Parameter(torch.randn(block_size, cfg.n_embd, generator=g))  # (block_size, n_embd)
         self.drop = Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg, g) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(Block(cfg, vocab_size, g) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.n_embd, eps=NORM_EPS)
-        self.W_out = nn.Parameter(torch.randn(cfg.n_embd, vocab_size, generator=g) * OUTPUT_SCALE)  # (n_embd, vocab_size)
+        out_scale = 0.0 if cfg.zero_init else OUTPUT_SCALE
+        self.W_out = nn.Parameter(torch.randn(cfg.n_embd, vocab_size, generator=g) * out_scale)  # (n_embd, vocab_size)
         self.b_out = nn.Parameter(torch.zeros(vocab_size))  # (vocab_size,)
         self.label_emb = label_table(n_labels, cfg.n_embd)  # (n_labels, n_embd), added at every position; None unlabelled
 
     def outer_matrices(self) -> tuple[str, ...]:
-        """The 2-D parameters that are not hidden weight matrices: the embedding tables C and P and the output head W_out.
-        Every other 2-D parameter is a hidden matrix, which train.optimizer = "muon" updates with
-        Muon (makemore.backends.torch_backend.muon_split)."""
-        return ("C", "P", "W_out")
+        """The 2-D parameters that are not hidden weight matrices: the embedding tables C, P (none
+        with rotary positions) and each attention's VE (with value embeddings), and the output head
+        W_out. Every other 2-D parameter is a hidden matrix (for an optimizer that treats those apart)."""
+        tables = ("C",) if self.P is None else ("C", "P")
+        values = tuple(f"blocks.{i}.attn.VE" for i, block in enumerate(self.blocks) if block.attn.VE is not None)
+        return (*tables, *values, "W_out")
+
+    def _embed(self, idx: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        """C[idx] + P[t] (or C[idx] alone with rotary positions): idx (...) at positions t → (..., n_embd)."""
+        return self.C[idx] if self.P is None else self.C[idx] + self.P[t]
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The stream x (..., n_embd) → logits (..., vocab_size): LN(x)·W_out + b_out, soft-capped
+        to c·tanh(logits / c) with model.softcap = c > 0."""
+        logits = self.ln_f(x) @ self.W_out + self.b_out  # (..., vocab_size)
+        return self.softcap * torch.tanh(logits / self.softcap) if self.softcap > 0 else logits
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 label: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -250,17 +375,17 @@ class Transformer(nn.Module):
             (`computed_positions`): logits is then (N, vocab_size), those positions row by row.
         """
         B, T = idx.shape
-        x = self.C[idx] + self.P[:T]  # (B, T, n_embd)
+        x = self._embed(idx, slice(0, T))  # (B, T, n_embd)
         lab = label_vectors(self.label_emb, label)  # (B, n_embd) or None
         if lab is not None:
             x = x + lab[:, None]  # (B, T, n_embd): the label at every position
         packing = None if targets is None else computed_positions(targets)
         if packing is not None:
-            x = packing.pack(x)  # (N, n_embd): the N positions the loss needs
-        x = self.drop(x, packing)  # (B, T, n_embd) or (N, n_embd)
+            x, idx = packing.pack(x), packing.pack(idx)  # (N, n_embd), (N,): the N positions the loss needs
+        x = x0 = self.drop(x, packing)  # (B, T, n_embd) or (N, n_embd)
         for block in self.blocks:
-            x = block(x, packing)  # (B, T, n_embd) or (N, n_embd)
-        logits = self.ln_f(x) @ self.W_out + self.b_out  # (B, T, vocab_size) or (N, vocab_size)
+            x = block(x, x0, idx, packing)  # (B, T, n_embd) or (N, n_embd)
+        logits = self._logits(x)  # (B, T, vocab_size) or (N, vocab_size)
         loss = None if targets is None else lm_loss(logits, packing.pack(targets))
         return logits, loss
 
@@ -287,14 +412,13 @@ class Transformer(nn.Module):
         t = 0 if state is None else state[0][0].shape[2]  # inputs read before this one
         if t >= self.block_size:
             raise ValueError(f"step: position {t} is beyond the model's block_size {self.block_size}")
-        x = self.C[idx_t] + self.P[t]  # (B, n_embd)
+        x = self._embed(idx_t, t)  # (B, n_embd)
         lab = label_vectors(self.label_emb, label)  # (B, n_embd) or None
         if lab is not None:
             x = x + lab  # (B, n_embd): the label, as at every position of `forward`
-        x = self.drop(x)  # (B, n_embd)
+        x = x0 = self.drop(x)  # (B, n_embd)
         caches = []
         for i, block in enumerate(self.blocks):
-            x, cache = block.step(x, None if state is None else state[i])  # (B, n_embd)
+            x, cache = block.step(x, x0, idx_t, None if state is None else state[i])  # (B, n_embd)
             caches.append(cache)
-        logits = self.ln_f(x) @ self.W_out + self.b_out  # (B, vocab_size)
-        return logits, tuple(caches)
+        return self._logits(x), tuple(caches)  # (B, vocab_size)

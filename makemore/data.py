@@ -74,7 +74,7 @@ def read_labelled_words(path: str | Path, boundary: str = ".") -> tuple[list[str
         line = raw[: e.start].count(b"\n") + 1
         raise MakemoreError(f"{p}: line {line} is not UTF-8 text (byte {raw[e.start]:#04x})") from None
     labels = None
-    if any("\t" in line.strip() for line in text.split("\n")):
+    if "\t" in text and any("\t" in line.strip() for line in text.split("\n")):  # one C scan for an unlabelled file
         words, labels = _labelled_lines(p, text)
     else:
         words = [w for w in (line.strip() for line in text.split("\n")) if w]

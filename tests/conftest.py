@@ -86,6 +86,19 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+def tiny_family_run(root: Path, family: str) -> Path:
+    """A seconds-long run of model.type `family` on the forty tiny words in `root` (torch trains every family)."""
+    words = write_tiny_words(root)
+    run = root / "run"
+    from makemore.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--config", "configs/names.toml", *tiny_overrides(words, steps=60),
+                                                   "--set", f"model.type={family}", "--set", "train.backend=torch",
+                                                   "--set", "data.block_size=4", "--run-dir", str(run), "-q"])
+    assert result.exit_code == 0, result.output
+    return run
+
+
 def tiny_overrides(words_file: Path, steps: int = 60) -> list[str]:
     """--set arguments for a seconds-long run of a tiny model on `words_file`."""
     pairs = {

@@ -19,7 +19,7 @@ from makemore.constraints import Constraints, compile_constraints
 from makemore.data import Windows
 from makemore.evaluate import word_nll
 from makemore.models import FAMILIES
-from tests.conftest import TINY_WORDS, tiny_overrides, write_tiny_words
+from tests.conftest import TINY_WORDS, tiny_family_run, tiny_overrides, write_tiny_words
 from tests.test_speed_paths import name_model  # noqa: F401 (a fixture)
 
 
@@ -29,15 +29,8 @@ def cli(*args: object):
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
 def tiny_run(request, tmp_path_factory) -> Path:
-    """A seconds-long run of each registered family on the forty tiny words (torch trains every family)."""
-    root = tmp_path_factory.mktemp(request.param)
-    words = write_tiny_words(root)
-    run = root / "run"
-    result = cli("train", "--config", "configs/names.toml", *tiny_overrides(words, steps=60),
-                 "--set", f"model.type={request.param}", "--set", "train.backend=torch",
-                 "--set", "data.block_size=4", "--run-dir", run, "-q")
-    assert result.exit_code == 0, result.output
-    return run
+    """A seconds-long run of each registered family on the forty tiny words."""
+    return tiny_family_run(tmp_path_factory.mktemp(request.param), request.param)
 
 
 def brute_force(run, keep, max_len: int) -> list[tuple[float, str]]:

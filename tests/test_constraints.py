@@ -26,7 +26,7 @@ from makemore.constraints import Constraints, Guide, compile_constraints
 from makemore.errors import MakemoreError
 from makemore.models import FAMILIES
 from makemore.sample import Wanted, draw, nucleus, sample, sample_wanted
-from tests.conftest import TINY_WORDS, tiny_overrides, write_tiny_words
+from tests.conftest import TINY_WORDS, tiny_family_run, tiny_overrides, write_tiny_words
 from tests.test_speed_paths import chi2_critical, name_model, two_sample_chi2  # noqa: F401 (name_model: a fixture)
 
 
@@ -114,15 +114,8 @@ def test_a_draw_on_a_masked_token_is_moved_to_an_allowed_one() -> None:
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
 def tiny_run(request, tmp_path_factory) -> Path:
-    """A seconds-long run of each registered family on the forty tiny words (torch trains every family)."""
-    root = tmp_path_factory.mktemp(request.param)
-    words = write_tiny_words(root)
-    run = root / "run"
-    result = cli("train", "--config", "configs/names.toml", *tiny_overrides(words, steps=60),
-                 "--set", f"model.type={request.param}", "--set", "train.backend=torch",
-                 "--set", "data.block_size=4", "--run-dir", run, "-q")
-    assert result.exit_code == 0, result.output
-    return run
+    """A seconds-long run of each registered family on the forty tiny words."""
+    return tiny_family_run(tmp_path_factory.mktemp(request.param), request.param)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -93,8 +93,8 @@ def tiny_family_run(root: Path, family: str) -> Path:
     from makemore.cli import app
 
     result = CliRunner().invoke(app, ["train", "--config", "configs/names.toml", *tiny_overrides(words, steps=60),
-                                                   "--set", f"model.type={family}", "--set", "train.backend=torch",
-                                                   "--set", "data.block_size=4", "--run-dir", str(run), "-q"])
+                                      "--set", f"model.type={family}", "--set", "train.backend=torch",
+                                      "--set", "data.block_size=4", "--run-dir", str(run), "-q"])
     assert result.exit_code == 0, result.output
     return run
 

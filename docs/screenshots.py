@@ -73,6 +73,7 @@ def main() -> None:
     with page.serving([args.run.resolve()], cwd=Path.cwd()) as url, page.chromium() as driver:
         seconds = first_generate(driver, url)
         print(f"time to first generate (click to 20 names shown): {seconds:.2f} s")
+        args.out.mkdir(parents=True, exist_ok=True)
         take(driver, url, args.out)
     print(f"wrote {', '.join(str(args.out / n) for n in ('demo-generate.png', 'demo-score.png', 'demo-training.png'))}")
 

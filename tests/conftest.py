@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from makemore import runs
+from makemore.training import Listener
 from makemore.config import Config, load_config
 
 #: Forty short made-up words: enough for an 80/10/10 split, trains in a blink.
@@ -176,3 +177,25 @@ def write_tiny_config(directory: Path, steps: int, eval_interval: int, milestone
     config = directory / "tiny.toml"
     config.write_text(tiny_config_text(words, steps, eval_interval) + f"lr_milestones = [{milestone}]\n", encoding="utf-8")
     return config
+
+
+def copy_run(trained: Path, tmp_path: Path) -> Path:
+    """A copy of the trained run without its best-dev checkpoint, so that every command reads
+    checkpoint.safetensors (or an old checkpoint.pt), the file a damage test damages."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    (run / runs.BEST_CHECKPOINT).unlink(missing_ok=True)
+    return run
+
+
+class CtrlCAt(Listener):
+    """A Listener that sends this process SIGINT (Ctrl-C) at the record of `step`."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def record(self, record: Any, steps_per_s: float) -> None:
+        if record.step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from makemore import runs
 from makemore.cli import app
 from makemore.errors import MakemoreError
-from tests.conftest import tiny_overrides, write_tiny_words
+from tests.conftest import copy_run, tiny_overrides, write_tiny_words
 
 FIXTURES = Path(__file__).parent / "fixtures" / "v0.1"
 
@@ -53,15 +53,6 @@ def trained(tmp_path_factory) -> Path:
     result = cli("train", "--config", "configs/names.toml", *tiny_overrides(words, steps=30), "--set", "train.backend=torch",
                  "--set", "train.optimizer=adamw", "--set", "train.lr=0.01", "--set", "model.dropout=0.1", "--run-dir", run, "-q")
     assert result.exit_code == 0, result.output
-    return run
-
-
-def copy_run(trained: Path, tmp_path: Path) -> Path:
-    """A copy of the trained run without its best-dev checkpoint, so that every command reads
-    checkpoint.safetensors (or an old checkpoint.pt), the file these tests damage."""
-    run = tmp_path / "run"
-    shutil.copytree(trained, run)
-    (run / runs.BEST_CHECKPOINT).unlink(missing_ok=True)
     return run
 
 

@@ -9,8 +9,6 @@ best checkpoint by default and `--checkpoint last|best` chooses.
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from makemore import api, runs
 from makemore import training as train_module
 from makemore.cli import app
 from makemore.training import TrainingInterrupted, train
-from tests.conftest import tiny_cfg
+from tests.conftest import CtrlCAt, tiny_cfg
 
 pytestmark = pytest.mark.usefixtures("no_loss_plot")
 
@@ -79,15 +77,6 @@ def test_a_run_stops_after_patience_evaluations_without_a_better_dev_loss(tiny_w
     # and a patience-0 run went on to the end, keeping its own best beside its last checkpoint
     assert runs.load_checkpoint(full_run)["step"] == STEPS
     assert runs.load_checkpoint(full_run, "best")["step"] == best_step
-
-
-class CtrlCAt(train_module.Listener):
-    def __init__(self, step: int):
-        self.step = step
-
-    def record(self, record, steps_per_s) -> None:
-        if record.step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 def test_resume_with_early_stopping_is_bit_exact(tiny_words_file, tmp_path, full_run):

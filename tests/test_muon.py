@@ -9,8 +9,6 @@ line and train.backend = "auto" picks torch for it.
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from makemore.errors import MakemoreError
 from makemore.models import FAMILIES, build_model
 from makemore.prepare import check
 from makemore.training import TrainingInterrupted, train
+from tests.conftest import CtrlCAt
 
 pytestmark = pytest.mark.usefixtures("no_loss_plot")
 
@@ -105,15 +104,6 @@ def muon_cfg(words: Path, name: str, *extra: str, steps: int = 30) -> Config:
         cfg.set(key, float(value) if "." in value else int(value))
     cfg.validate()
     return cfg
-
-
-class CtrlCAt(train_module.Listener):
-    def __init__(self, step: int):
-        self.step = step
-
-    def record(self, record, steps_per_s) -> None:
-        if record.step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 @pytest.mark.parametrize("name", ["mlp", "transformer"])

@@ -12,7 +12,6 @@ import json
 import pickle
 import random
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from typer.testing import CliRunner
 from makemore import runs
 from makemore.cli import app
 from makemore.data import load_dataset
+from tests.conftest import copy_run
 
 WORDS = [
     "ava", "ben", "cara", "dan", "eli", "fay", "gus", "hana", "ian", "jo",
@@ -251,15 +251,6 @@ def trained(tmp_path_factory) -> Path:
     run = base / "run"
     result = cli("train", "--config", write_config(base, words), "--run-dir", run, "-q")
     assert result.exit_code == 0, result.output
-    return run
-
-
-def copy_run(trained: Path, tmp_path: Path) -> Path:
-    """A copy of the trained run without its best-dev checkpoint, so that every command reads
-    checkpoint.safetensors (or an old checkpoint.pt), the file these tests damage."""
-    run = tmp_path / "run"
-    shutil.copytree(trained, run)
-    (run / runs.BEST_CHECKPOINT).unlink(missing_ok=True)
     return run
 
 

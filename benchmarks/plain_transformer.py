@@ -164,9 +164,10 @@ def setup(path: str = "data/names.txt") -> tuple[PaddedWords, PaddedWords, int]:
 
 
 def train(steps: int, threads: int, path: str = "data/names.txt", eval_every: int = 0, batch: int = BATCH,
-          quiet: bool = False) -> dict:
-    """Train makemore.py's default Transformer for `steps` steps; timings in seconds, the dev curve
-    [[step, training s, dev NLL], ...] (evaluations off the clock) and the final dev NLL (nats/char)."""
+          quiet: bool = False, time_s: float = 0.0) -> dict:
+    """Train makemore.py's default Transformer for `steps` steps, or until `time_s` seconds of
+    training (0: no limit); timings in seconds, the dev curve [[step, training s, dev NLL], ...]
+    (evaluations off the clock) and the final dev NLL (nats/char)."""
     t_process = time.perf_counter()
     if threads:
         torch.set_num_threads(threads)
@@ -188,12 +189,16 @@ def train(steps: int, threads: int, path: str = "data/names.txt", eval_every: in
         losses.append(loss.item())  # the per-step log
         if not quiet and step % PRINT_EVERY == 0:
             print(f"step {step} | loss {losses[-1]:.4f}", file=sys.stderr)
-        if eval_every and (step + 1) % eval_every == 0:
+        out_of_time = bool(time_s) and train_s + time.perf_counter() - t0 >= time_s
+        if (eval_every and (step + 1) % eval_every == 0) or out_of_time:
             t1 = time.perf_counter()
             train_s += t1 - t0
             curve.append([step + 1, train_s, split_nll(model, dev_data)])
             t0 = time.perf_counter()
             eval_s += t0 - t1
+        if out_of_time:
+            break
+    steps = step + 1
     train_s += time.perf_counter() - t0
     dev = curve[-1][2] if curve and curve[-1][0] == steps else split_nll(model, dev_data)
     return {"steps": steps, "batch_size": batch, "train_s": train_s, "eval_s": eval_s, "steps_per_s": steps / train_s,
@@ -209,9 +214,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default="data/names.txt")
     parser.add_argument("--eval-every", type=int, default=0, help="evaluate the dev split every N steps, off the clock (0: at the end)")
     parser.add_argument("--batch-size", type=int, default=BATCH)
+    parser.add_argument("--time-s", type=float, default=0.0, help="stop after this many seconds of training (0: after --steps)")
     parser.add_argument("--quiet", action="store_true", help="no loss lines on stderr")
     args = parser.parse_args(argv)
-    json.dump(train(args.steps, args.threads, args.data, args.eval_every, args.batch_size, args.quiet), sys.stdout)
+    json.dump(train(args.steps, args.threads, args.data, args.eval_every, args.batch_size, args.quiet, args.time_s), sys.stdout)
     print()
 
 

@@ -155,9 +155,12 @@ class Context:
             self.shared[key] = self.module("probe", "threads", config, *CPU, *sets)
         return self.shared[key]
 
-    def plain_train(self, steps: int, eval_every: int = 0, stop_below: float | None = None) -> dict:
-        """benchmarks.plain's training loop on 1 torch thread in a fresh process, with the process's wall time."""
+    def plain_train(self, steps: int, eval_every: int = 0, stop_below: float | None = None, data: str | None = None) -> dict:
+        """benchmarks.plain's training loop on 1 torch thread in a fresh process (on `data`, default
+        data/names.txt), with the process's wall time."""
         args = ["train", "--steps", str(steps), "--threads", "1", "--eval-every", str(eval_every)]
+        if data is not None:
+            args += ["--data", data]
         if stop_below is not None:
             args += ["--stop-below", repr(stop_below)]
         proc, wall = run(py("-m", "benchmarks.plain", *args))
@@ -459,7 +462,12 @@ def best(ctx: Context) -> list[dict]:
         plain = ctx.plain_train(PLAIN_STEPS)
     ours = ctx.makemore_train("configs/best.toml", "best")
     threads = ctx.threads("configs/best.toml")
-    ctx.details["10"] = {"best": ours, "plain": plain, "threads": threads}
+    from benchmarks.other_names import surnames
+
+    other = surnames()
+    plain_other = ctx.plain_train(PLAIN_STEPS, data=str(other))
+    ours_other = ctx.makemore_train("configs/best.toml", "best-surnames", [f'data.path="{other.as_posix()}"'])
+    ctx.details["10"] = {"best": ours, "plain": plain, "threads": threads, "surnames": {"best": ours_other, "plain": plain_other}}
     multiple = ours["train_time_s"] / plain["train_s"]
     return [
         row("10a", "best.toml: dev loss", ours["dev_loss"], None, "nats/char", None, goal=f"≤ {BEST_DEV:.2f}",
@@ -470,6 +478,39 @@ def best(ctx: Context) -> list[dict]:
             goal=f"≤ {BEST_TIME_MULTIPLE}× reference", met=multiple <= BEST_TIME_MULTIPLE,
             note=f"summary.json's train_time_s (its loop, evaluations and checkpoints) = {multiple:.1f}× the plain lecture loop's "
                  f"{PLAIN_STEPS:,} steps (`python -m benchmarks.plain train --threads 1`, its training time, evaluations excluded)"),
+        *_other_file_rows(ours_other, plain_other),
+    ]
+
+
+def _other_file_rows(ours: dict, plain: dict) -> list[dict]:
+    """Figure 10 on another names file: best.toml's recipe against the lecture loop on the 1990 US Census surnames."""
+    multiple = ours["train_time_s"] / plain["train_s"]
+    where = "the 88,799 US Census 1990 surnames (`python -m benchmarks.other_names`)"
+    return [
+        row("10c", "best.toml's recipe on other names: dev loss", ours["dev_loss"], plain["dev_loss"], "nats/char", None,
+            goal="below the lecture loop's", met=ours["dev_loss"] < plain["dev_loss"],
+            note=f"on {where}: `--set data.path=...`, {ours['steps']:,} steps, train {ours['train_loss']:.4f}; "
+                 f"reference: the plain lecture loop's dev after {PLAIN_STEPS:,} steps on the same split"),
+        row("10d", "best.toml's recipe on other names: training time", ours["train_time_s"], plain["train_s"], "s", None,
+            goal=f"≤ {BEST_TIME_MULTIPLE}× reference", met=multiple <= BEST_TIME_MULTIPLE,
+            note=f"{multiple:.1f}× the plain lecture loop's {PLAIN_STEPS:,} steps on the same file"),
+    ]
+
+
+@figure("13", "the anytime frontier: best dev loss within a training budget")
+def frontier(ctx: Context) -> list[dict]:
+    r = ctx.module("frontier")
+    ctx.details["13"] = r
+    how = ("two runs at a time" if r["jobs"] == 2 else "one run at a time")
+    return [
+        row(f"13{'abcdef'[i]}", f"anytime frontier: dev within {b['budget_s']:g} s", b["makemore_dev"], b["peer_best_dev"], "nats/char",
+            None, goal=f"≥ {r['goal_nats']:g} nats ahead", met=b["met"],
+            note=f"`makemore train --config {r['config']} --set train.time_budget_s={b['budget_s']:g}`: {b['makemore_steps']:,} steps in "
+                 f"{b['makemore_train_s']:.1f} s, dev at the end; the peer loop (makemore.py's Transformer, AdamW 5e-4, batch 32): its "
+                 f"best whole-dev NLL within {b['budget_s']:g} s of training (evaluated every {r['eval_every']} steps, off the clock), "
+                 f"at {b['peer_best_at_s']:.0f} s, step {b['peer_best_step']:,}; lead {b['lead_nats']:+.3f}; one torch thread each, "
+                 f"{how} (`python -m benchmarks.frontier`; plot: {r['plot']})")
+        for i, b in enumerate(r["rows"])
     ]
 
 

@@ -147,6 +147,14 @@ class TrainConfig:
     stats_interval: int = field(default=0, metadata=_range(0))
     """Steps between records of activation, gradient and update statistics in stats.jsonl (read by
     `makemore inspect`; lecture part 3); the first and last steps are recorded too. 0: off."""
+    time_budget_s: float = field(default=0.0, metadata=_range(0.0))
+    """Seconds of training to fit the run into (its steps, periodic evaluations and checkpoints;
+    not the final evaluation of the whole splits); 0: off. The run times an evaluation at its first
+    metrics record (train.log_interval) and its steps over the next records (2% of the budget, at
+    most 5 s), then fixes its number of steps so that the rest fits the time left; the schedule
+    (warm-up, cosine) runs over those steps, and train.steps is only the most it may take. The steps
+    before the fit follow train.steps's schedule (a warm-up longer than the timing keeps them apart
+    from it). The checkpoint keeps the fitted count: a resumed run ends at the same step."""
     patience: int = field(default=0, metadata=_range(0))
     """Early stopping: stop after this many whole-dev evaluations in a row without a new best dev
     loss (the best-dev checkpoint is kept beside the last one either way); 0: never stop early."""

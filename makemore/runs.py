@@ -93,7 +93,7 @@ def create_run(run_dir: str | Path, config_toml: str, itos: list[str], labels: t
 
 def make_checkpoint(*, params: dict[str, Any], config: dict[str, Any], itos: list[str], step: int, backend: str,
                     backend_state: dict[str, Any], elapsed_s: float, provenance: dict[str, Any],
-                    best: dict[str, Any] | None = None) -> dict[str, Any]:
+                    best: dict[str, Any] | None = None, fitted_steps: int | None = None) -> dict[str, Any]:
     """The one constructor of a checkpoint's contents (what `save_checkpoint` writes).
 
     Args:
@@ -103,9 +103,12 @@ def make_checkpoint(*, params: dict[str, Any], config: dict[str, Any], itos: lis
         provenance: what the data was (data_sha256, max_word_len).
         best: the training loop's record of the best dev loss so far (makemore.training.BestDev),
             so that a resumed run keeps its early-stopping count; None: not stored.
+        fitted_steps: the step count a time budget fixed (train.time_budget_s), so that a resumed
+            run ends where the uninterrupted one would; None: not stored.
     """
     return {"model": params, "config": config, "vocab": list(itos), "step": int(step), "backend": backend,
-            "backend_state": backend_state, "elapsed_s": float(elapsed_s), **provenance, **({"best": best} if best is not None else {})}
+            "backend_state": backend_state, "elapsed_s": float(elapsed_s), **provenance, **({"best": best} if best is not None else {}),
+            **({"fitted_steps": int(fitted_steps)} if fitted_steps is not None else {})}
 
 
 def checkpoint_config(run_dir: str | Path, checkpoint: dict[str, Any]) -> Config:

@@ -28,3 +28,24 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup_steps:
         lr *= (step + 1) / cfg.warmup_steps
     return lr
+
+
+def fit_steps(step: int, step_s: float, seconds_left: float, eval_s: float, eval_interval: int, ceiling: int) -> int:
+    """The number of steps a run given a time budget (train.time_budget_s) takes in all.
+
+    Args:
+        step: steps taken so far. step_s: seconds per step, as timed so far.
+        seconds_left: the budget's seconds not yet spent. eval_s: seconds one whole-dev
+            evaluation with its checkpoint takes. eval_interval: steps between evaluations.
+        ceiling: train.steps, the most the run may take.
+
+    Returns:
+        The largest step count N (step < N <= ceiling, at least one more step) whose remaining
+        steps and evaluations (one every eval_interval steps, and the last one at N) fit in
+        seconds_left.
+    """
+    n = step + int(max(seconds_left, 0.0) / max(step_s, 1e-9))
+    for _ in range(3):  # the evaluations' share depends on n: a few fixed-point passes settle it
+        evals = n // eval_interval - step // eval_interval + 1
+        n = step + int(max(seconds_left - evals * eval_s, 0.0) / max(step_s, 1e-9))
+    return max(step + 1, min(n, ceiling))

@@ -234,6 +234,9 @@ class _Reporter(Listener):
     def started(self, run_dir: Path, step: int, steps: int, resumed: bool) -> None:
         self.inner.started(run_dir, step, steps, resumed)
 
+    def fitted(self, steps: int) -> None:
+        self.inner.fitted(steps)
+
     def record(self, record: Any, steps_per_s: float) -> None:
         self.inner.record(record, steps_per_s)
         if record.dev_loss is not None:

@@ -62,6 +62,9 @@ class TensorBoardLog:
         self._writer.add_scalar("steps_per_s", steps_per_s, record.step)
         self.inner.record(record, steps_per_s)
 
+    def fitted(self, steps: int) -> None:
+        self.inner.fitted(steps)
+
     def ended(self) -> None:
         if self._writer is not None:
             self._writer.close()

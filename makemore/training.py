@@ -25,7 +25,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -39,8 +39,12 @@ from makemore.data import View, Vocab
 from makemore.errors import MakemoreError, first_line
 from makemore.plots import plot_loss
 from makemore.prepare import Checked, Prepared, check, read_data
-from makemore.schedule import lr_at
+from makemore.schedule import fit_steps, lr_at
 from makemore.stats import is_recorded
+
+#: A time budget's steps are timed over this share of it (at most FIT_SPAN_MAX_S seconds) before they are fixed.
+FIT_SPAN = 0.02
+FIT_SPAN_MAX_S = 5.0
 
 #: Minibatch indices are drawn for about this many windows at a time (a chunk of steps).
 CHUNK_WINDOWS = 65_536
@@ -215,6 +219,9 @@ class Listener:
     def record(self, record: Record, steps_per_s: float) -> None:
         """A metrics record was written; steps_per_s is this session's speed so far."""
 
+    def fitted(self, steps: int) -> None:
+        """A time budget (train.time_budget_s) fixed the run's length at `steps` steps."""
+
     def ended(self) -> None:
         """The training loop stopped (finished, interrupted or failed)."""
 
@@ -311,7 +318,7 @@ def _open_run(checked: Checked, run_dir: Path, resume: bool, checkpoint: dict[st
     checkpoint = checkpoint if checkpoint is not None else runs.load_checkpoint(run_dir)
     if checked.family.counted:
         raise MakemoreError(f"{run_dir}: a model.type = {checked.family.name!r} run is fitted in one pass: there is nothing to resume")
-    if checkpoint["step"] >= checked.cfg.train.steps:
+    if checkpoint["step"] >= _steps_of(checked.cfg.train, checkpoint):
         raise MakemoreError(f"{run_dir}: this run already finished at step {checkpoint['step']}; "
                             f"to train longer: makemore train --resume {run_dir} --set train.steps=N")
     patience = checked.cfg.train.patience
@@ -319,6 +326,13 @@ def _open_run(checked: Checked, run_dir: Path, resume: bool, checkpoint: dict[st
         raise MakemoreError(f"{run_dir}: this run stopped early at step {checkpoint['step']} (train.patience = {patience} evaluations "
                             f"without a better dev loss); to train on: makemore train --resume {run_dir} --set train.patience=N (N > {patience}, or 0)")
     return checkpoint
+
+
+def _steps_of(t: TrainConfig, checkpoint: dict[str, Any] | None) -> int:
+    """The steps a run takes in all: train.steps, or the count its time budget fixed (kept in its
+    checkpoint; a run resumed with train.time_budget_s = 0 goes back to train.steps)."""
+    fitted = (checkpoint or {}).get("fitted_steps")
+    return int(fitted) if fitted is not None and t.time_budget_s > 0 else t.steps
 
 
 def _backend(prepared: Prepared, run_dir: Path, checkpoint: dict[str, Any] | None) -> Backend:
@@ -351,14 +365,15 @@ def _start_files(prepared: Prepared, run_dir: Path, checkpoint: dict[str, Any] |
 
 
 def _save(prepared: Prepared, backend: Backend, run_dir: Path, step: int, elapsed: float, best: BestDev | None = None,
-          is_best: bool = False) -> None:
+          is_best: bool = False, fitted_steps: int | None = None) -> None:
     """Write the checkpoint of `step` (exporting the state is collective under torchrun: every rank
-    calls this), with the early-stopping record `best`; when `is_best`, also as the best-dev
-    checkpoint, written first, so the last checkpoint never names a best one that is not there."""
+    calls this), with the early-stopping record `best` and the step count a time budget fixed;
+    when `is_best`, also as the best-dev checkpoint, written first, so the last checkpoint never
+    names a best one that is not there."""
     checkpoint = runs.make_checkpoint(
         params=backend.export_params(), config=prepared.cfg.to_dict(), itos=list(prepared.vocab.itos), step=step,
         backend=backend.name, backend_state=backend.export_state(), elapsed_s=elapsed, provenance=prepared.provenance,
-        best=None if best is None else best.to_dict())
+        best=None if best is None else best.to_dict(), fitted_steps=fitted_steps)
     if prepared.world.is_main:
         if is_best:
             runs.save_best_checkpoint(run_dir, checkpoint)
@@ -396,6 +411,10 @@ class _Loop:
         self.running, self.count, self.last_dev = 0.0, 0, math.nan
         self.t_start = 0.0
         self.best = BestDev.of(checkpoint)
+        t = prepared.cfg.train
+        self.fitted = _steps_of(t, checkpoint) if t.time_budget_s > 0 and "fitted_steps" in (checkpoint or {}) else None
+        self.t = replace(t, steps=self.fitted) if self.fitted else t  # [train] as followed: steps as a time budget fixed them
+        self.fit_mark: tuple[int, float, float] | None = None  # a budget's first record: (step, clock after it, evaluation s)
 
     def run(self) -> Summary:
         """Train from the start step to train.steps; the Summary of the whole splits.
@@ -403,7 +422,7 @@ class _Loop:
         Raises:
             TrainingDiverged, TrainingInterrupted: as `train`.
         """
-        t, world = self.p.cfg.train, self.p.world
+        t, world = self.t, self.p.world
         self.listener.started(self.run_dir, self.start, t.steps, resumed=self.resumed)
         self.log = runs.MetricsLog(self.run_dir) if world.is_main else None
         # lecture part 3's statistics; under torchrun rank 0's (its rows' activations, the all-reduced gradients)
@@ -419,21 +438,22 @@ class _Loop:
                 if log is not None:
                     log.close()
             self.listener.ended()
-        early = {"best_step": self.best.step, "best_dev_loss": self.best.dev_loss, "stopped_early": self.best.exhausted(t.patience)}
+        early = {"best_step": self.best.step, "best_dev_loss": self.best.dev_loss, "stopped_early": self.best.exhausted(t.patience),
+                 **({"fitted_steps": self.fitted} if self.fitted is not None else {})}
         summary = Summary(self.run_dir, step, train_loss, self.last_dev, self.elapsed0 + loop_s,
                           (step - self.start) / max(loop_s, 1e-9), {"backend": self.backend.name, **self.backend.summary_extra, **early})
         return finish(self.run_dir, summary) if world.is_main else summary
 
     def _steps(self, interrupted: _InterruptFlag) -> int:
         """The loop itself (the lecture's): returns the last step taken."""
-        t, world = self.p.cfg.train, self.p.world
+        t, world = self.p.cfg.train, self.p.world  # t.steps: the most steps, even with a time budget
         if self.start == 0:
             _save(self.p, self.backend, self.run_dir, 0, 0.0, self.best)
         vote = distributed.StopVote(world)
         step = self.start
         for Xb, Yb, *Lb in minibatches(self.backend, t, self.train_view, self.start, t.steps, world.rows(t.batch_size)):  # (B/W, block_size), (B/W,)[, (B/W,) labels]
-            lr = lr_at(step, t)
-            if self.stats_log is not None and is_recorded(step + 1, t.stats_interval, t.steps):
+            lr = lr_at(step, self.t)
+            if self.stats_log is not None and is_recorded(step + 1, t.stats_interval, self.t.steps):
                 loss, stats = self.backend.recorded_step(Xb, Yb, lr, *Lb)
                 self.stats_log.write({"step": step + 1, "lr": lr, "loss": loss, **stats})
                 self.running += loss
@@ -443,18 +463,21 @@ class _Loop:
             step += 1
             stop = vote(interrupted.signum)  # read once (every rank the same), so it is raised only after its checkpoint
             self._record(step, lr, stop)
-            if self.best.exhausted(t.patience):  # early stopping: this evaluation was the patience-th without a new best
+            if self.best.exhausted(t.patience) or step >= self.t.steps:  # early stopping, or the end a time budget fixed
                 break
         return step
 
     def _record(self, step: int, lr: float, stop: int) -> None:
         """After `step`: write a metrics record, evaluate and checkpoint when due; raise on a
         non-finite loss (TrainingDiverged) or, after its checkpoint, on a signal (TrainingInterrupted)."""
-        t = self.p.cfg.train
+        t = self.t
         at_eval = step % t.eval_interval == 0 or step == t.steps
         if not (at_eval or step % t.log_interval == 0 or stop):
             return
+        timing = t.time_budget_s > 0 and self.fitted is None and self.fit_mark is None  # a budget's first record: time an evaluation
+        at_eval = at_eval or timing
         train_loss = self.p.world.mean(float(self.running) / self.count)
+        t_eval = time.perf_counter()
         dev = self.backend.mean_loss(self.dev_view) if at_eval and math.isfinite(train_loss) else None
         if not math.isfinite(train_loss) or (dev is not None and not math.isfinite(dev)):
             raise TrainingDiverged(
@@ -462,17 +485,40 @@ class _Loop:
                 f"or find one with makemore lr-find; the last good checkpoint is kept in {self.run_dir}"
             )
         elapsed = self.elapsed0 + time.perf_counter() - self.t_start
+        if timing:
+            self.fit_mark = (step, time.perf_counter(), time.perf_counter() - t_eval)
+        elif t.time_budget_s > 0 and self.fitted is None:
+            self._fit(step, elapsed, t_eval)
         record = Record(step, train_loss, dev, lr, round(elapsed, 4))
         if self.log:
             self.log.write(record.to_dict())
         self.running, self.count = 0.0, 0
         if at_eval or stop:
             is_best = dev is not None and self.best.update(step, dev)
-            _save(self.p, self.backend, self.run_dir, step, elapsed, self.best, is_best)
+            _save(self.p, self.backend, self.run_dir, step, elapsed, self.best, is_best, self.fitted)
             self.last_dev = dev if dev is not None else self.last_dev
         self.listener.record(record, (step - self.start) / max(time.perf_counter() - self.t_start, 1e-9))
         if stop:
             raise TrainingInterrupted(self.run_dir, step, stop)
+
+
+    def _fit(self, step: int, elapsed: float, now: float) -> None:
+        """At a record of a budgeted run after its first, once FIT_SPAN of the budget has passed
+        since that one: fix its steps so that the rest fits train.time_budget_s
+        (schedule.fit_steps), from the seconds per step between the first record (`fit_mark`:
+        step, clock after it, its evaluation's seconds) and `now`, the clock at this record before
+        any evaluation (a session's first, slower, steps are left out). Every rank takes the same
+        decision and count (their means)."""
+        t, world = self.p.cfg.train, self.p.world
+        mark_step, mark_clock, eval_s = self.fit_mark
+        span = world.mean(now - mark_clock)
+        if span < min(FIT_SPAN * t.time_budget_s, FIT_SPAN_MAX_S):
+            return
+        step_s = span / max(step - mark_step, 1)
+        steps = fit_steps(step, step_s, t.time_budget_s - elapsed, eval_s, t.eval_interval, t.steps)
+        self.fitted = int(world.mean(float(steps)))
+        self.t = replace(t, steps=self.fitted)
+        self.listener.fitted(self.fitted)
 
 
 def finish(run_dir: Path, summary: Summary) -> Summary:

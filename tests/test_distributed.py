@@ -220,6 +220,19 @@ def test_a_failing_rank_ends_the_job_with_one_line(setup, tmp_path) -> None:
     assert runs.load_checkpoint(run_dir)["step"] == 0  # the checkpoint is kept
 
 
+def test_two_processes_fit_a_time_budget_to_one_step_count(setup, tmp_path) -> None:
+    # each rank times its own steps: they must still take one decision at one record and one count,
+    # or one of them would wait for the other's evaluation forever
+    run_dir = tmp_path / "run"
+    proc = launch([sys.executable, "-m", "makemore", "train", "--nproc", "2", "--config", str(setup["config"]),
+                   "--run-dir", str(run_dir), "--set", "train.steps=100000000", "--set", "train.time_budget_s=3",
+                   "--set", "train.schedule=cosine", "--set", "train.log_interval=10", "--set", "train.plot=false", "-q"])
+    out, _ = proc.communicate(timeout=300)  # a hang guard only
+    assert proc.returncode == 0, out
+    summary = runs.read_summary(run_dir)
+    assert summary["steps"] == summary["fitted_steps"] == runs.load_checkpoint(run_dir)["fitted_steps"] < 100000000
+
+
 def sigterm_inside_a_checkpoint_write(proc: subprocess.Popen, run_dir: Path) -> None:
     """Send SIGTERM to `proc` (the launcher only, as a scheduler does) while rank 0 is inside a
     checkpoint write after step 0's (every write slowed by conftest's slow_write hook), so that the

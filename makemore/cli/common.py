@@ -89,6 +89,10 @@ class ProgressBar:
             fields["dev"] = f"{record.dev_loss:.4f}"
         self._bar.update(self._task, completed=record.step, **fields)
 
+    def fitted(self, steps: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, total=steps)
+
     def ended(self) -> None:
         if self._bar is not None:
             self._bar.stop()

@@ -37,11 +37,15 @@ The figures (FIGURES; `--only` takes their keys):
 9. the Transformer against the peer's way of training it (benchmarks/transformer.py): time to
    the plain loop's dev loss after 5,000 steps, and steps/s at batch 32, both on one torch thread.
 10. configs/best.toml: its dev loss, and its training time against the plain lecture loop's
-    200,000 steps (figure 1's plain run when it ran them all, else a run of its own).
+    200,000 steps (figure 1's plain run when it ran them all, else a run of its own); then the
+    same recipe and the same loop on another names file, the 1990 US Census surnames
+    (benchmarks/other_names.py).
 11. answers without torch: `makemore sample RUN -n 20` on a NumPy-trained run, NumPy alone
     against the torch path (MAKEMORE_TORCH_ANSWERS=1), whole processes.
 12. 10,000 Transformer names with the key/value cache against re-reading every prefix
     (benchmarks/sampling.py), whole processes and the function.
+13. the anytime frontier (benchmarks/frontier.py): configs/anytime.toml fitted to 30 s, 2 and 8
+    minutes of training against the best dev the peer's Transformer loop reaches within each.
 
 A new figure is one function registered with @figure(key, title) that returns rows (see `row`);
 a standalone benchmark module (python -m benchmarks.NAME, printing one JSON object as its last

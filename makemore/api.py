@@ -164,6 +164,15 @@ class Run:
         return self._run.config
 
     @property
+    def summary(self) -> dict[str, Any] | None:
+        """The run's summary.json: whole-split "train_loss" and "dev_loss" (nats/char), "steps",
+        "train_time_s", "steps_per_s", the backend, the best dev step, and "fitted_steps" where a
+        time budget fixed the steps; None for a run that has not finished (interrupted, or older
+        than summaries)."""
+        path = self.path / runs.SUMMARY
+        return runs.read_summary(self.path) if path.is_file() else None
+
+    @property
     def labels(self) -> tuple[str, ...] | None:
         """The label set of a run trained on a labelled words file (word<TAB>label), e.g. ("F", "M"); None otherwise."""
         return self._run.labels

@@ -148,15 +148,17 @@ class StackedMuon(torch.optim.Muon):
         updates = torch._foreach_lerp(grads, bufs, m) if group["nesterov"] else bufs  # Nesterov: (1 − m)·g + m·B
         if wd:
             torch._foreach_mul_(params, 1 - lr * wd)  # decoupled weight decay
-        shapes: dict[torch.Size, list[int]] = {}
+        stacks: dict[tuple[int, int], list[int]] = {}  # (rows, cols), rows ≤ cols → the matrices of that shape or its transpose
         for i, p in enumerate(params):
-            shapes.setdefault(p.shape, []).append(i)
-        for shape, members in shapes.items():
-            tall = shape[0] > shape[1]
-            G = torch.stack([updates[i].T if tall else updates[i] for i in members])  # (k, rows, cols), rows ≤ cols
-            O = orthogonalize(G, group["ns_coefficients"], group["ns_steps"], group["eps"])  # (k, rows, cols) bfloat16
-            torch._foreach_add_([params[i] for i in members], [o.T if tall else o for o in O.unbind(0)],
-                                alpha=-_match_rms(lr, group["adjust_lr_fn"], shape))
+            stacks.setdefault((min(p.shape), max(p.shape)), []).append(i)
+        for members in stacks.values():
+            tall = [params[i].shape[0] > params[i].shape[1] for i in members]
+            G = torch.stack([updates[i].T if t else updates[i] for i, t in zip(members, tall)])  # (k, rows, cols), rows ≤ cols
+            O = orthogonalize(G, group["ns_coefficients"], group["ns_steps"], group["eps"]).unbind(0)  # k × (rows, cols) bfloat16
+            for shape in dict.fromkeys(params[i].shape for i in members):  # each shape's own step size
+                same = [j for j, i in enumerate(members) if params[i].shape == shape]
+                torch._foreach_add_([params[members[j]] for j in same], [O[j].T if tall[j] else O[j] for j in same],
+                                    alpha=-_match_rms(lr, group["adjust_lr_fn"], shape))
 
 
 class MuonAdamW:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from makemore import runs
 from makemore import training as train_module
-from makemore.backends.torch_backend import MuonAdamW, TorchBackend, muon_split
+from makemore.backends.torch_backend import MuonAdamW, StackedMuon, TorchBackend, muon_split
 from makemore.cli import app
 from makemore.config import Config, ModelConfig
 from makemore.errors import MakemoreError
@@ -89,6 +89,36 @@ def test_adamw_follows_the_schedule_at_its_own_rate(tiny_words_file: Path) -> No
     backend = TorchBackend(cfg, 27, "cpu", 3)
     backend.train_step(X, Y, 0.01)
     assert backend.optimizer.adamw.param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+def hidden_of(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    params = dict(model.named_parameters())
+    return [params[n] for n in muon_split(model)[0]]
+
+
+@pytest.mark.parametrize("wd", [0.0, 0.01])
+def test_stacked_muon_takes_torchs_muon_steps(wd: float) -> None:
+    """StackedMuon batches torch.optim.Muon's work by shape (tall matrices transposed): the same
+    parameters and momentum after three steps, up to bfloat16 rounding, far below the steps' size."""
+    cfg = dataclasses.replace(ModelConfig(), type="transformer", n_embd=16, n_hidden=48, n_layers=2, n_head=2,
+                              qk_norm=True, value_embed=True)
+    ours, theirs = (build_model(cfg, 27, 8, torch.Generator().manual_seed(0)) for _ in range(2))
+    kw = {"lr": 0.02, "weight_decay": wd, "adjust_lr_fn": "match_rms_adamw"}
+    optimizers = [(ours, StackedMuon(hidden_of(ours), **kw)), (theirs, torch.optim.Muon(hidden_of(theirs), **kw))]
+    start = [p.detach().clone() for p in hidden_of(ours)]
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        X, Y = torch.randint(0, 27, (4, 8), generator=g), torch.randint(0, 27, (4, 8), generator=g)
+        for model, opt in optimizers:
+            opt.zero_grad()
+            model(X, Y)[1].backward()
+            opt.step()
+    assert {tuple(p.shape) for p in start} == {(16, 48), (48, 16), (16, 16)}  # wide, tall and square matrices
+    for a, b, p0 in zip(hidden_of(ours), hidden_of(theirs), start):
+        assert (a - p0).abs().max() > 0.01  # every matrix moved, by far more than the tolerance
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-3)
+        sa, sb = optimizers[0][1].state[a], optimizers[1][1].state[b]
+        torch.testing.assert_close(sa["momentum_buffer"], sb["momentum_buffer"], rtol=1e-3, atol=1e-7)
 
 
 def muon_cfg(words: Path, name: str, *extra: str, steps: int = 30) -> Config:

@@ -170,9 +170,12 @@ def same_weights(options: dict, seed: int = 0) -> tuple[torch.nn.Module, torch.n
 def test_qk_norm_normalises_queries_and_keys() -> None:
     plain, normed = same_weights({"qk_norm": True})
     attn = normed.blocks[0].attn
-    q, k = attn._position(torch.randn(2, 2, 5, 4) * 7, torch.randn(2, 2, 5, 4) * 0.5, torch.arange(5))
-    torch.testing.assert_close(q.square().mean(-1), torch.ones(2, 2, 5), rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(k.square().mean(-1), torch.ones(2, 2, 5), rtol=1e-3, atol=1e-3)
+    E, H = attn.W_proj.shape[0], attn.n_head
+    x = torch.randn(2, 5, E) * torch.linspace(0.5, 7, E)  # (B, T, n_embd), heads of unequal scales
+    q, k, v = attn._qkv(x, torch.zeros(2, 5, dtype=torch.long)).split(E, dim=-1)  # (B, T, n_embd) each
+    for a in (q, k):  # every head of q and of k, at every position, has RMS 1
+        torch.testing.assert_close(a.unflatten(-1, (H, E // H)).square().mean(-1), torch.ones(2, 5, H), rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(v, (x @ attn.W_qkv + attn.b_qkv)[..., 2 * E:])  # v untouched
     idx = inputs()
     with torch.no_grad():
         assert (plain(idx)[0] - normed(idx)[0]).abs().max() > 1e-3

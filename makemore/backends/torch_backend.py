@@ -14,6 +14,7 @@ is split over the ranks and summed.
 
 from __future__ import annotations
 
+import math
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -80,8 +81,88 @@ def muon_split(model: torch.nn.Module) -> tuple[list[str], list[str]]:
     return hidden, [n for n, _ in named if n not in hidden]
 
 
+def orthogonalize(G: torch.Tensor, coefficients: tuple[float, float, float], steps: int, eps: float) -> torch.Tensor:
+    """Muon's Newton–Schulz orthogonalisation of a stack of matrices at once: G (k, rows, cols),
+    rows ≤ cols → bfloat16 (k, rows, cols), each matrix G_i replaced by about the nearest
+    semi-orthogonal matrix (U Vᵀ of its SVD G_i = U S Vᵀ, singular values pushed into about [0.5, 1.5]).
+
+    Each matrix is divided by its Frobenius norm (at least eps), then `steps` times
+    X ← a·X + (b·A + c·A²)·X with A = X·Xᵀ, (a, b, c) = coefficients (Jordan et al. 2024,
+    "Muon: an optimizer for hidden layers in neural networks", its quintic iteration), in bfloat16
+    as torch.optim.Muon computes it: the same operations on each matrix, batched.
+    """
+    a, b, c = coefficients
+    X = G.bfloat16()  # (k, rows, cols)
+    X = X / torch.linalg.vector_norm(X, dim=(1, 2)).clamp(min=eps)[:, None, None]  # (k, rows, cols), each of norm 1
+    for _ in range(steps):
+        A = X @ X.mT  # (k, rows, rows)
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # (k, rows, rows) b·A + c·A·A
+        X = torch.baddbmm(X, B, X, beta=a)  # (k, rows, cols) a·X + B·X
+    return X
+
+
+def _match_rms(lr: float, adjust_lr_fn: str | None, shape: torch.Size) -> float:
+    """torch.optim.Muon's step size for a (rows, cols) matrix: lr·√max(1, rows/cols) ("original",
+    the default), lr·0.2·√max(rows, cols) ("match_rms_adamw"), else lr."""
+    rows, cols = shape
+    if adjust_lr_fn in (None, "original"):
+        return lr * math.sqrt(max(1.0, rows / cols))
+    return lr * 0.2 * math.sqrt(max(rows, cols)) if adjust_lr_fn == "match_rms_adamw" else lr
+
+
+class StackedMuon(torch.optim.Muon):
+    """torch.optim.Muon with its per-matrix work batched: the same update, the same state
+    ("momentum_buffer" per matrix, so checkpoints are interchangeable), fewer operations.
+
+    torch.optim.Muon orthogonalises one matrix at a time: for a model of many small matrices
+    (the transformer's four per block) the step is mostly per-operation overhead. Here the
+    momentum is updated for every matrix in one foreach operation, the matrices of one shape (a
+    tall one transposed, as Muon treats it) are orthogonalised as one stack (`orthogonalize`), and
+    the updates of one shape are added in one foreach operation. Every matrix goes through the
+    same arithmetic as in torch.optim.Muon.step, in the same order; only a batched product may
+    round differently from a single one (tests/test_muon.py compares the two).
+    """
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        """One Muon step of every matrix with a gradient; returns closure() if given (torch.optim's contract)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                self._step_group(group, params)
+        return loss
+
+    def _step_group(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+        """Muon's update of `params` (those of `group` with a gradient), grouped by shape."""
+        grads = [p.grad for p in params]
+        for p, g in zip(params, grads):
+            if "momentum_buffer" not in self.state[p]:
+                self.state[p]["momentum_buffer"] = torch.zeros_like(g)
+        bufs = [self.state[p]["momentum_buffer"] for p in params]
+        m, lr, wd = group["momentum"], group["lr"], group["weight_decay"]
+        torch._foreach_lerp_(bufs, grads, 1 - m)  # B ← m·B + (1 − m)·g
+        updates = torch._foreach_lerp(grads, bufs, m) if group["nesterov"] else bufs  # Nesterov: (1 − m)·g + m·B
+        if wd:
+            torch._foreach_mul_(params, 1 - lr * wd)  # decoupled weight decay
+        stacks: dict[tuple[int, int], list[int]] = {}  # (rows, cols), rows ≤ cols → the matrices of that shape or its transpose
+        for i, p in enumerate(params):
+            stacks.setdefault((min(p.shape), max(p.shape)), []).append(i)
+        for members in stacks.values():
+            tall = [params[i].shape[0] > params[i].shape[1] for i in members]
+            G = torch.stack([updates[i].T if t else updates[i] for i, t in zip(members, tall)])  # (k, rows, cols), rows ≤ cols
+            O = orthogonalize(G, group["ns_coefficients"], group["ns_steps"], group["eps"]).unbind(0)  # k × (rows, cols) bfloat16
+            for shape in dict.fromkeys(params[i].shape for i in members):  # each shape's own step size
+                same = [j for j, i in enumerate(members) if params[i].shape == shape]
+                torch._foreach_add_([params[members[j]] for j in same], [O[j].T if tall[j] else O[j] for j in same],
+                                    alpha=-_match_rms(lr, group["adjust_lr_fn"], shape))
+
+
 class MuonAdamW:
-    """train.optimizer = "muon": torch.optim.Muon on the hidden matrices (`muon_split`) at train.lr,
+    """train.optimizer = "muon": torch.optim.Muon (as `StackedMuon`) on the hidden matrices (`muon_split`) at train.lr,
     torch.optim.AdamW on the other parameters at train.adam_lr (0: train.lr), stepped together.
 
     Muon keeps a Nesterov momentum (MUON_MOMENTUM) of each matrix's gradient and replaces it by
@@ -104,8 +185,8 @@ class MuonAdamW:
         if not hidden:
             raise MakemoreError(f"train.optimizer = 'muon': model.type = {cfg.model.type!r} has no hidden weight matrix for Muon")
         params = dict(model.named_parameters())
-        self.muon = torch.optim.Muon([params[n] for n in hidden], lr=t.lr, weight_decay=t.weight_decay, momentum=MUON_MOMENTUM,
-                                     nesterov=True, adjust_lr_fn="match_rms_adamw")
+        self.muon = StackedMuon([params[n] for n in hidden], lr=t.lr, weight_decay=t.weight_decay, momentum=MUON_MOMENTUM,
+                                 nesterov=True, adjust_lr_fn="match_rms_adamw")
         self.adamw = _adamw([params[n] for n in rest], t.adam_lr or t.lr, t.weight_decay)
         self.adam_ratio = (t.adam_lr or t.lr) / t.lr
 

@@ -186,18 +186,27 @@ class CausalSelfAttention(nn.Module):
         self.drop = Dropout(cfg.dropout)
 
     def _qkv(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """x (..., n_embd) and the inputs idx (...) there → q, k, v side by side (..., 3·n_embd),
-        the value embeddings added to v."""
+        """x (..., n_embd) and the inputs idx (...) there → q, k, v side by side (..., 3·n_embd), with
+        q and k of every head RMS-normalised (qk_norm) and the value embeddings added to v.
+
+        The normalisation works on each head's d dimensions, so doing it here, per position, gives
+        what normalising the (B, n_head, T, d) heads gives, on the packed positions only and in one
+        call for q and k (a padded position is all zeros either way: its RMS-normalised q, k are zeros)."""
         qkv = x @ self.W_qkv + self.b_qkv  # (..., 3·n_embd)
-        if self.VE is None:
+        if not self.qk_norm and self.VE is None:
             return qkv
-        return qkv + F.pad(self.VE, (2 * x.shape[-1], 0))[idx]  # (..., 3·n_embd): VE[idx] added to the v columns only
+        E = x.shape[-1]
+        qk, v = qkv.split((2 * E, E), dim=-1)  # (..., 2·n_embd), (..., n_embd)
+        if self.qk_norm:
+            d = E // self.n_head
+            qk = F.rms_norm(qk.unflatten(-1, (2 * self.n_head, d)), (d,), eps=NORM_EPS).flatten(-2)  # (..., 2·n_embd)
+        if self.VE is not None:
+            v = v + self.VE[idx]  # (..., n_embd): the value embedding of each position's input
+        return torch.cat((qk, v), dim=-1)  # (..., 3·n_embd)
 
     def _position(self, q: torch.Tensor, k: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q, k (B, n_head, T, d) at positions pos (T,) → the q, k the dot products use: RMS-normalised
-        (qk_norm), then rotated (rotary); unchanged with neither option."""
-        if self.qk_norm:
-            q, k = F.rms_norm(q, q.shape[-1:], eps=NORM_EPS), F.rms_norm(k, k.shape[-1:], eps=NORM_EPS)  # (B, n_head, T, d)
+        """q, k (B, n_head, T, d) at positions pos (T,) → the q, k the dot products use: rotated
+        (rotary; after QK-norm, which `_qkv` applied), unchanged otherwise."""
         if self.rotary:
             cos, sin = rotation(pos, q.shape[-1], q.dtype)  # (T, d/2) each
             q, k = _turn(q, cos, sin), _turn(k, cos, sin)  # (B, n_head, T, d)

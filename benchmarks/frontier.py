@@ -101,12 +101,14 @@ def plot(result: dict, path: Path) -> None:
     ax.plot([r["makemore_train_s"] for r in rows], [r["makemore_dev"] for r in rows], "o-", color="tab:blue",
             label=f"makemore, {Path(result['config']).name} fitted to each budget")
     for r in rows:
+        ax.axvline(r["budget_s"], color="tab:blue", alpha=0.15, linestyle=":")
         ax.annotate(f"{r['budget_s']:g} s: {r['makemore_dev']:.3f} vs {r['peer_best_dev']:.3f}",
-                    (r["makemore_train_s"], r["makemore_dev"]), textcoords="offset points", xytext=(4, -12), fontsize=8)
+                    (r["makemore_train_s"], r["makemore_dev"]), textcoords="offset points", xytext=(-6, -13), ha="right", fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel(f"training time, s (one torch thread each; log scale)")
+    ax.set_xlim(right=max(r["budget_s"] for r in rows) * 1.25)
+    ax.set_xlabel("training time, s (one torch thread each; log scale; dotted: the budgets)")
     ax.set_ylabel("whole-dev NLL, nats/char")
-    ax.set_ylim(min(min(devs), *(r["makemore_dev"] for r in rows)) - 0.02, min(max(devs), 2.4))
+    ax.set_ylim(min(min(devs), *(r["makemore_dev"] for r in rows)) - 0.035, min(max(devs), 2.4))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("The anytime frontier: best dev loss within a training budget")

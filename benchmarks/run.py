@@ -36,10 +36,10 @@ The figures (FIGURES; `--only` takes their keys):
    and sweep --jobs 2 against 1 (benchmarks/scale.py), for the record.
 9. the Transformer against the peer's way of training it (benchmarks/transformer.py): time to
    the plain loop's dev loss after 5,000 steps, and steps/s at batch 32, both on one torch thread.
-10. configs/best.toml: its dev loss, and its training time against the plain lecture loop's
-    200,000 steps (figure 1's plain run when it ran them all, else a run of its own); then the
-    same recipe and the same loop on another names file, the 1990 US Census surnames
-    (benchmarks/other_names.py).
+10. the best model, an ensemble of configs/best.toml and the LSTM (BEST_MEMBERS): its dev loss,
+    and its members' training time against the plain lecture loop's 200,000 steps (figure 1's
+    plain run when it ran them all, else a run of its own); then the same recipe and the same
+    loop on another names file, the 1990 US Census surnames (benchmarks/other_names.py).
 11. answers without torch: `makemore sample RUN -n 20` on a NumPy-trained run, NumPy alone
     against the torch path (MAKEMORE_TORCH_ANSWERS=1), whole processes.
 12. 10,000 Transformer names with the key/value cache against re-reading every prefix
@@ -570,8 +570,9 @@ def git_state() -> dict:
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
-def fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.2f}"
+def fmt(value: float | None, unit: str = "") -> str:
+    """A table value: losses (nats/char) to 4 decimals, everything else to 2."""
+    return "–" if value is None else f"{value:,.4f}" if unit == "nats/char" else f"{value:,.2f}"
 
 
 def markdown(results: dict) -> str:
@@ -586,7 +587,7 @@ def markdown(results: dict) -> str:
     for r in sorted(results["rows"], key=lambda r: r["key"]):
         met = "–" if r["met"] is None else ("yes" if r["met"] else "**no**")
         ratio = "–" if r["ratio"] is None else f"{r['ratio']:.1f}×"
-        lines.append(f"| {r['key']} | {r['name']} | {fmt(r['makemore'])} {r['unit']} | {fmt(r['reference'])} | {ratio} | "
+        lines.append(f"| {r['key']} | {r['name']} | {fmt(r['makemore'], r['unit'])} {r['unit']} | {fmt(r['reference'], r['unit'])} | {ratio} | "
                      f"{r['goal'] or '–'} | {met} | {r['note'].replace('|', '/')} |")
     return "\n".join(lines) + "\n"
 
@@ -602,7 +603,7 @@ def print_table(results: dict) -> None:
         t.add_column(col, justify="right" if col in ("makemore", "reference", "ratio") else "left", overflow="fold")
     for r in sorted(results["rows"], key=lambda r: r["key"]):
         met = "-" if r["met"] is None else ("[green]yes[/green]" if r["met"] else "[red]NO[/red]")
-        t.add_row(r["key"], r["name"], f"{fmt(r['makemore'])} {r['unit']}", fmt(r["reference"]),
+        t.add_row(r["key"], r["name"], f"{fmt(r['makemore'], r['unit'])} {r['unit']}", fmt(r["reference"], r["unit"]),
                   "-" if r["ratio"] is None else f"{r['ratio']:.1f}×", r["goal"] or "-", met, r["note"])
     Console(width=200).print(t)
 

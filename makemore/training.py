@@ -485,9 +485,7 @@ class _Loop:
                 f"or find one with makemore lr-find; the last good checkpoint is kept in {self.run_dir}"
             )
         elapsed = self.elapsed0 + time.perf_counter() - self.t_start
-        if timing:
-            self.fit_mark = (step, time.perf_counter(), time.perf_counter() - t_eval)
-        elif t.time_budget_s > 0 and self.fitted is None:
+        if t.time_budget_s > 0 and self.fitted is None and not timing:
             self._fit(step, elapsed, t_eval)
         record = Record(step, train_loss, dev, lr, round(elapsed, 4))
         if self.log:
@@ -497,16 +495,18 @@ class _Loop:
             is_best = dev is not None and self.best.update(step, dev)
             _save(self.p, self.backend, self.run_dir, step, elapsed, self.best, is_best, self.fitted)
             self.last_dev = dev if dev is not None else self.last_dev
+        if timing:  # marked after the checkpoint: an evaluation's cost includes its writes, the steps' does not
+            now = time.perf_counter()
+            self.fit_mark = (step, now, now - t_eval)
         self.listener.record(record, (step - self.start) / max(time.perf_counter() - self.t_start, 1e-9))
         if stop:
             raise TrainingInterrupted(self.run_dir, step, stop)
-
 
     def _fit(self, step: int, elapsed: float, now: float) -> None:
         """At a record of a budgeted run after its first, once FIT_SPAN of the budget has passed
         since that one: fix its steps so that the rest fits train.time_budget_s
         (schedule.fit_steps), from the seconds per step between the first record (`fit_mark`:
-        step, clock after it, its evaluation's seconds) and `now`, the clock at this record before
+        step, clock after its checkpoint, its evaluation's and checkpoint's seconds) and `now`, the clock at this record before
         any evaluation (a session's first, slower, steps are left out). Every rank takes the same
         decision and count (their means)."""
         t, world = self.p.cfg.train, self.p.world

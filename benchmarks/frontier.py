@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.run import last_json, py, run, set_args
+from benchmarks.run import Context, last_json, py, run
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out" / "frontier"
@@ -43,12 +42,8 @@ GOAL_NATS = 0.05
 
 def makemore_run(config: str, budget: float, threads: int) -> dict:
     """`makemore train --config CONFIG` fitted to `budget` seconds, in a fresh process: its summary.json."""
-    run_dir = OUT / f"makemore-{budget:g}s"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    sets = ["train.device=cpu", f"train.threads={threads}", f"train.time_budget_s={budget:g}", "train.plot=false"]
-    run(py("-m", "makemore", "train", "--config", config, "--run-dir", str(run_dir), "-q", *set_args(sets)))
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    return {"budget_s": budget, "config": config, "sets": sets, "run_dir": str(run_dir), **summary}
+    sets = [f"train.threads={threads}", f"train.time_budget_s={budget:g}", "train.plot=false"]
+    return {"budget_s": budget, **Context().makemore_train(config, f"frontier-{budget:g}s", sets)}
 
 
 def peer_run(budget: float, threads: int, eval_every: int) -> dict:

@@ -328,11 +328,16 @@ def _open_run(checked: Checked, run_dir: Path, resume: bool, checkpoint: dict[st
     return checkpoint
 
 
-def _steps_of(t: TrainConfig, checkpoint: dict[str, Any] | None) -> int:
-    """The steps a run takes in all: train.steps, or the count its time budget fixed (kept in its
-    checkpoint; a run resumed with train.time_budget_s = 0 goes back to train.steps)."""
+def _fitted_of(t: TrainConfig, checkpoint: dict[str, Any] | None) -> int | None:
+    """The step count a run's time budget fixed, kept in its checkpoint; None before the fit, or
+    when the run is resumed with train.time_budget_s = 0 (it goes back to train.steps)."""
     fitted = (checkpoint or {}).get("fitted_steps")
-    return int(fitted) if fitted is not None and t.time_budget_s > 0 else t.steps
+    return int(fitted) if fitted is not None and t.time_budget_s > 0 else None
+
+
+def _steps_of(t: TrainConfig, checkpoint: dict[str, Any] | None) -> int:
+    """The steps a run takes in all: the count its time budget fixed, else train.steps."""
+    return _fitted_of(t, checkpoint) or t.steps
 
 
 def _backend(prepared: Prepared, run_dir: Path, checkpoint: dict[str, Any] | None) -> Backend:
@@ -412,7 +417,7 @@ class _Loop:
         self.t_start = 0.0
         self.best = BestDev.of(checkpoint)
         t = prepared.cfg.train
-        self.fitted = _steps_of(t, checkpoint) if t.time_budget_s > 0 and "fitted_steps" in (checkpoint or {}) else None
+        self.fitted = _fitted_of(t, checkpoint)
         self.t = replace(t, steps=self.fitted) if self.fitted else t  # [train] as followed: steps as a time budget fixed them
         self.fit_mark: tuple[int, float, float] | None = None  # a budget's first record: (step, clock after it, evaluation s)
 
@@ -506,9 +511,9 @@ class _Loop:
         """At a record of a budgeted run after its first, once FIT_SPAN of the budget has passed
         since that one: fix its steps so that the rest fits train.time_budget_s
         (schedule.fit_steps), from the seconds per step between the first record (`fit_mark`:
-        step, clock after its checkpoint, its evaluation's and checkpoint's seconds) and `now`, the clock at this record before
-        any evaluation (a session's first, slower, steps are left out). Every rank takes the same
-        decision and count (their means)."""
+        step, clock after its checkpoint, its evaluation's and checkpoint's seconds) and `now`,
+        the clock at this record before any evaluation (a session's first, slower, steps are left
+        out). Every rank takes the same decision and count (their means)."""
         t, world = self.p.cfg.train, self.p.world
         mark_step, mark_clock, eval_s = self.fit_mark
         span = world.mean(now - mark_clock)
